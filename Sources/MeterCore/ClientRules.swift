@@ -1,0 +1,81 @@
+/// The management console's Create Client rules, as pure checks shared by the CLI and the API.
+public enum ClientRules {
+    /// A rule that a client field broke: the field's name and the rule, for a one-line error.
+    public struct Violation: Error, Equatable, Sendable, CustomStringConvertible {
+        public var field: String
+        public var rule: String
+        public init(field: String, rule: String) {
+            self.field = field
+            self.rule = rule
+        }
+        public var description: String { "\(field): \(rule)" }
+    }
+
+    public static let passwordSpecials = Set("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
+
+    /// SPEC section 4: 8–20 characters, a digit, an upper- and a lowercase letter, a special
+    /// character, and the confirmation must match. Returns every rule broken, first one first.
+    public static func passwordViolations(_ password: String, confirmation: String) -> [Violation] {
+        var out: [Violation] = []
+        let count = password.count
+        if count < 8 || count > 20 {
+            out.append(.init(field: "password", rule: "must be 8 to 20 characters long (got \(count))"))
+        }
+        if !password.contains(where: { $0.isASCII && $0.isNumber }) {
+            out.append(.init(field: "password", rule: "must contain at least one digit"))
+        }
+        if !password.contains(where: { $0.isUppercase }) {
+            out.append(.init(field: "password", rule: "must contain at least one uppercase letter"))
+        }
+        if !password.contains(where: { $0.isLowercase }) {
+            out.append(.init(field: "password", rule: "must contain at least one lowercase letter"))
+        }
+        if !password.contains(where: { passwordSpecials.contains($0) }) {
+            out.append(.init(field: "password", rule: "must contain at least one special character (one of \(String(passwordSpecials.sorted())))"))
+        }
+        if password != confirmation {
+            out.append(.init(field: "password_confirmation", rule: "does not match the password"))
+        }
+        return out
+    }
+
+    /// Usernames double as the default PBX account code, so they stay in a dialplan-safe alphabet.
+    public static func usernameViolation(_ username: String) -> Violation? {
+        let allowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+        if username.count < 3 || username.count > 32 {
+            return .init(field: "username", rule: "must be 3 to 32 characters long")
+        }
+        if !username.allSatisfy({ allowed.contains($0) }) {
+            return .init(field: "username", rule: "may contain only letters, digits, '.', '_' and '-'")
+        }
+        if let first = username.first, !(first.isLetter || first.isNumber) {
+            return .init(field: "username", rule: "must start with a letter or digit")
+        }
+        return nil
+    }
+
+    /// A deliberately plain shape check: one '@', a non-empty local part, a dotted domain, no spaces.
+    public static func emailViolation(_ email: String) -> Violation? {
+        let parts = email.split(separator: "@", omittingEmptySubsequences: false)
+        let ok = parts.count == 2 && !parts[0].isEmpty && parts[1].contains(".")
+            && !parts[1].hasPrefix(".") && !parts[1].hasSuffix(".")
+            && !email.contains(where: { $0.isWhitespace }) && email.count <= 254
+        return ok ? nil : .init(field: "email", rule: "must be an address like name@example.com")
+    }
+
+    /// Account codes are matched byte for byte against CDR fields, so they must be non-empty and printable.
+    public static func accountCodeViolation(_ code: String) -> Violation? {
+        if code.isEmpty || code.count > 80 || code.contains(where: { $0.isWhitespace || $0 == "," || $0 == "\"" }) {
+            return .init(field: "account", rule: "must be 1 to 80 characters without spaces, commas or quotes")
+        }
+        return nil
+    }
+
+    /// Required text fields of the form: non-empty after trimming, at most `max` characters.
+    public static func requiredTextViolation(field: String, _ value: String, max: Int = 100) -> Violation? {
+        let t = value.drop(while: { $0.isWhitespace }).reversed().drop(while: { $0.isWhitespace })
+        if t.isEmpty { return .init(field: field, rule: "is required") }
+        if t.count > max { return .init(field: field, rule: "must be at most \(max) characters") }
+        return nil
+    }
+}
