@@ -35,7 +35,10 @@ let package = Package(
             .product(name: "TOMLKit", package: "TOMLKit"),
         ], path: "Sources/MeterConfig"),
         .target(name: "Ledger", dependencies: ["MeterCore", "CSQLite", "CCrypt"], path: "Sources/Ledger"),
-        .target(name: "Ingest", dependencies: ["MeterCore", "CDRParser", "Rater", "MeterConfig", "Ledger"],
+        .target(name: "Ingest", dependencies: [
+            "MeterCore", "CDRParser", "Rater", "MeterConfig", "Ledger",
+            .product(name: "Crypto", package: "swift-crypto"),
+        ],
                 path: "Sources/Ingest"),
         .executableTarget(name: "creditmeter", dependencies: [
             "MeterCore", "CDRParser", "CDRGen", "Rater", "MeterConfig", "Ledger", "Ingest",

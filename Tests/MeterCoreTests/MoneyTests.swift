@@ -102,3 +102,18 @@ import Testing
         #expect(ClientRules.requiredTextViolation(field: "first_name", "  ") != nil)
     }
 }
+
+@Suite struct JSONValueTests {
+    @Test func serializesInOrderWithEscapes() {
+        let v = JSONValue.object([
+            ("b", .string("a\"b\\c\n\u{1}")), ("a", .int(-3)), ("p", .number("37.5")),
+            ("l", .array([.bool(true), .null])), ("e", .object([])),
+        ])
+        #expect(v.serialized() == #"{"b":"a\"b\\c\n\u0001","a":-3,"p":37.5,"l":[true,null],"e":{}}"#)
+    }
+
+    @Test func meterFields() {
+        let f = JSONValue.object(Meter(assigned: 100_000_000, used: 95_000_000).jsonFields(.default))
+        #expect(f.serialized() == #"{"available":"5","used":"95","assigned":"100","percent":5,"level":"critical","color":"red"}"#)
+    }
+}

@@ -1,0 +1,110 @@
+/// Byte-level field splitters. Each writes every column's unescaped value followed by 0x1F into
+/// `out` (capacity at least 2 * line.count + 2) and the column's [start, end) into `cols`.
+enum Splitter {
+    static let unitSeparator: UInt8 = 0x1F
+    static let quote = UInt8(ascii: "\"")
+    /// More columns than this is not a CDR layout anyone writes; it stops garbage early.
+    static let maxColumns = 255
+
+    struct Output {
+        var length = 0
+        var columns = 0
+    }
+
+    /// RFC 4180-style: quoted fields with `""` escapes, bare fields up to the delimiter. Blanks
+    /// before an opening quote are skipped (`"a", "b"`); a bare field may hold a stray quote.
+    static func quoted(_ line: UnsafeBufferPointer<UInt8>, delimiter d: UInt8,
+                       out: UnsafeMutablePointer<UInt8>, cols: UnsafeMutablePointer<Int32>) throws(ParseFailure) -> Output {
+        let n = line.count
+        var i = 0
+        var o = 0
+        var c = 0
+        while true {
+            guard c < maxColumns else { throw .columnCount("more than \(maxColumns) columns") }
+            let colStart = o
+            var j = i
+            while j < n, line[j] == 0x20 { j += 1 }
+            if j < n, line[j] == quote {
+                i = j + 1
+                var closed = false
+                while i < n {
+                    let b = line[i]
+                    if b == quote {
+                        if i + 1 < n, line[i + 1] == quote {
+                            out[o] = quote; o += 1; i += 2
+                            continue
+                        }
+                        i += 1
+                        closed = true
+                        break
+                    }
+                    out[o] = b; o += 1; i += 1
+                }
+                guard closed else { throw .badLine("column \(c + 1): a quoted field has no closing quote") }
+                if i < n, line[i] != d {
+                    throw .badLine("column \(c + 1): unexpected character after a closing quote (an unescaped quote inside a field?)")
+                }
+            } else {
+                while i < n, line[i] != d { out[o] = line[i]; o += 1; i += 1 }
+            }
+            cols[2 &* c] = Int32(colStart)
+            cols[2 &* c &+ 1] = Int32(o)
+            out[o] = unitSeparator; o += 1
+            c += 1
+            if i >= n { break }
+            i += 1  // the delimiter; a trailing one yields a final empty column
+        }
+        return Output(length: o, columns: c)
+    }
+
+    /// Whether a line has FreeSWITCH's all-quoted shape: starts and ends with a quote.
+    static func isFullyQuoted(_ line: UnsafeBufferPointer<UInt8>) -> Bool {
+        line.count >= 2 && line[0] == quote && line[line.count - 1] == quote
+    }
+
+    /// mod_cdr_csv writes `"v1","v2",...` and never escapes a quote inside a value, so the first
+    /// and last quote of the line delimit the record and `","` (also `", "`, as in the built-in
+    /// default template) separates values; any other quote belongs to a value.
+    static func freeswitch(_ line: UnsafeBufferPointer<UInt8>,
+                           out: UnsafeMutablePointer<UInt8>, cols: UnsafeMutablePointer<Int32>) throws(ParseFailure) -> Output {
+        let end = line.count - 1  // index of the closing quote
+        var o = 0
+        var c = 0
+        var colStart = 0
+        var j = 1
+        while j < end {
+            let b = line[j]
+            if b == quote, j + 1 < end, line[j + 1] == UInt8(ascii: ",") {
+                var k = j + 2
+                while k < end, line[k] == 0x20 { k += 1 }
+                if k < end, line[k] == quote {
+                    guard c + 1 < maxColumns else { throw .columnCount("more than \(maxColumns) columns") }
+                    // `","","` could split either way (a value ending in `",` or starting with `,"`):
+                    // quarantine the line rather than guess and shift every later field.
+                    var m = k + 1
+                    if m < end, line[m] == UInt8(ascii: ",") {
+                        m += 1
+                        while m < end, line[m] == 0x20 { m += 1 }
+                        if m < end, line[m] == quote {
+                            throw .badLine("column \(c + 2): ambiguous quotes around a comma (FreeSWITCH does not escape quotes)")
+                        }
+                    }
+                    cols[2 &* c] = Int32(colStart)
+                    cols[2 &* c &+ 1] = Int32(o)
+                    out[o] = unitSeparator; o += 1
+                    c += 1
+                    colStart = o
+                    j = k + 1
+                    continue
+                }
+            }
+            out[o] = b; o += 1
+            j += 1
+        }
+        cols[2 &* c] = Int32(colStart)
+        cols[2 &* c &+ 1] = Int32(o)
+        out[o] = unitSeparator; o += 1
+        c += 1
+        return Output(length: o, columns: c)
+    }
+}

@@ -1,0 +1,66 @@
+import CDRParser
+import Foundation
+import Ledger
+import MeterConfig
+import Rater
+
+/// Turns config sections into the parser, filter and metering objects the pipeline runs on.
+public enum Assembly {
+    public struct Failure: Error, CustomStringConvertible {
+        public var key: String
+        public var message: String
+        public var description: String { "\(key): \(message)" }
+    }
+
+    public static func settings(for source: SourceConfig, index: Int) throws(Failure) -> SourceSettings {
+        let key = "source[\(index)]"
+        let parser: CDRParser
+        do {
+            parser = try CDRParser(ParserOptions(
+                format: source.format, extra: source.extra, columns: source.columns,
+                delimiter: source.delimiter, timeZone: source.timeZone))
+        } catch {
+            throw Failure(key: key, message: "\(error)")
+        }
+        var filter: CDRFilter?
+        if let f = source.filter {
+            do {
+                filter = try CDRFilter(dcontext: f.dcontext, lastapp: f.lastapp, channel: f.channel, dstchannel: f.dstchannel)
+            } catch {
+                throw Failure(key: "\(key).filter", message: "\(error)")
+            }
+        }
+        return SourceSettings(name: source.name, parser: parser, filter: filter)
+    }
+
+    /// An ad-hoc source for `replay --format` on a file that no `[[source]]` describes.
+    /// Its name records the format, so `quarantine retry` can parse its lines again.
+    public static func adHoc(format: CDRFormat, timeZone: TimeZone) throws(Failure) -> SourceSettings {
+        do {
+            let parser = try CDRParser(ParserOptions(format: format, extra: nil, columns: nil, delimiter: UInt8(ascii: ","), timeZone: timeZone))
+            return SourceSettings(name: adHocPrefix + format.rawValue, parser: parser, filter: nil)
+        } catch {
+            throw Failure(key: "--format", message: "\(error)")
+        }
+    }
+
+    public static let adHocPrefix = "replay/"
+
+    /// The settings that produced a quarantined line, found again by the source name it was stored under.
+    public static func settings(named name: String, config: Config) throws(Failure) -> SourceSettings? {
+        if let i = config.sources.firstIndex(where: { $0.name == name }) {
+            return try settings(for: config.sources[i], index: i)
+        }
+        if name.hasPrefix(adHocPrefix), let f = CDRFormat(rawValue: String(name.dropFirst(adHocPrefix.count))) {
+            return try adHoc(format: f, timeZone: TimeZone(identifier: "UTC") ?? .current)
+        }
+        return nil
+    }
+
+    public static func metering(config: Config, ledger: Ledger, decks: [String: RateDeck]) throws -> Metering {
+        guard let field = CDRField.named(config.accounts.field) else {
+            throw Failure(key: "accounts.field", message: "'\(config.accounts.field)' is not a CDR field")
+        }
+        return Metering(accountField: field, directory: try ledger.accountDirectory(), decks: decks)
+    }
+}

@@ -1,0 +1,139 @@
+import MeterCore
+
+/// A JSON value with ordered keys, so event bodies are deterministic and amounts stay strings.
+enum JSONValue {
+    case string(String)
+    /// A literal already in JSON syntax (numbers such as `Meter.percentText`).
+    case raw(String)
+    case int(Int64)
+    case null
+    case array([JSONValue])
+    case object([(String, JSONValue)])
+
+    var text: String {
+        var out = ""
+        write(into: &out)
+        return out
+    }
+
+    func write(into out: inout String) {
+        switch self {
+        case .string(let s): JSONValue.escape(s, into: &out)
+        case .raw(let r): out += r
+        case .int(let i): out += String(i)
+        case .null: out += "null"
+        case .array(let items):
+            out += "["
+            for (i, item) in items.enumerated() {
+                if i > 0 { out += "," }
+                item.write(into: &out)
+            }
+            out += "]"
+        case .object(let members):
+            out += "{"
+            for (i, (key, value)) in members.enumerated() {
+                if i > 0 { out += "," }
+                JSONValue.escape(key, into: &out)
+                out += ":"
+                value.write(into: &out)
+            }
+            out += "}"
+        }
+    }
+
+    static func escape(_ s: String, into out: inout String) {
+        out += "\""
+        for scalar in s.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            default:
+                if scalar.value < 0x20 {
+                    let hex = String(scalar.value, radix: 16)
+                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+                } else {
+                    out.unicodeScalars.append(scalar)
+                }
+            }
+        }
+        out += "\""
+    }
+}
+
+/// Builds outbox events: ids, timestamps and the SPEC 6 bodies.
+enum EventFactory {
+    /// Crockford's base32 alphabet, lowercase: no i, l, o, u to misread.
+    private static let alphabet = Array("0123456789abcdefghjkmnpqrstvwxyz".utf8)
+
+    /// "evt_" + 26 random base32 characters (130 bits).
+    static func newEventID() -> String {
+        var rng = SystemRandomNumberGenerator()
+        var bytes = Array("evt_".utf8)
+        for _ in 0..<26 { bytes.append(alphabet[Int(rng.next() % 32)]) }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// Unix seconds as RFC 3339 UTC, e.g. `2021-02-25T15:02:10Z` (no Foundation formatter: pure and thread-safe).
+    static func rfc3339(_ t: Int64) -> String {
+        // Floor division so times before 1970 land on the right day.
+        let days = t >= 0 ? t / 86_400 : -((-t + 86_399) / 86_400)
+        let secs = t - days * 86_400
+        // Howard Hinnant's civil_from_days.
+        let z = days + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let doe = z - era * 146_097
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+        let mp = (5 * doy + 2) / 153
+        let day = doy - (153 * mp + 2) / 5 + 1
+        let month = mp < 10 ? mp + 3 : mp - 9
+        let year = yoe + era * 400 + (month <= 2 ? 1 : 0)
+        func pad(_ v: Int64, _ width: Int) -> String {
+            let s = String(v)
+            return s.count >= width ? s : String(repeating: "0", count: width - s.count) + s
+        }
+        return "\(pad(year, 4))-\(pad(month, 2))-\(pad(day, 2))T\(pad(secs / 3600, 2)):\(pad(secs % 3600 / 60, 2)):\(pad(secs % 60, 2))Z"
+    }
+
+    static func body(type: String, now: Int64, data: [(String, JSONValue)]) -> String {
+        JSONValue.object([("type", .string(type)), ("timestamp", .string(rfc3339(now))), ("data", .object(data))]).text
+    }
+
+    /// The balance figures every credit and client event carries.
+    static func balance(_ meter: Meter, _ t: Thresholds) -> [(String, JSONValue)] {
+        let level = meter.level(t)
+        return [
+            ("available", .string(Money.format(meter.available))),
+            ("used", .string(Money.format(meter.used))),
+            ("assigned", .string(Money.format(meter.assigned))),
+            ("percent", .raw(meter.percentText)),
+            ("level", .string(level.rawValue)),
+            ("color", .string(level.color)),
+        ]
+    }
+
+    /// The alert type for a latch move: the new level's name when worse, `credit.recovered` when better.
+    static func alertType(from: Level, to: Level) -> String {
+        to > from ? "credit.\(to.rawValue)" : "credit.recovered"
+    }
+
+    static func alertData(username: String, meter: Meter, from: Level, _ t: Thresholds) -> [(String, JSONValue)] {
+        [("username", .string(username))] + balance(meter, t) + [("previous_level", .string(from.rawValue))]
+    }
+
+    /// A client's non-secret fields (never the password hash) plus its balance.
+    static func clientData(_ c: ClientRecord, _ t: Thresholds) -> [(String, JSONValue)] {
+        var data: [(String, JSONValue)] = [("username", .string(c.username))]
+        for (name, value) in c.fields.named { data.append((name, .string(value ?? ""))) }
+        data.append(("status", .string(c.status.rawValue)))
+        data.append(("accounts", .array(c.accounts.map { .string($0) })))
+        data.append(("plan", .string(c.plan)))
+        data += balance(c.meter, t)
+        data.append(("created_at", .string(rfc3339(c.createdAt))))
+        data.append(("disabled_at", c.disabledAt.map { .string(rfc3339($0)) } ?? .null))
+        return data
+    }
+}

@@ -1,0 +1,451 @@
+import Foundation
+import MeterCore
+
+/// The durable ledger: clients and balances, charged usage, quarantine, source positions and the event outbox.
+///
+/// `@unchecked Sendable` because every public method takes one recursive lock before it touches the
+/// store, so callers on different tasks are serialised; the lock is recursive so a `dryRun` body (and a
+/// `retryQuarantine` decider) may call back into the ledger on the same thread.
+public final class Ledger: @unchecked Sendable {
+    let store: Store
+    private let lock = NSRecursiveLock()
+    private var currentThresholds: Thresholds
+
+    /// Opens (or creates) the database file and migrates it; the parent directory must exist.
+    public init(path: String, thresholds: Thresholds = .default) throws(LedgerError) {
+        store = try Store(path: path)
+        currentThresholds = thresholds
+    }
+
+    /// The level boundaries used from the next balance change on; stored latches are not recomputed.
+    public var thresholds: Thresholds {
+        get { locked { currentThresholds } }
+        set { locked { currentThresholds = newValue } }
+    }
+
+    func locked<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
+        lock.lock()
+        defer { lock.unlock() }
+        return try body()
+    }
+
+    /// Runs `body` under the lock in one transaction.
+    func write<T>(_ purpose: String, _ body: () throws(LedgerError) -> T) throws(LedgerError) -> T {
+        try locked { () throws(LedgerError) -> T in try store.transaction(purpose, body) }
+    }
+
+    /// Everything `body` does through this ledger (any number of commits) is rolled back at the end;
+    /// the values it returns describe what would have happened.
+    public func dryRun<T>(_ body: () throws -> T) throws -> T {
+        lock.lock()
+        defer { lock.unlock() }
+        return try store.rolledBack("a dry run", body)
+    }
+
+    // MARK: clients
+
+    /// Creates an active client with nothing assigned; `accounts` empty means `[username]`.
+    public func createClient(username: String, fields: ClientFields, accounts: [String], plan: String,
+                             passwordHash: String, now: Int64) throws(LedgerError) -> ClientRecord {
+        if let v = ClientRules.usernameViolation(username) { throw .invalidField(field: v.field, rule: v.rule) }
+        try checkPlan(plan)
+        try checkHash(passwordHash)
+        try checkEmail(fields.email)
+        let codes = try normalizedAccounts(accounts, username: username)
+        return try write("creating client '\(username)'") { () throws(LedgerError) -> ClientRecord in
+            if try clientID(username: username) != nil { throw .duplicateUsername(username) }
+            if let email = fields.email, try emailOwner(email, excluding: nil) != nil { throw .duplicateEmail(email) }
+            try checkAccountsFree(codes, for: nil)
+            let level = Meter(assigned: 0, used: 0).level(currentThresholds)
+            let s = try store.statement("""
+                INSERT INTO clients (username, first_name, last_name, email, phone, country, state, city, zip,
+                    address1, address2, company, role, password_hash, status, plan, assigned, used, level,
+                    created_at, updated_at, disabled_at)
+                VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, 'active', ?15, 0, 0, ?16, ?17, ?17, NULL)
+                """, "inserting a client")
+            defer { s.reset() }
+            try s.bind(1, username)
+            try bindFields(s, from: 2, ClientRecord.empty.merged(with: fields))
+            try s.bind(14, passwordHash)
+            try s.bind(15, plan)
+            try s.bind(16, level.rawValue)
+            try s.bind(17, now)
+            try s.run()
+            let id = store.lastInsertRowID
+            try insertAccounts(codes, clientID: id)
+            let record = try requireClient(id: id, username: username)
+            try writeEvent("client.created", record, now: now)
+            return record
+        }
+    }
+
+    /// Changes the given fields; `accounts` replaces the whole set (empty means `[username]`).
+    /// Nothing is written, and no event made, when nothing differs.
+    public func editClient(username: String, fields: ClientFields, accounts: [String]?, plan: String?,
+                           passwordHash: String?, now: Int64) throws(LedgerError) -> ClientRecord {
+        if let plan { try checkPlan(plan) }
+        if let passwordHash { try checkHash(passwordHash) }
+        try checkEmail(fields.email)
+        let codes = try accounts.map { (a) throws(LedgerError) -> [String] in try normalizedAccounts(a, username: username) }
+        return try write("editing client '\(username)'") { () throws(LedgerError) -> ClientRecord in
+            let old = try requireClient(username: username)
+            var new = old.merged(with: fields)
+            if let plan { new.plan = plan }
+            if let codes { new.accounts = codes }
+            var changed: [String] = []
+            let oldFields = old.fields.named, newFields = new.fields.named
+            for i in oldFields.indices where oldFields[i].value != newFields[i].value { changed.append(oldFields[i].name) }
+            if new.accounts != old.accounts { changed.append("accounts") }
+            if new.plan != old.plan { changed.append("plan") }
+            if let passwordHash, try self.passwordHashLocked(id: old.id) != passwordHash { changed.append("password") }
+            guard !changed.isEmpty else { return old }
+
+            if new.email != old.email, try emailOwner(new.email, excluding: old.id) != nil { throw .duplicateEmail(new.email) }
+            if new.accounts != old.accounts {
+                try checkAccountsFree(new.accounts, for: old.id)
+                let del = try store.statement("DELETE FROM accounts WHERE client_id = ?1", "replacing a client's accounts")
+                defer { del.reset() }
+                try del.bind(1, old.id)
+                try del.run()
+                try insertAccounts(new.accounts, clientID: old.id)
+            }
+            let s = try store.statement("""
+                UPDATE clients SET first_name = ?2, last_name = ?3, email = ?4, phone = ?5, country = ?6, state = ?7,
+                    city = ?8, zip = ?9, address1 = ?10, address2 = ?11, company = ?12, role = ?13,
+                    password_hash = coalesce(?14, password_hash), plan = ?15, updated_at = ?16
+                WHERE id = ?1
+                """, "updating a client")
+            defer { s.reset() }
+            try s.bind(1, old.id)
+            try bindFields(s, from: 2, new)
+            try s.bind(14, passwordHash)
+            try s.bind(15, new.plan)
+            try s.bind(16, now)
+            try s.run()
+            let record = try requireClient(id: old.id, username: username)
+            try writeEvent("client.updated", record, now: now, extra: [("changed", .array(changed.map { .string($0) }))])
+            return record
+        }
+    }
+
+    /// Disables or re-enables console access; a no-op (no event) when already in that state.
+    public func setDisabled(username: String, _ disabled: Bool, now: Int64) throws(LedgerError) -> ClientRecord {
+        try write(disabled ? "disabling client '\(username)'" : "enabling client '\(username)'") { () throws(LedgerError) -> ClientRecord in
+            let old = try requireClient(username: username)
+            guard (old.status == .disabled) != disabled else { return old }
+            let s = try store.statement("""
+                UPDATE clients SET status = ?2, disabled_at = ?3, updated_at = ?4 WHERE id = ?1
+                """, "changing a client's status")
+            defer { s.reset() }
+            try s.bind(1, old.id)
+            try s.bind(2, disabled ? ClientStatus.disabled.rawValue : ClientStatus.active.rawValue)
+            try s.bind(3, disabled ? now : nil)
+            try s.bind(4, now)
+            try s.run()
+            let record = try requireClient(id: old.id, username: username)
+            try writeEvent(disabled ? "client.disabled" : "client.enabled", record, now: now)
+            return record
+        }
+    }
+
+    /// Adds `amount` µcr to assigned. The same `key` again returns `applied: false` and changes nothing;
+    /// reusing a key for another client or amount is an error rather than a silent no-op.
+    public func recharge(username: String, amount: Int64, key: String?, now: Int64) throws(LedgerError) -> (client: ClientRecord, applied: Bool) {
+        guard amount > 0 else { throw .invalidAmount("must be greater than 0 (got \(Money.format(amount)))") }
+        if let key, key.isEmpty { throw .invalidField(field: "idempotency_key", rule: "must not be empty when given") }
+        return try write("recharging client '\(username)'") { () throws(LedgerError) -> (client: ClientRecord, applied: Bool) in
+            let old = try requireClient(username: username)
+            if let key {
+                let q = try store.statement("""
+                    SELECT r.amount, c.username FROM recharges r JOIN clients c ON c.id = r.client_id
+                    WHERE r.idempotency_key = ?1
+                    """, "looking up a recharge key")
+                defer { q.reset() }
+                try q.bind(1, key)
+                if try q.step() {
+                    let seenAmount = q.int64(0), seenClient = q.text(1)
+                    guard seenClient == username, seenAmount == amount else {
+                        throw .idempotencyConflict(key: key, detail: "for a recharge of \(Money.format(seenAmount)) to '\(seenClient)'")
+                    }
+                    return (old, false)
+                }
+            }
+            let (assigned, overflow) = old.meter.assigned.addingReportingOverflow(amount)
+            guard !overflow else { throw .invalidAmount("would make the assigned total too large") }
+            let ins = try store.statement("""
+                INSERT INTO recharges (client_id, amount, idempotency_key, at) VALUES (?1, ?2, ?3, ?4)
+                """, "recording a recharge")
+            defer { ins.reset() }
+            try ins.bind(1, old.id)
+            try ins.bind(2, amount)
+            try ins.bind(3, key)
+            try ins.bind(4, now)
+            try ins.run()
+            let upd = try store.statement("UPDATE clients SET assigned = ?2, updated_at = ?3 WHERE id = ?1", "adding a recharge to a client")
+            defer { upd.reset() }
+            try upd.bind(1, old.id)
+            try upd.bind(2, assigned)
+            try upd.bind(3, now)
+            try upd.run()
+            var record = try requireClient(id: old.id, username: username)
+            try writeEvent("client.recharged", record, now: now, extra: [("amount", .string(Money.format(amount)))])
+            if try relatch(clientID: record.id, username: username, meter: record.meter, stored: record.level, now: now) != nil {
+                record = try requireClient(id: old.id, username: username)
+            }
+            try markDirty(clientID: record.id, now: now)
+            return (record, true)
+        }
+    }
+
+    /// The client named `username`, or nil.
+    public func client(username: String) throws(LedgerError) -> ClientRecord? {
+        try locked { () throws(LedgerError) -> ClientRecord? in try loadClient(username: username) }
+    }
+
+    /// Every client, by username.
+    public func clients() throws(LedgerError) -> [ClientRecord] {
+        try locked { () throws(LedgerError) -> [ClientRecord] in
+            var codes: [Int64: [String]] = [:]
+            let a = try store.statement("SELECT client_id, code FROM accounts ORDER BY code", "listing accounts")
+            defer { a.reset() }
+            while try a.step() { codes[a.int64(0), default: []].append(a.text(1)) }
+            let s = try store.statement("SELECT \(Ledger.clientColumns) FROM clients ORDER BY username", "listing clients")
+            defer { s.reset() }
+            var out: [ClientRecord] = []
+            while try s.step() {
+                var r = Ledger.readClient(s)
+                r.accounts = codes[r.id] ?? []
+                out.append(r)
+            }
+            return out
+        }
+    }
+
+    /// The stored password hash, for verification; nil for an unknown client.
+    public func passwordHash(username: String) throws(LedgerError) -> String? {
+        try locked { () throws(LedgerError) -> String? in
+            let s = try store.statement("SELECT password_hash FROM clients WHERE username = ?1", "reading a password hash")
+            defer { s.reset() }
+            try s.bind(1, username)
+            return try s.step() ? s.text(0) : nil
+        }
+    }
+
+    /// Account code → the client it bills to, for the rater.
+    public func accountDirectory() throws(LedgerError) -> [String: AccountOwner] {
+        try locked { () throws(LedgerError) -> [String: AccountOwner] in
+            let s = try store.statement("""
+                SELECT a.code, c.id, c.username, c.plan, c.status FROM accounts a JOIN clients c ON c.id = a.client_id
+                """, "reading the account directory")
+            defer { s.reset() }
+            var out: [String: AccountOwner] = [:]
+            while try s.step() {
+                out[s.text(0)] = AccountOwner(clientID: s.int64(1), username: s.text(2), plan: s.text(3),
+                                              status: ClientStatus(rawValue: s.text(4)) ?? .active)
+            }
+            return out
+        }
+    }
+
+    // MARK: helpers shared by the extensions (call with the lock held)
+
+    static let clientColumns = """
+        id, username, first_name, last_name, email, phone, country, state, city, zip, address1, address2, company, \
+        role, status, plan, assigned, used, level, created_at, updated_at, disabled_at
+        """
+
+    /// Reads a row selected with `clientColumns`; accounts are filled in by the caller.
+    static func readClient(_ s: Statement) -> ClientRecord {
+        ClientRecord(
+            id: s.int64(0), username: s.text(1), firstName: s.text(2), lastName: s.text(3), email: s.text(4),
+            phone: s.text(5), country: s.text(6), state: s.text(7), city: s.text(8), zip: s.text(9),
+            address1: s.text(10), address2: s.text(11), company: s.text(12), role: s.text(13),
+            // The table's CHECK constraints admit only known values; the fallbacks are never taken.
+            status: ClientStatus(rawValue: s.text(14)) ?? .active, accounts: [], plan: s.text(15),
+            meter: Meter(assigned: s.int64(16), used: s.int64(17)), level: Level(rawValue: s.text(18)) ?? .ok,
+            createdAt: s.int64(19), updatedAt: s.int64(20), disabledAt: s.optionalInt64(21))
+    }
+
+    func loadClient(username: String) throws(LedgerError) -> ClientRecord? {
+        let s = try store.statement("SELECT \(Ledger.clientColumns) FROM clients WHERE username = ?1", "reading a client")
+        defer { s.reset() }
+        try s.bind(1, username)
+        guard try s.step() else { return nil }
+        var r = Ledger.readClient(s)
+        r.accounts = try accountCodes(clientID: r.id)
+        return r
+    }
+
+    func requireClient(username: String) throws(LedgerError) -> ClientRecord {
+        guard let r = try loadClient(username: username) else { throw .unknownClient(username) }
+        return r
+    }
+
+    func requireClient(id: Int64, username: String) throws(LedgerError) -> ClientRecord {
+        let s = try store.statement("SELECT \(Ledger.clientColumns) FROM clients WHERE id = ?1", "reading a client by id")
+        defer { s.reset() }
+        try s.bind(1, id)
+        guard try s.step() else { throw .unknownClient(username) }
+        var r = Ledger.readClient(s)
+        r.accounts = try accountCodes(clientID: id)
+        return r
+    }
+
+    private func accountCodes(clientID: Int64) throws(LedgerError) -> [String] {
+        let s = try store.statement("SELECT code FROM accounts WHERE client_id = ?1 ORDER BY code", "reading a client's accounts")
+        defer { s.reset() }
+        try s.bind(1, clientID)
+        var out: [String] = []
+        while try s.step() { out.append(s.text(0)) }
+        return out
+    }
+
+    private func clientID(username: String) throws(LedgerError) -> Int64? {
+        let s = try store.statement("SELECT id FROM clients WHERE username = ?1", "looking up a username")
+        defer { s.reset() }
+        try s.bind(1, username)
+        return try s.step() ? s.int64(0) : nil
+    }
+
+    private func passwordHashLocked(id: Int64) throws(LedgerError) -> String {
+        let s = try store.statement("SELECT password_hash FROM clients WHERE id = ?1", "reading a password hash by id")
+        defer { s.reset() }
+        try s.bind(1, id)
+        return try s.step() ? s.text(0) : ""
+    }
+
+    /// The username holding `email` (case-insensitively), other than `excluding`; empty emails never collide.
+    private func emailOwner(_ email: String, excluding: Int64?) throws(LedgerError) -> String? {
+        guard !email.isEmpty else { return nil }
+        // Spelled like the partial index (lower(email), email <> '') so SQLite can use it.
+        let s = try store.statement("""
+            SELECT username FROM clients WHERE lower(email) = lower(?1) AND email <> '' AND id IS NOT ?2
+            """, "checking an email is free")
+        defer { s.reset() }
+        try s.bind(1, email)
+        try s.bind(2, excluding)
+        return try s.step() ? s.text(0) : nil
+    }
+
+    private func checkAccountsFree(_ codes: [String], for clientID: Int64?) throws(LedgerError) {
+        let s = try store.statement("""
+            SELECT c.id, c.username FROM accounts a JOIN clients c ON c.id = a.client_id WHERE a.code = ?1
+            """, "checking an account code is free")
+        for code in codes {
+            defer { s.reset() }
+            try s.bind(1, code)
+            if try s.step(), s.int64(0) != clientID { throw .accountTaken(code: code, owner: s.text(1)) }
+        }
+    }
+
+    private func insertAccounts(_ codes: [String], clientID: Int64) throws(LedgerError) {
+        let s = try store.statement("INSERT INTO accounts (code, client_id) VALUES (?1, ?2)", "assigning an account code")
+        for code in codes {
+            defer { s.reset() }
+            try s.bind(1, code)
+            try s.bind(2, clientID)
+            try s.run()
+        }
+    }
+
+    /// Binds the twelve profile fields, in `ClientFields.named` order, starting at parameter `first`.
+    private func bindFields(_ s: Statement, from first: Int32, _ r: ClientRecord) throws(LedgerError) {
+        for (i, field) in r.fields.named.enumerated() {
+            try s.bind(first + Int32(i), field.value ?? "")
+        }
+    }
+
+    private func checkPlan(_ plan: String) throws(LedgerError) {
+        if plan.isEmpty { throw .invalidField(field: "plan", rule: "must not be empty") }
+    }
+
+    private func checkHash(_ hash: String) throws(LedgerError) {
+        // A clear-text password passed by mistake would be stored as is: accept only crypt(3) strings.
+        if !hash.hasPrefix("$") { throw .invalidField(field: "password", rule: "must be stored as a crypt(3) hash (see PasswordHasher)") }
+    }
+
+    private func checkEmail(_ email: String?) throws(LedgerError) {
+        if let email, !email.isEmpty, let v = ClientRules.emailViolation(email) { throw .invalidField(field: v.field, rule: v.rule) }
+    }
+
+    private func normalizedAccounts(_ accounts: [String], username: String) throws(LedgerError) -> [String] {
+        let list = accounts.isEmpty ? [username] : accounts
+        for code in list {
+            if let v = ClientRules.accountCodeViolation(code) { throw .invalidField(field: v.field, rule: "'\(code)' \(v.rule)") }
+        }
+        return Array(Set(list)).sorted()
+    }
+
+    /// Compares the meter's level with the stored latch; on a change writes the latch and one alert event.
+    func relatch(clientID: Int64, username: String, meter: Meter, stored: Level, now: Int64) throws(LedgerError) -> LevelChange? {
+        let t = currentThresholds
+        let level = meter.level(t)
+        guard level != stored else { return nil }
+        let s = try store.statement("UPDATE clients SET level = ?2 WHERE id = ?1", "latching a client's level")
+        defer { s.reset() }
+        try s.bind(1, clientID)
+        try s.bind(2, level.rawValue)
+        try s.run()
+        let type = EventFactory.alertType(from: stored, to: level)
+        try insertEvent(type: type, clientID: clientID, username: username,
+                        body: EventFactory.body(type: type, now: now, data: EventFactory.alertData(username: username, meter: meter, from: stored, t)),
+                        now: now)
+        return LevelChange(username: username, from: stored, to: level, meter: meter)
+    }
+
+    /// Records that the client's balance changed, for the coalesced balance.updated; keeps the earliest time.
+    func markDirty(clientID: Int64, now: Int64) throws(LedgerError) {
+        let s = try store.statement("""
+            INSERT INTO balance_dirty (client_id, since) VALUES (?1, ?2) ON CONFLICT (client_id) DO NOTHING
+            """, "marking a balance as changed")
+        defer { s.reset() }
+        try s.bind(1, clientID)
+        try s.bind(2, now)
+        try s.run()
+    }
+
+    func writeEvent(_ type: String, _ record: ClientRecord, now: Int64, extra: [(String, JSONValue)] = []) throws(LedgerError) {
+        let body = EventFactory.body(type: type, now: now, data: EventFactory.clientData(record, currentThresholds) + extra)
+        try insertEvent(type: type, clientID: record.id, username: record.username, body: body, now: now)
+    }
+
+    func insertEvent(type: String, clientID: Int64?, username: String, body: String, now: Int64) throws(LedgerError) {
+        let s = try store.statement("""
+            INSERT INTO outbox (event_id, type, client_id, username, body, created_at, next_attempt_at)
+            VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)
+            """, "queueing an event")
+        defer { s.reset() }
+        try s.bind(1, EventFactory.newEventID())
+        try s.bind(2, type)
+        try s.bind(3, clientID)
+        try s.bind(4, username)
+        try s.bind(5, body)
+        try s.bind(6, now)
+        try s.run()
+    }
+}
+
+extension ClientRecord {
+    static let empty = ClientRecord(
+        id: 0, username: "", firstName: "", lastName: "", email: "", phone: "", country: "", state: "", city: "",
+        zip: "", address1: "", address2: "", company: "", role: "", status: .active, accounts: [], plan: "",
+        meter: Meter(assigned: 0, used: 0), level: .ok, createdAt: 0, updatedAt: 0, disabledAt: nil)
+
+    /// This record with every given (non-nil) field replaced.
+    func merged(with f: ClientFields) -> ClientRecord {
+        var r = self
+        if let v = f.firstName { r.firstName = v }
+        if let v = f.lastName { r.lastName = v }
+        if let v = f.email { r.email = v }
+        if let v = f.phone { r.phone = v }
+        if let v = f.country { r.country = v }
+        if let v = f.state { r.state = v }
+        if let v = f.city { r.city = v }
+        if let v = f.zip { r.zip = v }
+        if let v = f.address1 { r.address1 = v }
+        if let v = f.address2 { r.address2 = v }
+        if let v = f.company { r.company = v }
+        if let v = f.role { r.role = v }
+        return r
+    }
+}

@@ -1,0 +1,235 @@
+import MeterCore
+
+/// Whether a client may use the console (SPEC 4); disabled clients are still metered.
+public enum ClientStatus: String, Sendable, Codable {
+    case active, disabled
+}
+
+/// The editable text fields of a client; `nil` means "not given" on create and "unchanged" on edit.
+public struct ClientFields: Sendable, Equatable {
+    public var firstName: String?
+    public var lastName: String?
+    public var email: String?
+    public var phone: String?
+    public var country: String?
+    public var state: String?
+    public var city: String?
+    public var zip: String?
+    public var address1: String?
+    public var address2: String?
+    public var company: String?
+    public var role: String?
+
+    public init() {}
+
+    /// Each field with its snake_case name, in form order, for events, diffs and the CLI.
+    var named: [(name: String, value: String?)] {
+        [("first_name", firstName), ("last_name", lastName), ("email", email), ("phone", phone),
+         ("country", country), ("state", state), ("city", city), ("zip", zip), ("address1", address1),
+         ("address2", address2), ("company", company), ("role", role)]
+    }
+}
+
+/// A client as stored: profile, accounts, plan, balance and the latched level.
+public struct ClientRecord: Sendable, Equatable {
+    public var id: Int64
+    public var username: String
+    public var firstName: String
+    public var lastName: String
+    public var email: String
+    public var phone: String
+    public var country: String
+    public var state: String
+    public var city: String
+    public var zip: String
+    public var address1: String
+    public var address2: String
+    public var company: String
+    public var role: String
+    public var status: ClientStatus
+    /// Sorted.
+    public var accounts: [String]
+    public var plan: String
+    public var meter: Meter
+    /// The level last alerted on, which the next balance change is compared against.
+    public var level: Level
+    public var createdAt: Int64
+    public var updatedAt: Int64
+    public var disabledAt: Int64?
+
+    /// The profile fields as a fully given `ClientFields`.
+    public var fields: ClientFields {
+        var f = ClientFields()
+        f.firstName = firstName; f.lastName = lastName; f.email = email; f.phone = phone
+        f.country = country; f.state = state; f.city = city; f.zip = zip
+        f.address1 = address1; f.address2 = address2; f.company = company; f.role = role
+        return f
+    }
+}
+
+/// Where a source's reader stands: file identity (device, inode, head hash) and the committed offset.
+public struct SourcePosition: Sendable, Equatable {
+    public var name: String
+    public var device: UInt64
+    public var inode: UInt64
+    public var headHash: String
+    public var offset: Int64
+    /// Hash of the bytes just before `offset`, to notice a file replaced under the same name.
+    public var tailHash: String
+    public var line: Int64
+
+    public init(name: String, device: UInt64, inode: UInt64, headHash: String, offset: Int64, tailHash: String, line: Int64) {
+        self.name = name
+        self.device = device
+        self.inode = inode
+        self.headHash = headHash
+        self.offset = offset
+        self.tailHash = tailHash
+        self.line = line
+    }
+}
+
+/// One rated CDR to charge; `identity` is what makes charging exactly-once.
+public struct Charge: Sendable, Equatable {
+    public var identity: String
+    public var clientID: Int64
+    public var account: String
+    public var source: String
+    /// Byte offset of the CDR's line in its source.
+    public var position: Int64
+    public var line: Int64
+    public var destination: String
+    public var prefix: String
+    public var billsec: Int64
+    public var chargedSeconds: Int64
+    /// µcr.
+    public var cost: Int64
+    public var startedAt: Int64?
+
+    public init(identity: String, clientID: Int64, account: String, source: String, position: Int64, line: Int64,
+                destination: String, prefix: String, billsec: Int64, chargedSeconds: Int64, cost: Int64, startedAt: Int64?) {
+        self.identity = identity
+        self.clientID = clientID
+        self.account = account
+        self.source = source
+        self.position = position
+        self.line = line
+        self.destination = destination
+        self.prefix = prefix
+        self.billsec = billsec
+        self.chargedSeconds = chargedSeconds
+        self.cost = cost
+        self.startedAt = startedAt
+    }
+}
+
+/// A line that could not be charged, kept with its raw bytes so it can be retried.
+public struct QuarantineEntry: Sendable, Equatable {
+    /// Dedupe key: the CDR identity when the line parsed, else "raw:" + a hash chosen by the caller.
+    public var key: String
+    public var source: String
+    public var position: Int64
+    public var line: Int64
+    public var reason: String
+    public var message: String
+    public var raw: [UInt8]
+
+    public init(key: String, source: String, position: Int64, line: Int64, reason: String, message: String, raw: [UInt8]) {
+        self.key = key
+        self.source = source
+        self.position = position
+        self.line = line
+        self.reason = reason
+        self.message = message
+        self.raw = raw
+    }
+}
+
+/// A stored quarantine row.
+public struct QuarantineItem: Sendable, Equatable {
+    public var id: Int64
+    public var entry: QuarantineEntry
+    public var at: Int64
+}
+
+/// What one read of a source produced, committed atomically with the source's new position.
+public struct ChargeBatch: Sendable {
+    public var source: String
+    /// nil for replay: positions are not moved.
+    public var position: SourcePosition?
+    public var charges: [Charge]
+    public var quarantined: [QuarantineEntry]
+
+    public init(source: String, position: SourcePosition?, charges: [Charge], quarantined: [QuarantineEntry]) {
+        self.source = source
+        self.position = position
+        self.charges = charges
+        self.quarantined = quarantined
+    }
+}
+
+/// A client's latched level moved; one alert event was written for it.
+public struct LevelChange: Sendable, Equatable {
+    public var username: String
+    public var from: Level
+    public var to: Level
+    public var meter: Meter
+}
+
+/// What a commit did.
+public struct BatchOutcome: Sendable, Equatable {
+    public var charged: Int
+    /// Charges whose identity was already in the ledger: not charged again.
+    public var duplicates: Int
+    /// Quarantine entries newly inserted.
+    public var quarantined: Int
+    public var levelChanges: [LevelChange]
+    /// Client id → µcr newly charged in this batch.
+    public var costByClient: [Int64: Int64]
+    /// Client id → number of CDRs newly charged in this batch (same keys as `costByClient`).
+    public var countByClient: [Int64: Int]
+}
+
+/// Who an account code bills to, for rating.
+public struct AccountOwner: Sendable, Equatable {
+    public var clientID: Int64
+    public var username: String
+    public var plan: String
+    public var status: ClientStatus
+}
+
+/// Why a ledger operation failed; each description is one line naming the field or rule.
+public enum LedgerError: Error, CustomStringConvertible, Equatable {
+    case duplicateUsername(String)
+    case duplicateEmail(String)
+    case accountTaken(code: String, owner: String)
+    case unknownClient(String)
+    case invalidAmount(String)
+    case invalidField(field: String, rule: String)
+    /// A recharge key was seen before with a different client or amount.
+    case idempotencyConflict(key: String, detail: String)
+    /// Purge deletes only disabled clients.
+    case notDisabled(String)
+    case open(path: String, message: String)
+    case schemaTooNew(path: String, found: Int32, known: Int32)
+    case passwordHash(String)
+    case sqlite(code: Int32, message: String, context: String)
+
+    public var description: String {
+        switch self {
+        case .duplicateUsername(let u): return "username: '\(u)' is already taken"
+        case .duplicateEmail(let e): return "email: '\(e)' is already used by another client (emails compare case-insensitively)"
+        case .accountTaken(let code, let owner): return "account: '\(code)' is already billed to client '\(owner)'"
+        case .unknownClient(let u): return "username: no client named '\(u)'"
+        case .invalidAmount(let why): return "amount: \(why)"
+        case .invalidField(let field, let rule): return "\(field): \(rule)"
+        case .idempotencyConflict(let key, let detail): return "idempotency key '\(key)' was already used \(detail)"
+        case .notDisabled(let u): return "client '\(u)' is not disabled; only disabled clients can be purged"
+        case .open(let path, let message): return "cannot open ledger database \(path): \(message)"
+        case .schemaTooNew(let path, let found, let known):
+            return "ledger database \(path) has schema version \(found), newer than this creditmeter knows (\(known)); upgrade creditmeter"
+        case .passwordHash(let why): return "password hashing failed: \(why)"
+        case .sqlite(let code, let message, let context): return "sqlite error \(code) while \(context): \(message)"
+        }
+    }
+}

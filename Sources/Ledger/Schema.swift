@@ -1,0 +1,126 @@
+/// The ledger's schema as ordered, numbered migrations; `PRAGMA user_version` records the last one applied.
+///
+/// Append new migrations at the end with the next version; never edit one that has shipped.
+enum Schema {
+    struct Migration {
+        let version: Int32
+        let name: String
+        let sql: String
+    }
+
+    static var latestVersion: Int32 { migrations.last?.version ?? 0 }
+
+    // STRICT tables make SQLite refuse a REAL in an INTEGER column, so an amount can never silently
+    // become floating point (e.g. through an overflowing `used + ?`).
+    static let migrations: [Migration] = [
+        Migration(version: 1, name: "initial", sql: """
+            CREATE TABLE clients (
+                -- AUTOINCREMENT: a purged client's id is never handed out again, so events that name it stay unambiguous.
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                username TEXT NOT NULL UNIQUE,
+                email TEXT NOT NULL DEFAULT '',
+                first_name TEXT NOT NULL DEFAULT '',
+                last_name TEXT NOT NULL DEFAULT '',
+                phone TEXT NOT NULL DEFAULT '',
+                country TEXT NOT NULL DEFAULT '',
+                state TEXT NOT NULL DEFAULT '',
+                city TEXT NOT NULL DEFAULT '',
+                zip TEXT NOT NULL DEFAULT '',
+                address1 TEXT NOT NULL DEFAULT '',
+                address2 TEXT NOT NULL DEFAULT '',
+                company TEXT NOT NULL DEFAULT '',
+                role TEXT NOT NULL DEFAULT '',
+                password_hash TEXT NOT NULL,
+                status TEXT NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'disabled')),
+                plan TEXT NOT NULL DEFAULT 'default',
+                assigned INTEGER NOT NULL DEFAULT 0,
+                used INTEGER NOT NULL DEFAULT 0,
+                level TEXT NOT NULL CHECK (level IN ('ok', 'low', 'critical', 'exhausted')),
+                created_at INTEGER NOT NULL,
+                updated_at INTEGER NOT NULL,
+                disabled_at INTEGER,
+                CHECK ((status = 'disabled') = (disabled_at IS NOT NULL))
+            ) STRICT;
+            -- Empty emails are allowed and must not collide with each other.
+            CREATE UNIQUE INDEX clients_email_nocase ON clients (lower(email)) WHERE email <> '';
+
+            CREATE TABLE accounts (
+                code TEXT PRIMARY KEY,
+                client_id INTEGER NOT NULL REFERENCES clients (id) ON DELETE CASCADE
+            ) STRICT;
+            CREATE INDEX accounts_client ON accounts (client_id);
+
+            CREATE TABLE recharges (
+                id INTEGER PRIMARY KEY,
+                client_id INTEGER NOT NULL REFERENCES clients (id) ON DELETE CASCADE,
+                amount INTEGER NOT NULL CHECK (amount > 0),
+                idempotency_key TEXT UNIQUE,
+                at INTEGER NOT NULL
+            ) STRICT;
+            CREATE INDEX recharges_client ON recharges (client_id);
+
+            CREATE TABLE usage (
+                id INTEGER PRIMARY KEY,
+                identity TEXT NOT NULL UNIQUE,
+                client_id INTEGER NOT NULL REFERENCES clients (id) ON DELETE CASCADE,
+                account TEXT NOT NULL,
+                source TEXT NOT NULL,
+                position INTEGER NOT NULL,
+                line INTEGER NOT NULL,
+                destination TEXT NOT NULL,
+                prefix TEXT NOT NULL,
+                billsec INTEGER NOT NULL,
+                charged_seconds INTEGER NOT NULL,
+                cost INTEGER NOT NULL,
+                started_at INTEGER,
+                charged_at INTEGER NOT NULL
+            ) STRICT;
+            CREATE INDEX usage_client ON usage (client_id);
+            CREATE INDEX usage_charged_at ON usage (charged_at);
+
+            CREATE TABLE quarantine (
+                id INTEGER PRIMARY KEY,
+                key TEXT NOT NULL UNIQUE,
+                source TEXT NOT NULL,
+                position INTEGER NOT NULL,
+                line INTEGER NOT NULL,
+                reason TEXT NOT NULL,
+                message TEXT NOT NULL,
+                raw BLOB NOT NULL,
+                at INTEGER NOT NULL
+            ) STRICT;
+
+            CREATE TABLE source_positions (
+                name TEXT PRIMARY KEY,
+                device INTEGER NOT NULL,
+                inode INTEGER NOT NULL,
+                head_hash TEXT NOT NULL,
+                "offset" INTEGER NOT NULL,
+                tail_hash TEXT NOT NULL,
+                line INTEGER NOT NULL,
+                updated_at INTEGER NOT NULL
+            ) STRICT;
+
+            -- No foreign key on client_id: a client.purged event outlives its client.
+            CREATE TABLE outbox (
+                id INTEGER PRIMARY KEY,
+                event_id TEXT NOT NULL UNIQUE,
+                type TEXT NOT NULL,
+                client_id INTEGER,
+                username TEXT NOT NULL,
+                body TEXT NOT NULL,
+                created_at INTEGER NOT NULL,
+                attempts INTEGER NOT NULL DEFAULT 0,
+                next_attempt_at INTEGER NOT NULL,
+                dead INTEGER NOT NULL DEFAULT 0
+            ) STRICT;
+            CREATE INDEX outbox_pending ON outbox (next_attempt_at) WHERE dead = 0;
+            CREATE INDEX outbox_client ON outbox (client_id);
+
+            CREATE TABLE balance_dirty (
+                client_id INTEGER PRIMARY KEY REFERENCES clients (id) ON DELETE CASCADE,
+                since INTEGER NOT NULL
+            ) STRICT;
+            """),
+    ]
+}

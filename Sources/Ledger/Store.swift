@@ -1,0 +1,273 @@
+import CSQLite
+
+/// The one owner of a SQLite connection: opens it, migrates it, caches prepared statements and nests transactions.
+///
+/// Not thread-safe by itself: `Ledger` serialises every call that reaches it, so the connection is
+/// opened without SQLite's own mutex.
+final class Store {
+    let path: String
+    private let db: OpaquePointer
+    private var statements: [String: Statement] = [:]
+    /// How many transactions are open; 0 means autocommit. Level 1 is BEGIN IMMEDIATE, deeper ones SAVEPOINTs.
+    private var depth = 0
+    private var isClosed = false
+
+    init(path: String) throws(LedgerError) {
+        self.path = path
+        var handle: OpaquePointer?
+        let flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX
+        let rc = sqlite3_open_v2(path, &handle, flags, nil)
+        guard rc == SQLITE_OK, let handle else {
+            let message = handle.map { String(cString: sqlite3_errmsg($0)) } ?? "out of memory"
+            // A failed open still allocates a handle that must be released.
+            sqlite3_close_v2(handle)
+            throw .open(path: path, message: message)
+        }
+        db = handle
+        sqlite3_extended_result_codes(db, 1)
+        do {
+            try configure()
+            try migrate()
+        } catch {
+            closeAll()
+            throw error
+        }
+    }
+
+    deinit { closeAll() }
+
+    private func closeAll() {
+        // A throwing init and the deinit that follows it both land here.
+        guard !isClosed else { return }
+        isClosed = true
+        for statement in statements.values { statement.finalize() }
+        statements.removeAll()
+        sqlite3_close_v2(db)
+    }
+
+    private func configure() throws(LedgerError) {
+        // The CLI and the daemon are separate processes on one file: wait for each other rather than fail.
+        sqlite3_busy_timeout(db, 5000)
+        let mode = try scalarText("PRAGMA journal_mode=WAL", purpose: "switching to WAL journal mode")
+        guard mode.lowercased() == "wal" else {
+            throw .open(path: path, message: "could not switch to WAL journal mode (got '\(mode)')")
+        }
+        try execute("PRAGMA synchronous=FULL", purpose: "setting synchronous=FULL")
+        try execute("PRAGMA foreign_keys=ON", purpose: "enabling foreign keys")
+    }
+
+    private func migrate() throws(LedgerError) {
+        let current = Int32(truncatingIfNeeded: try scalarInt("PRAGMA user_version", purpose: "reading the schema version"))
+        let known = Schema.latestVersion
+        if current > known { throw .schemaTooNew(path: path, found: current, known: known) }
+        for migration in Schema.migrations where migration.version > current {
+            try transaction("migration \(migration.version) (\(migration.name))") { () throws(LedgerError) in
+                try execute(migration.sql, purpose: "migration \(migration.version) (\(migration.name))")
+                // PRAGMA takes no bound parameters; the version is our own integer constant.
+                try execute("PRAGMA user_version=\(migration.version)", purpose: "recording schema version \(migration.version)")
+            }
+        }
+    }
+
+    // MARK: statements
+
+    /// A cached prepared statement for `sql`; callers bind, step and must `reset()` it (use `defer`).
+    func statement(_ sql: String, _ purpose: String) throws(LedgerError) -> Statement {
+        if let cached = statements[sql] { return cached }
+        var handle: OpaquePointer?
+        let rc = sqlite3_prepare_v3(db, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &handle, nil)
+        guard rc == SQLITE_OK, let handle else { throw error(rc, "preparing: \(purpose)") }
+        let statement = Statement(handle: handle, db: db, purpose: purpose)
+        statements[sql] = statement
+        return statement
+    }
+
+    /// Runs SQL without results (DDL, PRAGMAs, transaction control); may hold several statements.
+    func execute(_ sql: String, purpose: String) throws(LedgerError) {
+        var message: UnsafeMutablePointer<CChar>?
+        let rc = sqlite3_exec(db, sql, nil, nil, &message)
+        if rc != SQLITE_OK {
+            let text = message.map { String(cString: $0) } ?? String(cString: sqlite3_errmsg(db))
+            sqlite3_free(message)
+            throw .sqlite(code: sqlite3_extended_errcode(db), message: text, context: purpose)
+        }
+    }
+
+    func scalarInt(_ sql: String, purpose: String) throws(LedgerError) -> Int64 {
+        let s = try statement(sql, purpose)
+        defer { s.reset() }
+        guard try s.step() else { return 0 }
+        return s.int64(0)
+    }
+
+    private func scalarText(_ sql: String, purpose: String) throws(LedgerError) -> String {
+        var handle: OpaquePointer?
+        let rc = sqlite3_prepare_v2(db, sql, -1, &handle, nil)
+        guard rc == SQLITE_OK, let handle else { throw error(rc, purpose) }
+        defer { sqlite3_finalize(handle) }
+        let s = Statement(handle: handle, db: db, purpose: purpose)
+        guard try s.step() else { return "" }
+        return s.text(0)
+    }
+
+    /// Rows changed by the last INSERT/UPDATE/DELETE: 0 after an upsert's DO NOTHING.
+    var changes: Int { Int(sqlite3_changes64(db)) }
+    var lastInsertRowID: Int64 { sqlite3_last_insert_rowid(db) }
+
+    func error(_ rc: Int32, _ context: String) -> LedgerError {
+        .sqlite(code: rc, message: String(cString: sqlite3_errmsg(db)), context: context)
+    }
+
+    // MARK: transactions
+
+    /// The one transaction entry point. The outermost level takes the write lock up front (BEGIN IMMEDIATE)
+    /// so a busy peer process is waited for at the start, not failed at the first write; inner levels are
+    /// SAVEPOINTs, so a failing inner body undoes only itself.
+    func transaction<T>(_ purpose: String, _ body: () throws(LedgerError) -> T) throws(LedgerError) -> T {
+        try open(purpose)
+        let value: T
+        do {
+            value = try body()
+        } catch {
+            rollback()
+            throw error
+        }
+        try close(purpose)
+        return value
+    }
+
+    /// Runs `body` inside a transaction level that is always rolled back, whatever `body` does.
+    func rolledBack<T>(_ purpose: String, _ body: () throws -> T) throws -> T {
+        try open(purpose)
+        defer { rollback() }
+        return try body()
+    }
+
+    private func open(_ purpose: String) throws(LedgerError) {
+        if depth == 0 {
+            try execute("BEGIN IMMEDIATE", purpose: "starting a transaction for \(purpose)")
+        } else {
+            try execute("SAVEPOINT sp\(depth)", purpose: "opening a savepoint for \(purpose)")
+        }
+        depth += 1
+    }
+
+    private func close(_ purpose: String) throws(LedgerError) {
+        depth -= 1
+        do {
+            if depth == 0 {
+                try execute("COMMIT", purpose: "committing \(purpose)")
+            } else {
+                try execute("RELEASE sp\(depth)", purpose: "releasing the savepoint of \(purpose)")
+            }
+        } catch {
+            // A failed COMMIT (e.g. disk full) leaves the transaction open: undo it so the next call starts clean.
+            depth += 1
+            rollback()
+            throw error
+        }
+    }
+
+    private func rollback() {
+        depth -= 1
+        // After some errors (disk full, I/O) SQLite has already rolled the whole transaction back itself.
+        guard sqlite3_get_autocommit(db) == 0 else { return }
+        if depth == 0 {
+            _ = try? execute("ROLLBACK", purpose: "rolling back")
+        } else {
+            _ = try? execute("ROLLBACK TO sp\(depth); RELEASE sp\(depth)", purpose: "rolling back a savepoint")
+        }
+    }
+}
+
+/// One prepared statement with typed bind and column accessors (1-based binds, 0-based columns).
+final class Statement {
+    private let handle: OpaquePointer
+    private let db: OpaquePointer
+    let purpose: String
+
+    init(handle: OpaquePointer, db: OpaquePointer, purpose: String) {
+        self.handle = handle
+        self.db = db
+        self.purpose = purpose
+    }
+
+    func finalize() { sqlite3_finalize(handle) }
+
+    /// SQLITE_TRANSIENT is a macro that does not import: SQLite copies the bytes before the bind returns.
+    private static var transient: sqlite3_destructor_type { unsafeBitCast(-1, to: sqlite3_destructor_type.self) }
+
+    private func check(_ rc: Int32) throws(LedgerError) {
+        if rc != SQLITE_OK {
+            throw .sqlite(code: rc, message: String(cString: sqlite3_errmsg(db)), context: "binding: \(purpose)")
+        }
+    }
+
+    func bind(_ index: Int32, _ value: Int64) throws(LedgerError) {
+        try check(sqlite3_bind_int64(handle, index, value))
+    }
+
+    func bind(_ index: Int32, _ value: Int64?) throws(LedgerError) {
+        if let value { try bind(index, value) } else { try check(sqlite3_bind_null(handle, index)) }
+    }
+
+    func bind(_ index: Int32, _ value: String) throws(LedgerError) {
+        var value = value
+        // withUTF8 is a no-op borrow for native strings, so no C string is built on the hot path.
+        let rc = value.withUTF8 { buf -> Int32 in
+            guard let base = buf.baseAddress, buf.count > 0 else {
+                // An empty buffer may have no address, and a nil pointer would bind NULL instead of ''.
+                return sqlite3_bind_text(handle, index, "", 0, Statement.transient)
+            }
+            return base.withMemoryRebound(to: CChar.self, capacity: buf.count) {
+                sqlite3_bind_text64(handle, index, $0, UInt64(buf.count), Statement.transient, UInt8(SQLITE_UTF8))
+            }
+        }
+        try check(rc)
+    }
+
+    func bind(_ index: Int32, _ value: String?) throws(LedgerError) {
+        if let value { try bind(index, value) } else { try check(sqlite3_bind_null(handle, index)) }
+    }
+
+    func bind(_ index: Int32, blob: [UInt8]) throws(LedgerError) {
+        let rc = blob.withUnsafeBytes { buf -> Int32 in
+            guard let base = buf.baseAddress, buf.count > 0 else { return sqlite3_bind_zeroblob(handle, index, 0) }
+            return sqlite3_bind_blob64(handle, index, base, UInt64(buf.count), Statement.transient)
+        }
+        try check(rc)
+    }
+
+    /// Steps once: true when a row is available, false when done.
+    func step() throws(LedgerError) -> Bool {
+        let rc = sqlite3_step(handle)
+        if rc == SQLITE_ROW { return true }
+        if rc == SQLITE_DONE { return false }
+        throw .sqlite(code: sqlite3_extended_errcode(db), message: String(cString: sqlite3_errmsg(db)), context: purpose)
+    }
+
+    /// Steps a statement that returns no rows.
+    func run() throws(LedgerError) {
+        _ = try step()
+    }
+
+    func reset() { sqlite3_reset(handle) }
+
+    func int64(_ column: Int32) -> Int64 { sqlite3_column_int64(handle, column) }
+
+    func isNull(_ column: Int32) -> Bool { sqlite3_column_type(handle, column) == SQLITE_NULL }
+
+    func optionalInt64(_ column: Int32) -> Int64? { isNull(column) ? nil : int64(column) }
+
+    func text(_ column: Int32) -> String {
+        guard let p = sqlite3_column_text(handle, column) else { return "" }
+        let n = Int(sqlite3_column_bytes(handle, column))
+        return String(decoding: UnsafeBufferPointer(start: p, count: n), as: UTF8.self)
+    }
+
+    func blob(_ column: Int32) -> [UInt8] {
+        guard let p = sqlite3_column_blob(handle, column) else { return [] }
+        let n = Int(sqlite3_column_bytes(handle, column))
+        return [UInt8](UnsafeRawBufferPointer(start: p, count: n))
+    }
+}

@@ -1,0 +1,253 @@
+/// Where each key of a TOML document sits, by key path (`source[1].filter.dcontext`).
+///
+/// TOMLKit 0.6.0 exposes source positions only for parse errors, not for nodes, so this re-reads
+/// the (already validated) text with a small scanner: it tracks `[table]` and `[[array]]` headers,
+/// counts array-of-tables occurrences, and walks values (strings of all four kinds, arrays, inline
+/// tables, comments) so that nothing inside a value is mistaken for a key.
+struct KeyLines: Sendable {
+    private(set) var lines: [String: Int] = [:]
+
+    /// The line of `path`, or of its nearest ancestor that has one (a key inside an inline table
+    /// that the scanner could not place still points at its table).
+    func line(_ path: String) -> Int? {
+        var p = Substring(path)
+        while !p.isEmpty {
+            if let l = lines[String(p)] { return l }
+            guard let cut = p.lastIndex(where: { $0 == "." || $0 == "[" }) else { break }
+            p = p[..<cut]
+        }
+        return nil
+    }
+
+    init() {}
+
+    init(scanning text: String) {
+        var s = Scanner(bytes: Array(text.utf8))
+        s.run()
+        lines = s.lines
+    }
+
+    private struct Scanner {
+        let bytes: [UInt8]
+        var pos = 0
+        var line = 1
+        var lines: [String: Int] = [:]
+        var arrayCounts: [String: Int] = [:]
+        var table = ""
+
+        init(bytes: [UInt8]) { self.bytes = bytes }
+
+        var atEnd: Bool { pos >= bytes.count }
+        var cur: UInt8 { bytes[pos] }
+        func peek(_ k: Int) -> UInt8? { pos + k < bytes.count ? bytes[pos + k] : nil }
+
+        mutating func advance() {
+            if bytes[pos] == 0x0A { line += 1 }
+            pos += 1
+        }
+
+        mutating func record(_ path: String, _ l: Int) {
+            if lines[path] == nil { lines[path] = l }
+        }
+
+        static func join(_ a: String, _ b: String) -> String { a.isEmpty ? b : a + "." + b }
+
+        mutating func skipBlanks() {
+            while !atEnd, cur == 0x20 || cur == 0x09 { pos += 1 }
+        }
+
+        /// Blanks, newlines and comments.
+        mutating func skipTrivia() {
+            while !atEnd {
+                if cur == 0x20 || cur == 0x09 || cur == 0x0A || cur == 0x0D { advance() }
+                else if cur == UInt8(ascii: "#") { skipComment() }
+                else { break }
+            }
+        }
+
+        mutating func skipComment() {
+            while !atEnd, cur != 0x0A { pos += 1 }
+        }
+
+        mutating func skipLine() {
+            while !atEnd, cur != 0x0A { pos += 1 }
+            if !atEnd { advance() }
+        }
+
+        mutating func run() {
+            while true {
+                skipTrivia()
+                if atEnd { return }
+                let l = line
+                if cur == UInt8(ascii: "[") {
+                    let isArray = peek(1) == UInt8(ascii: "[")
+                    pos += isArray ? 2 : 1
+                    let parts = readKeyPath()
+                    header(parts, isArray: isArray, line: l)
+                    skipLine()
+                } else {
+                    let parts = readKeyPath()
+                    guard !parts.isEmpty, !atEnd, cur == UInt8(ascii: "=") else { skipLine(); continue }
+                    pos += 1
+                    let path = keyPath(base: table, parts: parts, line: l)
+                    skipBlanks()
+                    skipValue(path: path)
+                }
+            }
+        }
+
+        /// Records every prefix of a dotted key (`a.b = 1` defines `a` too) and returns the full path.
+        mutating func keyPath(base: String, parts: [String], line l: Int) -> String {
+            var path = base
+            for p in parts {
+                path = Self.join(path, p)
+                record(path, l)
+            }
+            return path
+        }
+
+        mutating func header(_ parts: [String], isArray: Bool, line l: Int) {
+            var path = ""
+            for (k, p) in parts.enumerated() {
+                path = Self.join(path, p)
+                let last = k == parts.count - 1
+                if last && isArray {
+                    let n = arrayCounts[path, default: 0]
+                    arrayCounts[path] = n + 1
+                    record(path, l)
+                    path += "[\(n)]"
+                    record(path, l)
+                } else if let n = arrayCounts[path] {
+                    // A sub-table header refers to the latest element of an array of tables.
+                    path += "[\(n - 1)]"
+                }
+            }
+            if !isArray { record(path, l) }
+            table = path
+        }
+
+        /// A dotted key of bare and quoted parts; stops before `=`, `]` or the end of the line.
+        mutating func readKeyPath() -> [String] {
+            var parts: [String] = []
+            while true {
+                skipBlanks()
+                guard !atEnd else { return parts }
+                let c = cur
+                if c == UInt8(ascii: "\"") || c == UInt8(ascii: "'") {
+                    parts.append(readQuotedKey(c))
+                } else {
+                    let start = pos
+                    while !atEnd, isBareKeyByte(cur) { pos += 1 }
+                    if pos == start { return parts }
+                    parts.append(String(decoding: bytes[start ..< pos], as: UTF8.self))
+                }
+                skipBlanks()
+                guard !atEnd, cur == UInt8(ascii: ".") else { return parts }
+                pos += 1
+            }
+        }
+
+        func isBareKeyByte(_ b: UInt8) -> Bool {
+            (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A)
+                || b == UInt8(ascii: "_") || b == UInt8(ascii: "-")
+        }
+
+        mutating func readQuotedKey(_ q: UInt8) -> String {
+            pos += 1
+            var out: [UInt8] = []
+            while !atEnd, cur != q, cur != 0x0A {
+                if q == UInt8(ascii: "\""), cur == UInt8(ascii: "\\"), let n = peek(1) {
+                    // Only the escapes a key is likely to use; others keep their letter.
+                    out.append(n == UInt8(ascii: "t") ? 0x09 : n)
+                    pos += 2
+                    continue
+                }
+                out.append(cur)
+                pos += 1
+            }
+            if !atEnd, cur == q { pos += 1 }
+            return String(decoding: out, as: UTF8.self)
+        }
+
+        mutating func skipValue(path: String) {
+            guard !atEnd else { return }
+            switch cur {
+            case UInt8(ascii: "\""), UInt8(ascii: "'"):
+                skipString()
+            case UInt8(ascii: "["):
+                skipArray(path: path)
+            case UInt8(ascii: "{"):
+                skipInlineTable(path: path)
+            default:
+                while !atEnd {
+                    let c = cur
+                    if c == 0x0A || c == 0x0D || c == UInt8(ascii: ",") || c == UInt8(ascii: "]")
+                        || c == UInt8(ascii: "}") || c == UInt8(ascii: "#") { break }
+                    pos += 1
+                }
+            }
+        }
+
+        mutating func skipString() {
+            let q = cur
+            let triple = peek(1) == q && peek(2) == q
+            if triple {
+                pos += 3
+                while !atEnd {
+                    if q == UInt8(ascii: "\""), cur == UInt8(ascii: "\\") { pos += 1; if !atEnd { advance() }; continue }
+                    if cur == q, peek(1) == q, peek(2) == q {
+                        pos += 3
+                        // Up to two more quotes may close the string ("""" is a quote then the end).
+                        while !atEnd, cur == q { pos += 1 }
+                        return
+                    }
+                    advance()
+                }
+                return
+            }
+            pos += 1
+            while !atEnd, cur != 0x0A {
+                if q == UInt8(ascii: "\""), cur == UInt8(ascii: "\\") { pos += 2; continue }
+                if cur == q { pos += 1; return }
+                pos += 1
+            }
+        }
+
+        mutating func skipArray(path: String) {
+            pos += 1
+            var index = 0
+            while true {
+                skipTrivia()
+                guard !atEnd else { return }
+                if cur == UInt8(ascii: "]") { pos += 1; return }
+                if cur == UInt8(ascii: ",") { pos += 1; index += 1; continue }
+                let element = path + "[\(index)]"
+                record(element, line)
+                let before = pos
+                skipValue(path: element)
+                if pos == before { pos += 1 }  // never stall on text the scanner does not understand
+            }
+        }
+
+        mutating func skipInlineTable(path: String) {
+            pos += 1
+            while true {
+                skipTrivia()
+                guard !atEnd else { return }
+                if cur == UInt8(ascii: "}") { pos += 1; return }
+                if cur == UInt8(ascii: ",") { pos += 1; continue }
+                let l = line
+                let parts = readKeyPath()
+                skipBlanks()
+                guard !parts.isEmpty, !atEnd, cur == UInt8(ascii: "=") else {
+                    if !atEnd { pos += 1 }
+                    continue
+                }
+                pos += 1
+                let keyPath = keyPath(base: path, parts: parts, line: l)
+                skipBlanks()
+                skipValue(path: keyPath)
+            }
+        }
+    }
+}

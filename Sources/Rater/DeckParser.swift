@@ -1,0 +1,233 @@
+import MeterCore
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+extension RateDeck {
+    /// The deck's columns, in the order the header must list them; `description` is optional.
+    public static let columns = ["prefix", "rate_per_minute", "connect_fee", "initial_increment",
+                                 "subsequent_increment", "description"]
+
+    /// Parses a CSV rate deck (SPEC section 3). The header line is required and must name the
+    /// columns in order. Blank lines and lines starting with `#` are skipped, a UTF-8 BOM and CRLF
+    /// line ends are accepted, and any field may be quoted with `""` escapes (a quoted field does not
+    /// span lines). A row may leave out `description` even when the header names it.
+    public static func parse(_ bytes: [UInt8], file: String) throws(RateDeckError) -> RateDeck {
+        let entries = try bytes.withUnsafeBufferPointer { buf throws(RateDeckError) -> [Entry] in
+            try DeckParser(buf: buf, file: file).run()
+        }
+        return try RateDeck(entries: entries, file: file, lineWord: "line")
+    }
+
+    /// Reads and parses a deck file; a missing or unreadable file is an error naming it.
+    public static func load(path: String) throws(RateDeckError) -> RateDeck {
+        let bytes = try readFile(path)
+        return try parse(bytes, file: path)
+    }
+
+    static func readFile(_ path: String) throws(RateDeckError) -> [UInt8] {
+        let fd = open(path, O_RDONLY)
+        guard fd >= 0 else {
+            throw RateDeckError(file: path, line: 0, column: "", message: "cannot open: \(errnoText())")
+        }
+        defer { close(fd) }
+        var out: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw RateDeckError(file: path, line: 0, column: "", message: "cannot read: \(errnoText())")
+            }
+            if n == 0 { break }
+            out.append(contentsOf: chunk[0 ..< n])
+        }
+        return out
+    }
+
+    private static func errnoText() -> String {
+        guard let p = strerror(errno) else { return "errno \(errno)" }
+        return String(cString: p)
+    }
+}
+
+/// A single-pass, line-oriented CSV reader for decks; every error names the line and column.
+struct DeckParser {
+    let buf: UnsafeBufferPointer<UInt8>
+    let file: String
+
+    struct Field {
+        var start: Int
+        var end: Int
+        /// Quoted with a `""` inside: the raw range still holds the doubled quotes.
+        var escaped: Bool
+    }
+
+    private static let quote = UInt8(ascii: "\"")
+    private static let comma = UInt8(ascii: ",")
+
+    func fail(_ line: Int, _ column: String, _ message: String) -> RateDeckError {
+        RateDeckError(file: file, line: line, column: column, message: message)
+    }
+
+    func run() throws(RateDeckError) -> [RateDeck.Entry] {
+        var entries: [RateDeck.Entry] = []
+        var headerCount = 0
+        var lineNo = 0
+        var pos = 0
+        // A BOM is what spreadsheet "CSV UTF-8" exports start with.
+        if buf.count >= 3, buf[0] == 0xEF, buf[1] == 0xBB, buf[2] == 0xBF { pos = 3 }
+        while pos < buf.count {
+            lineNo += 1
+            var end = pos
+            while end < buf.count, buf[end] != 0x0A { end += 1 }
+            let next = end + 1
+            if end > pos, buf[end - 1] == 0x0D { end -= 1 }
+            defer { pos = next }
+            var first = pos
+            while first < end, isBlank(buf[first]) { first += 1 }
+            if first == end || buf[first] == UInt8(ascii: "#") { continue }
+            let fields = try split(pos, end, line: lineNo)
+            if headerCount == 0 {
+                headerCount = try checkHeader(fields, line: lineNo)
+                continue
+            }
+            entries.append(try row(fields, line: lineNo, headerCount: headerCount))
+        }
+        if headerCount == 0 {
+            throw fail(0, "", "no header line (expected \(RateDeck.columns.prefix(5).joined(separator: ","))[,description])")
+        }
+        return entries
+    }
+
+    @inline(__always) func isBlank(_ b: UInt8) -> Bool { b == 0x20 || b == 0x09 }
+
+    func split(_ start: Int, _ end: Int, line: Int) throws(RateDeckError) -> [Field] {
+        var fields: [Field] = []
+        fields.reserveCapacity(6)
+        var p = start
+        while true {
+            var s = p
+            while s < end, isBlank(buf[s]) { s += 1 }
+            if s < end, buf[s] == Self.quote {
+                var q = s + 1
+                var escaped = false
+                while true {
+                    guard q < end else {
+                        throw fail(line, column(fields.count), "unterminated quoted field")
+                    }
+                    if buf[q] == Self.quote {
+                        if q + 1 < end, buf[q + 1] == Self.quote { escaped = true; q += 2; continue }
+                        break
+                    }
+                    q += 1
+                }
+                fields.append(Field(start: s + 1, end: q, escaped: escaped))
+                var a = q + 1
+                while a < end, isBlank(buf[a]) { a += 1 }
+                if a == end { return fields }
+                guard buf[a] == Self.comma else {
+                    throw fail(line, column(fields.count - 1), "unexpected text after the closing quote")
+                }
+                p = a + 1
+            } else {
+                var e = s
+                while e < end, buf[e] != Self.comma { e += 1 }
+                var t = e
+                while t > s, isBlank(buf[t - 1]) { t -= 1 }
+                fields.append(Field(start: s, end: t, escaped: false))
+                if e == end { return fields }
+                p = e + 1
+            }
+        }
+    }
+
+    func column(_ index: Int) -> String {
+        index < RateDeck.columns.count ? RateDeck.columns[index] : "\(index + 1)"
+    }
+
+    func text(_ f: Field) -> String {
+        let raw = UnsafeBufferPointer(rebasing: buf[f.start ..< f.end])
+        guard f.escaped else { return String(decoding: raw, as: UTF8.self) }
+        var out: [UInt8] = []
+        out.reserveCapacity(raw.count)
+        var k = 0
+        while k < raw.count {
+            out.append(raw[k])
+            // The splitter only accepted doubled quotes inside, so skip the second of each pair.
+            k += raw[k] == Self.quote ? 2 : 1
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    func checkHeader(_ fields: [Field], line: Int) throws(RateDeckError) -> Int {
+        let names = fields.map { text($0).lowercased() }
+        let want = RateDeck.columns
+        guard (names.count == 5 || names.count == 6), names == Array(want.prefix(names.count)) else {
+            throw fail(line, "", "the header must be \(want.prefix(5).joined(separator: ","))[,description]"
+                + ", found \(names.joined(separator: ","))")
+        }
+        return names.count
+    }
+
+    func row(_ fields: [Field], line: Int, headerCount: Int) throws(RateDeckError) -> RateDeck.Entry {
+        guard fields.count == headerCount || (headerCount == 6 && fields.count == 5) else {
+            throw fail(line, "", "expected \(headerCount) columns as in the header, found \(fields.count)")
+        }
+        let key = try prefixKey(fields[0], line: line)
+        let rate = try money(fields[1], line: line, column: "rate_per_minute")
+        let fee = try money(fields[2], line: line, column: "connect_fee")
+        let initial = try seconds(fields[3], line: line, column: "initial_increment", minimum: 0)
+        let subsequent = try seconds(fields[4], line: line, column: "subsequent_increment", minimum: 1)
+        let description = fields.count > 5 ? text(fields[5]) : ""
+        let row = RateRow(prefix: "", ratePerMinute: rate, connectFee: fee, initialIncrement: initial,
+                          subsequentIncrement: subsequent, description: description)
+        return RateDeck.Entry(key: key, row: row, line: line)
+    }
+
+    func prefixKey(_ f: Field, line: Int) throws(RateDeckError) -> [UInt8] {
+        var s = f.start
+        let e = f.end
+        if e - s == 1, buf[s] == UInt8(ascii: "*") { return [] }
+        if s == e { return [] }
+        if buf[s] == UInt8(ascii: "+") {
+            s += 1
+            guard s < e else { throw fail(line, "prefix", "is only '+' (use * or leave it empty for the catch-all)") }
+        }
+        for k in s ..< e {
+            let b = buf[k]
+            guard b > 0x20, b < 0x7F, b != Self.comma, b != Self.quote else {
+                throw fail(line, "prefix", "has an invalid character at byte \(k - f.start + 1)"
+                    + " (expected digits, letters or other printable ASCII without spaces, commas or quotes)")
+            }
+        }
+        return Array(buf[s ..< e])
+    }
+
+    func money(_ f: Field, line: Int, column: String) throws(RateDeckError) -> Int64 {
+        do {
+            return try Money.parse(bytes: UnsafeBufferPointer(rebasing: buf[f.start ..< f.end]))
+        } catch {
+            throw fail(line, column, error.description)
+        }
+    }
+
+    func seconds(_ f: Field, line: Int, column: String, minimum: Int64) throws(RateDeckError) -> Int64 {
+        guard f.start < f.end else { throw fail(line, column, "is empty") }
+        var v: Int64 = 0
+        for k in f.start ..< f.end {
+            let b = buf[k]
+            guard b >= 0x30, b <= 0x39 else {
+                throw fail(line, column, "must be a whole number of seconds (found \(text(f)))")
+            }
+            let (m, o1) = v.multipliedReportingOverflow(by: 10)
+            let (a, o2) = m.addingReportingOverflow(Int64(b - 0x30))
+            guard !o1, !o2 else { throw fail(line, column, "is too large") }
+            v = a
+        }
+        guard v >= minimum else { throw fail(line, column, "must be at least \(minimum)") }
+        return v
+    }
+}

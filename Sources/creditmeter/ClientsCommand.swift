@@ -1,0 +1,302 @@
+import ArgumentParser
+import Foundation
+import Ledger
+import MeterConfig
+import MeterCore
+
+struct ClientsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "clients",
+        abstract: "Create, edit, disable, enable, recharge and inspect clients.",
+        discussion: """
+        A client owns one or more PBX account codes (default: its username); every CDR whose account field
+        names one of them is charged to it under its rate plan (default: "default").
+        Passwords are never taken from the command line: give them on a TTY prompt, or as the first two
+        lines of stdin (password, then confirmation) with --password-stdin.
+        """,
+        subcommands: [Create.self, Edit.self, Disable.self, Enable.self, Recharge.self, List.self, Show.self]
+    )
+
+    /// The Create Client form's fields, shared by `create` and `edit`.
+    struct Fields: ParsableArguments {
+        @Option(name: .customLong("first-name")) var firstName: String?
+        @Option(name: .customLong("last-name")) var lastName: String?
+        @Option var email: String?
+        @Option var phone: String?
+        @Option var country: String?
+        @Option(help: "State or region.") var state: String?
+        @Option var city: String?
+        @Option(help: "Zip or postal code.") var zip: String?
+        @Option var address1: String?
+        @Option var address2: String?
+        @Option var company: String?
+        @Option var role: String?
+        @Option(name: .customLong("account"), help: ArgumentHelp(
+            "A PBX account code billed to this client (repeatable).", valueName: "code"))
+        var accounts: [String] = []
+        @Option(help: ArgumentHelp("Rate plan name.", valueName: "name")) var plan: String?
+
+        var ledgerFields: ClientFields {
+            var f = ClientFields()
+            f.firstName = firstName; f.lastName = lastName; f.email = email; f.phone = phone
+            f.country = country; f.state = state; f.city = city; f.zip = zip
+            f.address1 = address1; f.address2 = address2; f.company = company; f.role = role
+            return f
+        }
+
+        /// The rules that do not need the store; the store enforces uniqueness.
+        func violations(creating: Bool) -> [ClientRules.Violation] {
+            var v: [ClientRules.Violation] = []
+            if creating {
+                for (name, value) in [("first_name", firstName), ("last_name", lastName), ("email", email)] {
+                    if let bad = ClientRules.requiredTextViolation(field: name, value ?? "") { v.append(bad) }
+                }
+            } else {
+                for (name, value) in [("first_name", firstName), ("last_name", lastName), ("email", email)] {
+                    if let value, let bad = ClientRules.requiredTextViolation(field: name, value) { v.append(bad) }
+                }
+            }
+            for (name, value) in [("phone", phone), ("country", country), ("state", state), ("city", city),
+                                  ("zip", zip), ("address1", address1), ("address2", address2),
+                                  ("company", company), ("role", role)] {
+                if let value, value.count > 200 { v.append(.init(field: name, rule: "must be at most 200 characters")) }
+            }
+            if let email, !email.isEmpty, let bad = ClientRules.emailViolation(email) { v.append(bad) }
+            for code in accounts { if let bad = ClientRules.accountCodeViolation(code) { v.append(bad) } }
+            return v
+        }
+    }
+
+    struct PasswordSource: ParsableArguments {
+        @Flag(name: .customLong("password-stdin"),
+              help: "Read the password and its confirmation as the first two lines of stdin.")
+        var passwordStdin = false
+    }
+
+    static func readPassword(stdin: Bool) throws -> (String, String) {
+        if stdin {
+            var lines: [String] = []
+            while lines.count < 2, let line = readLine(strippingNewline: true) { lines.append(line) }
+            guard lines.count == 2 else {
+                throw CLIError(.usage, "--password-stdin: expected two lines on stdin (password, then confirmation), got \(lines.count)")
+            }
+            return (lines[0], lines[1])
+        }
+        guard isatty(0) == 1 else {
+            throw CLIError(.usage, "no TTY to prompt for the password: give it with --password-stdin")
+        }
+        guard let p1 = getpass("Password: ").map({ String(cString: $0) }),
+              let p2 = getpass("Confirm password: ").map({ String(cString: $0) }) else {
+            throw CLIError(.ioError, "could not read the password from the TTY")
+        }
+        return (p1, p2)
+    }
+
+    static func fail(_ violations: [ClientRules.Violation]) -> CLIError {
+        // One line, naming every rule broken, so a script's operator fixes them all at once.
+        CLIError(.dataError, violations.map(\.description).joined(separator: "; "))
+    }
+
+    struct Create: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create a client (first name, last name, email and password required).")
+        @OptionGroup var options: ConfigOptions
+        @Option var username: String
+        @OptionGroup var fields: Fields
+        @OptionGroup var password: PasswordSource
+        @Flag var json = false
+
+        func run() throws {
+            try guarded {
+                var violations: [ClientRules.Violation] = []
+                if let bad = ClientRules.usernameViolation(username) { violations.append(bad) }
+                violations += fields.violations(creating: true)
+                if !violations.isEmpty { throw fail(violations) }
+                let (config, ledger) = try options.open()
+                let plan = fields.plan ?? "default"
+                if !config.plans.isEmpty, config.plan(named: plan) == nil {
+                    throw CLIError(.dataError, "plan: '\(plan)' is not a [[plan]] in \(config.file)")
+                }
+                let (pw, confirm) = try readPassword(stdin: password.passwordStdin)
+                let pwViolations = ClientRules.passwordViolations(pw, confirmation: confirm)
+                if !pwViolations.isEmpty { throw fail(pwViolations) }
+                let hash = try PasswordHasher.hash(pw)
+                let client = try ledger.createClient(
+                    username: username, fields: fields.ledgerFields, accounts: fields.accounts, plan: plan,
+                    passwordHash: hash, now: nowEpoch())
+                ClientsCommand.print(client, config: config, json: json)
+            }
+        }
+    }
+
+    struct Edit: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Change a client's fields, account codes, plan or password.")
+        @OptionGroup var options: ConfigOptions
+        @Argument var username: String
+        @OptionGroup var fields: Fields
+        @Flag(name: .customLong("change-password"), help: "Prompt for a new password (or read it with --password-stdin).")
+        var changePassword = false
+        @OptionGroup var password: PasswordSource
+        @Flag var json = false
+
+        func run() throws {
+            try guarded {
+                let violations = fields.violations(creating: false)
+                if !violations.isEmpty { throw fail(violations) }
+                let (config, ledger) = try options.open()
+                if let plan = fields.plan, !config.plans.isEmpty, config.plan(named: plan) == nil {
+                    throw CLIError(.dataError, "plan: '\(plan)' is not a [[plan]] in \(config.file)")
+                }
+                var hash: String?
+                if changePassword || password.passwordStdin {
+                    let (pw, confirm) = try readPassword(stdin: password.passwordStdin)
+                    let pwViolations = ClientRules.passwordViolations(pw, confirmation: confirm)
+                    if !pwViolations.isEmpty { throw fail(pwViolations) }
+                    hash = try PasswordHasher.hash(pw)
+                }
+                let client = try ledger.editClient(
+                    username: username, fields: fields.ledgerFields,
+                    accounts: fields.accounts.isEmpty ? nil : fields.accounts,
+                    plan: fields.plan, passwordHash: hash, now: nowEpoch())
+                ClientsCommand.print(client, config: config, json: json)
+            }
+        }
+    }
+
+    struct Disable: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Take away a client's console access (its calls are still metered).",
+            discussion: "A client disabled for more than [retention] disabled_days is deleted by `creditmeter purge` and the daemon's daily check.")
+        @OptionGroup var options: ConfigOptions
+        @Argument var username: String
+        func run() throws {
+            try guarded {
+                let (config, ledger) = try options.open()
+                ClientsCommand.print(try ledger.setDisabled(username: username, true, now: nowEpoch()), config: config, json: false)
+            }
+        }
+    }
+
+    struct Enable: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Give a disabled client its console access back.")
+        @OptionGroup var options: ConfigOptions
+        @Argument var username: String
+        func run() throws {
+            try guarded {
+                let (config, ledger) = try options.open()
+                ClientsCommand.print(try ledger.setDisabled(username: username, false, now: nowEpoch()), config: config, json: false)
+            }
+        }
+    }
+
+    struct Recharge: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Add credits: assigned and available grow by AMOUNT.",
+            discussion: "With --key, the same key given again recharges once (safe to retry from scripts).")
+        @OptionGroup var options: ConfigOptions
+        @Argument var username: String
+        @Argument(help: "Credits to add, e.g. 100 or 0.5 (at most 6 decimals).") var amount: String
+        @Option(help: ArgumentHelp("Idempotency key.", valueName: "key")) var key: String?
+        @Flag var json = false
+
+        func run() throws {
+            try guarded {
+                let micro: Int64
+                do { micro = try Money.parse(amount) } catch { throw CLIError(.dataError, "amount: '\(amount)' \(error)") }
+                guard micro > 0 else { throw CLIError(.dataError, "amount: must be greater than 0") }
+                let (config, ledger) = try options.open()
+                let result = try ledger.recharge(username: username, amount: micro, key: key, now: nowEpoch())
+                if !result.applied { Console.note("recharge with key '\(key ?? "")' was already applied; nothing changed") }
+                ClientsCommand.print(result.client, config: config, json: json)
+            }
+        }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Every client's meter: Available | Used | Assigned, percent, level.",
+            discussion: "--json prints an array of {username, status, available, used, assigned, percent, level, color, plan, accounts}.")
+        @OptionGroup var options: ConfigOptions
+        @Flag var json = false
+        func run() throws {
+            try guarded {
+                let (config, ledger) = try options.open()
+                let all = try ledger.clients()
+                if json {
+                    Console.out(JSONValue.array(all.map { ClientsCommand.summaryJSON($0, config) }).serialized())
+                    return
+                }
+                if all.isEmpty { Console.note("no clients yet: add one with `creditmeter clients create`"); return }
+                let rows = all.map { c -> [String] in
+                    let level = c.meter.level(config.thresholds)
+                    return [c.username, c.status.rawValue, c.meter.display, c.meter.percentText + "%", level.rawValue]
+                }
+                let header = ["USERNAME", "STATUS", "AVAILABLE | USED | ASSIGNED", "PERCENT", "LEVEL"]
+                var widths = header.map(\.count)
+                for r in rows { for (i, cell) in r.enumerated() { widths[i] = max(widths[i], cell.count) } }
+                func pad(_ s: String, _ w: Int) -> String { s + String(repeating: " ", count: w - s.count) }
+                Console.out(header.enumerated().map { pad($1, widths[$0]) }.joined(separator: "  "))
+                for (c, r) in zip(all, rows) {
+                    let level = c.meter.level(config.thresholds)
+                    let cells = r.enumerated().map { i, cell -> String in
+                        let padded = pad(cell, widths[i])
+                        return i == 2 || i == 4 ? Console.paint(padded, level) : padded
+                    }
+                    Console.out(cells.joined(separator: "  "))
+                }
+            }
+        }
+    }
+
+    struct Show: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "One client's fields and meter.")
+        @OptionGroup var options: ConfigOptions
+        @Argument var username: String
+        @Flag var json = false
+        func run() throws {
+            try guarded {
+                let (config, ledger) = try options.open()
+                guard let c = try ledger.client(username: username) else {
+                    throw CLIError(.dataError, "username: no client named '\(username)'")
+                }
+                ClientsCommand.print(c, config: config, json: json)
+            }
+        }
+    }
+
+    static func summaryJSON(_ c: ClientRecord, _ config: Config) -> JSONValue {
+        .object([("username", .string(c.username)), ("status", .string(c.status.rawValue))]
+            + c.meter.jsonFields(config.thresholds)
+            + [("plan", .string(c.plan)), ("accounts", .array(c.accounts.map { .string($0) }))])
+    }
+
+    static func detailJSON(_ c: ClientRecord, _ config: Config) -> JSONValue {
+        guard case .object(var pairs) = summaryJSON(c, config) else { return .null }
+        pairs += [
+            ("first_name", .string(c.firstName)), ("last_name", .string(c.lastName)), ("email", .string(c.email)),
+            ("phone", .string(c.phone)), ("country", .string(c.country)), ("state", .string(c.state)),
+            ("city", .string(c.city)), ("zip", .string(c.zip)), ("address1", .string(c.address1)),
+            ("address2", .string(c.address2)), ("company", .string(c.company)), ("role", .string(c.role)),
+            ("created_at", .string(rfc3339(c.createdAt))),
+            ("disabled_at", c.disabledAt.map { .string(rfc3339($0)) } ?? .null),
+        ]
+        return .object(pairs)
+    }
+
+    static func print(_ c: ClientRecord, config: Config, json: Bool) {
+        if json { Console.out(detailJSON(c, config).serialized()); return }
+        let level = c.meter.level(config.thresholds)
+        let name = [c.firstName, c.lastName].filter { !$0.isEmpty }.joined(separator: " ")
+        var lines = [
+            "\(c.username) (\(name)) — \(c.status.rawValue)",
+            "  Available | Used | Assigned: " + Console.paint(c.meter.display, level)
+                + "  (\(c.meter.percentText)%, \(level.rawValue))",
+            "  email: \(c.email)   plan: \(c.plan)   accounts: \(c.accounts.joined(separator: ", "))",
+        ]
+        let extra = [("phone", c.phone), ("company", c.company), ("role", c.role), ("country", c.country),
+                     ("state", c.state), ("city", c.city), ("zip", c.zip), ("address1", c.address1),
+                     ("address2", c.address2)].filter { !$0.1.isEmpty }
+        if !extra.isEmpty { lines.append("  " + extra.map { "\($0.0): \($0.1)" }.joined(separator: "   ")) }
+        if let d = c.disabledAt { lines.append("  disabled since \(rfc3339(d))") }
+        Console.out(lines.joined(separator: "\n"))
+    }
+}

@@ -1,0 +1,132 @@
+import ArgumentParser
+import Foundation
+import Ledger
+import MeterConfig
+import MeterCore
+import Rater
+
+/// sysexits codes (SPEC section 8).
+enum ExitStatus: Int32 {
+    case usage = 64, dataError = 65, noInput = 66, software = 70, ioError = 74, config = 78
+}
+
+/// An error the CLI reports as one line on stderr with a sysexits code.
+struct CLIError: Error {
+    var status: ExitStatus
+    var message: String
+    init(_ status: ExitStatus, _ message: String) {
+        self.status = status
+        self.message = message
+    }
+}
+
+/// Runs a command body, turning every known failure into one stderr line and its exit code.
+func guarded(_ body: () throws -> Void) throws {
+    do {
+        try body()
+    } catch let e as CLIError {
+        Console.error(e.message)
+        throw ExitCode(e.status.rawValue)
+    } catch let e as ConfigError {
+        Console.error(e.description)
+        throw ExitCode(ExitStatus.config.rawValue)
+    } catch let e as LedgerError {
+        Console.error(e.description)
+        throw ExitCode(ledgerStatus(e).rawValue)
+    } catch let e as ExitCode {
+        throw e
+    } catch {
+        Console.error("\(error)")
+        throw ExitCode(ExitStatus.software.rawValue)
+    }
+}
+
+func ledgerStatus(_ e: LedgerError) -> ExitStatus {
+    switch e {
+    case .sqlite: return .ioError
+    default: return .dataError
+    }
+}
+
+/// `--config PATH`, shared by every subcommand that reads the config.
+struct ConfigOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp(
+        "Config file (TOML).", discussion: "Default: $CREDITMETER_CONFIG, else /etc/creditmeter/creditmeter.toml.",
+        valueName: "path"))
+    var config: String?
+
+    var path: String {
+        if let config { return config }
+        if let env = ProcessInfo.processInfo.environment["CREDITMETER_CONFIG"], !env.isEmpty { return env }
+        return "/etc/creditmeter/creditmeter.toml"
+    }
+
+    func load() throws -> Config {
+        try Config.load(path: path)
+    }
+
+    /// The config and the ledger it names, opened with the config's thresholds.
+    func open() throws -> (Config, Ledger) {
+        let config = try load()
+        let dir = (config.store.path as NSString).deletingLastPathComponent
+        if !dir.isEmpty, !FileManager.default.fileExists(atPath: dir) {
+            do {
+                try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            } catch {
+                throw CLIError(.ioError, "store.path: cannot create directory \(dir): \(error.localizedDescription)")
+            }
+        }
+        let ledger = try Ledger(path: config.store.path, thresholds: config.thresholds)
+        return (config, ledger)
+    }
+}
+
+/// Writes to the terminal: errors and progress to stderr, results to stdout, colour only on a TTY.
+enum Console {
+    static func error(_ message: String) {
+        FileHandle.standardError.write(Data(("creditmeter: " + message + "\n").utf8))
+    }
+
+    static func note(_ message: String) {
+        FileHandle.standardError.write(Data((message + "\n").utf8))
+    }
+
+    static func out(_ text: String) {
+        FileHandle.standardOutput.write(Data((text + "\n").utf8))
+    }
+
+    static var stderrIsTTY: Bool { isatty(2) == 1 }
+
+    /// SPEC colours mapped to ANSI: primary blue, orange (256-colour 208), red; NO_COLOR turns them off.
+    static var useColor: Bool {
+        isatty(1) == 1 && ProcessInfo.processInfo.environment["NO_COLOR"].map { $0.isEmpty } ?? true
+    }
+
+    static func paint(_ text: String, _ level: Level) -> String {
+        guard useColor else { return text }
+        let code: String
+        switch level {
+        case .ok: code = "34"
+        case .low: code = "38;5;208"
+        case .critical, .exhausted: code = "31"
+        }
+        return "\u{1B}[\(code)m\(text)\u{1B}[0m"
+    }
+}
+
+func nowEpoch() -> Int64 { Int64(Date().timeIntervalSince1970.rounded(.down)) }
+
+/// Parses `YYYY-MM-DD` or `YYYY-MM-DDTHH:MM:SSZ` (UTC) for `--as-of` and `--start`.
+func parseDate(_ text: String, option: String) throws -> Int64 {
+    let f = ISO8601DateFormatter()
+    if let d = f.date(from: text) { return Int64(d.timeIntervalSince1970) }
+    f.formatOptions = [.withFullDate]
+    if let d = f.date(from: text) { return Int64(d.timeIntervalSince1970) }
+    throw CLIError(.usage, "\(option): '\(text)' is not a date (use YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ)")
+}
+
+func rfc3339(_ epoch: Int64) -> String {
+    let f = ISO8601DateFormatter()
+    f.formatOptions = [.withInternetDateTime]
+    return f.string(from: Date(timeIntervalSince1970: TimeInterval(epoch)))
+}

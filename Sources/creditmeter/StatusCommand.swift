@@ -1,0 +1,54 @@
+import ArgumentParser
+import Foundation
+import Ledger
+import MeterConfig
+import MeterCore
+
+struct StatusCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status",
+        abstract: "Where each source is read up to, what was charged today, and the quarantine.")
+    @OptionGroup var options: ConfigOptions
+    @Flag var json = false
+
+    func run() throws {
+        try guarded {
+            let (config, ledger) = try options.open()
+            var startOfDay = nowEpoch()
+            startOfDay -= startOfDay % 86_400
+            let today = try ledger.chargedSince(startOfDay)
+            let quarantined = try ledger.quarantineCount()
+            var sources: [JSONValue] = []
+            var lines: [String] = []
+            for s in config.sources {
+                let pos = try ledger.sourcePosition(name: s.name)
+                var st = stat()
+                let exists = stat(s.path, &st) == 0
+                let size = exists ? Int64(st.st_size) : 0
+                let offset = pos?.offset ?? 0
+                let sameFile = pos.map { exists && UInt64(st.st_ino) == $0.inode } ?? false
+                let lag = sameFile ? max(0, size - offset) : size
+                sources.append(.object([
+                    ("name", .string(s.name)), ("path", .string(s.path)), ("format", .string(s.format.rawValue)),
+                    ("exists", .bool(exists)), ("inode", pos.map { .int(Int64(bitPattern: $0.inode)) } ?? .null),
+                    ("offset", .int(offset)), ("size", .int(size)), ("lag_bytes", .int(lag)),
+                    ("line", pos.map { .int($0.line) } ?? .null),
+                ]))
+                lines.append("  \(s.name): \(s.path) \(exists ? "" : "(missing) ")offset \(offset) of \(size), lag \(lag) bytes")
+            }
+            if json {
+                Console.out(JSONValue.object([
+                    ("store", .string(config.store.path)), ("sources", .array(sources)),
+                    ("charged_today", .object([("cdrs", .int(Int64(today.count))), ("cost", .string(Money.format(today.cost)))])),
+                    ("quarantined", .int(Int64(quarantined))),
+                ]).serialized(pretty: true))
+                return
+            }
+            Console.out("store: \(config.store.path)")
+            Console.out(config.sources.isEmpty ? "sources: none configured" : "sources:")
+            lines.forEach(Console.out)
+            Console.out("charged today (UTC): \(today.count) CDRs, \(Money.format(today.cost)) credits")
+            Console.out("quarantined: \(quarantined)")
+        }
+    }
+}

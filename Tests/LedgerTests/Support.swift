@@ -1,0 +1,81 @@
+import Foundation
+import MeterCore
+@testable import Ledger
+
+/// A ledger on a fresh file in a private temp directory, removed by `cleanup()`.
+struct TempLedger {
+    let dir: URL
+    let path: String
+    let ledger: Ledger
+
+    init(thresholds: Thresholds = .default) throws {
+        dir = FileManager.default.temporaryDirectory.appendingPathComponent("ledgertest-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        path = dir.appendingPathComponent("ledger.db").path
+        ledger = try Ledger(path: path, thresholds: thresholds)
+    }
+
+    func reopen(thresholds: Thresholds = .default) throws -> Ledger {
+        try Ledger(path: path, thresholds: thresholds)
+    }
+
+    func cleanup() {
+        try? FileManager.default.removeItem(at: dir)
+    }
+}
+
+let fakeHash = "$y$j9T$notarealsalt$notarealhashnotarealhashnotarealhash"
+let credit: Int64 = 1_000_000
+
+func fields(first: String = "Ann", last: String = "Lee", email: String? = nil) -> ClientFields {
+    var f = ClientFields()
+    f.firstName = first
+    f.lastName = last
+    f.email = email
+    return f
+}
+
+@discardableResult
+func makeClient(_ l: Ledger, _ username: String, email: String? = nil, accounts: [String] = [], now: Int64 = 1000) throws -> ClientRecord {
+    try l.createClient(username: username, fields: fields(email: email ?? "\(username)@example.com"), accounts: accounts,
+                       plan: "default", passwordHash: fakeHash, now: now)
+}
+
+func charge(_ identity: String, client: Int64, cost: Int64, account: String = "acct", line: Int64 = 1) -> Charge {
+    Charge(identity: identity, clientID: client, account: account, source: "master", position: line * 100, line: line,
+           destination: "15551234567", prefix: "1", billsec: 60, chargedSeconds: 60, cost: cost, startedAt: 1_700_000_000)
+}
+
+func entry(_ key: String, reason: String = "unknown_account", raw: String = "\"x\",\"y\"") -> QuarantineEntry {
+    QuarantineEntry(key: key, source: "master", position: 42, line: 7, reason: reason, message: "no client for account 'x'",
+                    raw: Array(raw.utf8))
+}
+
+func batch(_ charges: [Charge], quarantined: [QuarantineEntry] = [], position: SourcePosition? = nil) -> ChargeBatch {
+    ChargeBatch(source: "master", position: position, charges: charges, quarantined: quarantined)
+}
+
+/// A parsed outbox event body.
+struct EventBody {
+    let type: String
+    let timestamp: String
+    let data: [String: Any]
+
+    init(_ body: String) throws {
+        let obj = try JSONSerialization.jsonObject(with: Data(body.utf8))
+        guard let top = obj as? [String: Any], let type = top["type"] as? String,
+              let ts = top["timestamp"] as? String, let data = top["data"] as? [String: Any] else {
+            throw TestFailure("malformed event body: \(body)")
+        }
+        self.type = type
+        self.timestamp = ts
+        self.data = data
+    }
+
+    func string(_ key: String) -> String? { data[key] as? String }
+}
+
+struct TestFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ d: String) { description = d }
+}
