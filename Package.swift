@@ -3,9 +3,10 @@ import PackageDescription
 
 // The data flow reads top to bottom in Sources/:
 // CDRSource (tail files) → CDRParser (bytes → CDR) → Rater (CDR → cost)
-// → Ledger (SQLite: balances, usage, quarantine, positions, outbox)
-// → Delivery (webhooks). MeterCore holds the pure money/level arithmetic
-// that every stage shares; Ingest glues the stages for replay and the daemon.
+// → Ledger (SQLite: balances, usage, quarantine, positions, outbox rows)
+// → Outbox (which events, when, to whom) → Delivery (libcurl webhooks).
+// MeterCore holds the pure money/level arithmetic every stage shares; Ingest
+// glues the stages for replay, Daemon runs them as services for `run`.
 let package = Package(
     name: "creditmeter",
     platforms: [.macOS(.v14)],
@@ -16,14 +17,21 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
     ],
     targets: [
         .systemLibrary(name: "CSQLite", path: "Sources/CSQLite", pkgConfig: "sqlite3",
                        providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "CCrypt", path: "Sources/CCrypt",
                        providers: [.apt(["libcrypt-dev"])]),
+        .systemLibrary(name: "CCurl", path: "Sources/CCurl", pkgConfig: "libcurl",
+                       providers: [.apt(["libcurl4-openssl-dev"])]),
 
         .target(name: "MeterCore", path: "Sources/MeterCore"),
+        .target(name: "CDRSource", dependencies: [
+            .product(name: "Crypto", package: "swift-crypto"),
+        ], path: "Sources/CDRSource"),
         .target(name: "CDRParser", dependencies: [
             "MeterCore",
             .product(name: "Crypto", package: "swift-crypto"),
@@ -36,12 +44,27 @@ let package = Package(
         ], path: "Sources/MeterConfig"),
         .target(name: "Ledger", dependencies: ["MeterCore", "CSQLite", "CCrypt"], path: "Sources/Ledger"),
         .target(name: "Ingest", dependencies: [
-            "MeterCore", "CDRParser", "Rater", "MeterConfig", "Ledger",
+            "MeterCore", "CDRSource", "CDRParser", "Rater", "MeterConfig", "Ledger",
             .product(name: "Crypto", package: "swift-crypto"),
         ],
                 path: "Sources/Ingest"),
+        .target(name: "Outbox", dependencies: ["MeterCore"], path: "Sources/Outbox"),
+        .target(name: "Delivery", dependencies: [
+            "MeterCore", "MeterConfig", "Ledger", "Outbox", "CCurl",
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ], path: "Sources/Delivery"),
+        .target(name: "Daemon", dependencies: [
+            "MeterCore", "CDRSource", "CDRParser", "Rater", "MeterConfig", "Ledger", "Ingest", "Outbox", "Delivery",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ], path: "Sources/Daemon"),
         .executableTarget(name: "creditmeter", dependencies: [
-            "MeterCore", "CDRParser", "CDRGen", "Rater", "MeterConfig", "Ledger", "Ingest",
+            "MeterCore", "CDRSource", "CDRParser", "CDRGen", "Rater", "MeterConfig", "Ledger", "Ingest",
+            "Outbox", "Delivery", "Daemon",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Sources/creditmeter"),
 
@@ -50,6 +73,8 @@ let package = Package(
         .testTarget(name: "RaterTests", dependencies: ["Rater", "MeterCore"]),
         .testTarget(name: "MeterConfigTests", dependencies: ["MeterConfig"]),
         .testTarget(name: "LedgerTests", dependencies: ["Ledger", "MeterCore"]),
+        .testTarget(name: "CDRSourceTests", dependencies: ["CDRSource"]),
+        .testTarget(name: "DeliveryTests", dependencies: ["Delivery", "Outbox", "Ledger", "MeterCore", "MeterConfig"]),
         .testTarget(name: "IntegrationTests", dependencies: ["MeterCore", "CDRGen", "CDRParser"]),
     ]
 )

@@ -1,3 +1,4 @@
+import CDRSource
 import CDRParser
 import Ledger
 import MeterCore

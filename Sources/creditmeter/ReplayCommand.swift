@@ -1,3 +1,4 @@
+import CDRSource
 import ArgumentParser
 import CDRParser
 import Foundation
