@@ -59,6 +59,7 @@ let package = Package(
             "MeterCore", "CDRSource", "CDRParser", "Rater", "MeterConfig", "Ledger", "Ingest", "Outbox", "Delivery",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "UnixSignals", package: "swift-service-lifecycle"),
         ], path: "Sources/Daemon"),
         .executableTarget(name: "creditmeter", dependencies: [
             "MeterCore", "CDRSource", "CDRParser", "CDRGen", "Rater", "MeterConfig", "Ledger", "Ingest",

@@ -10,6 +10,10 @@ public enum Assembly {
         public var key: String
         public var message: String
         public var description: String { "\(key): \(message)" }
+        public init(key: String, message: String) {
+            self.key = key
+            self.message = message
+        }
     }
 
     public static func settings(for source: SourceConfig, index: Int) throws(Failure) -> SourceSettings {

@@ -1,66 +1,12 @@
 import MeterCore
 
-/// A JSON value with ordered keys, so event bodies are deterministic and amounts stay strings.
-enum JSONValue {
-    case string(String)
-    /// A literal already in JSON syntax (numbers such as `Meter.percentText`).
-    case raw(String)
-    case int(Int64)
-    case null
-    case array([JSONValue])
-    case object([(String, JSONValue)])
+/// Event bodies use MeterCore's `JSONValue`, the project's one JSON writer (ordered keys, exact numbers);
+/// the alias makes it visible in every file of the module, imported there or not.
+typealias JSONValue = MeterCore.JSONValue
 
-    var text: String {
-        var out = ""
-        write(into: &out)
-        return out
-    }
-
-    func write(into out: inout String) {
-        switch self {
-        case .string(let s): JSONValue.escape(s, into: &out)
-        case .raw(let r): out += r
-        case .int(let i): out += String(i)
-        case .null: out += "null"
-        case .array(let items):
-            out += "["
-            for (i, item) in items.enumerated() {
-                if i > 0 { out += "," }
-                item.write(into: &out)
-            }
-            out += "]"
-        case .object(let members):
-            out += "{"
-            for (i, (key, value)) in members.enumerated() {
-                if i > 0 { out += "," }
-                JSONValue.escape(key, into: &out)
-                out += ":"
-                value.write(into: &out)
-            }
-            out += "}"
-        }
-    }
-
-    static func escape(_ s: String, into out: inout String) {
-        out += "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if scalar.value < 0x20 {
-                    let hex = String(scalar.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        out += "\""
-    }
+extension JSONValue {
+    /// The compact serialization, exactly the bytes stored in the outbox and signed on delivery.
+    var text: String { serialized() }
 }
 
 /// Builds outbox events: ids, timestamps and the SPEC 6 bodies.
@@ -104,15 +50,7 @@ enum EventFactory {
 
     /// The balance figures every credit and client event carries.
     static func balance(_ meter: Meter, _ t: Thresholds) -> [(String, JSONValue)] {
-        let level = meter.level(t)
-        return [
-            ("available", .string(Money.format(meter.available))),
-            ("used", .string(Money.format(meter.used))),
-            ("assigned", .string(Money.format(meter.assigned))),
-            ("percent", .raw(meter.percentText)),
-            ("level", .string(level.rawValue)),
-            ("color", .string(level.color)),
-        ]
+        meter.jsonFields(t)
     }
 
     /// The alert type for a latch move: the new level's name when worse, `credit.recovered` when better.

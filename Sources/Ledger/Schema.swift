@@ -122,5 +122,65 @@ enum Schema {
                 since INTEGER NOT NULL
             ) STRICT;
             """),
+        // Per-endpoint delivery state (SPEC 6). The outbox is rebuilt with AUTOINCREMENT because fan-out
+        // keeps a per-endpoint cursor on outbox ids: a plain INTEGER PRIMARY KEY hands the id of a deleted
+        // newest row (a purge deletes a client's events) to the next event, which the cursor has passed.
+        Migration(version: 2, name: "deliveries", sql: """
+            CREATE TABLE outbox_v2 (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                event_id TEXT NOT NULL UNIQUE,
+                type TEXT NOT NULL,
+                client_id INTEGER,
+                username TEXT NOT NULL,
+                body TEXT NOT NULL,
+                created_at INTEGER NOT NULL,
+                -- Unused since version 2 (delivery state is per endpoint, in deliveries); kept for the writers.
+                attempts INTEGER NOT NULL DEFAULT 0,
+                next_attempt_at INTEGER NOT NULL,
+                dead INTEGER NOT NULL DEFAULT 0
+            ) STRICT;
+            INSERT INTO outbox_v2 SELECT id, event_id, type, client_id, username, body, created_at, attempts,
+                next_attempt_at, dead FROM outbox;
+            DROP TABLE outbox;
+            ALTER TABLE outbox_v2 RENAME TO outbox;
+            CREATE INDEX outbox_client ON outbox (client_id);
+            CREATE INDEX outbox_created ON outbox (created_at);
+
+            -- One row per endpoint ever configured: how far fan-out has read the outbox, and the 410 pause.
+            CREATE TABLE endpoint_state (
+                endpoint TEXT PRIMARY KEY,
+                cursor INTEGER NOT NULL DEFAULT 0,
+                paused_at INTEGER,
+                pause_reason TEXT NOT NULL DEFAULT '',
+                delivered INTEGER NOT NULL DEFAULT 0,
+                last_delivered_at INTEGER
+            ) STRICT;
+
+            -- One row per (event, endpoint) still to deliver or dead; a delivered row is deleted.
+            -- Times are unix milliseconds so tests can run retries on a short clock.
+            CREATE TABLE deliveries (
+                event INTEGER NOT NULL REFERENCES outbox (id) ON DELETE CASCADE,
+                endpoint TEXT NOT NULL,
+                -- Copied from the event: the ordering key, and NULL orders nothing.
+                client_id INTEGER,
+                status TEXT NOT NULL CHECK (status IN ('pending', 'dead')),
+                attempts INTEGER NOT NULL DEFAULT 0,
+                next_attempt_ms INTEGER NOT NULL,
+                -- Where max_age_hours counts from: the event's time, or the operator's re-queue.
+                age_from_ms INTEGER NOT NULL,
+                last_error TEXT NOT NULL DEFAULT '',
+                updated_ms INTEGER NOT NULL,
+                PRIMARY KEY (event, endpoint)
+            ) STRICT, WITHOUT ROWID;
+            CREATE INDEX deliveries_queue ON deliveries (endpoint, client_id, event) WHERE status = 'pending';
+            CREATE INDEX deliveries_due ON deliveries (endpoint, next_attempt_ms) WHERE status = 'pending';
+            CREATE INDEX deliveries_dead ON deliveries (endpoint, event) WHERE status = 'dead';
+
+            -- When each client's last balance.updated was made, for the coalescing interval.
+            CREATE TABLE balance_sent (
+                client_id INTEGER PRIMARY KEY REFERENCES clients (id) ON DELETE CASCADE,
+                at INTEGER NOT NULL
+            ) STRICT;
+            """),
     ]
 }

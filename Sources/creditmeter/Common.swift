@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Ingest
 import Ledger
 import MeterConfig
 import MeterCore
@@ -24,20 +25,23 @@ struct CLIError: Error {
 func guarded(_ body: () throws -> Void) throws {
     do {
         try body()
-    } catch let e as CLIError {
-        Console.error(e.message)
-        throw ExitCode(e.status.rawValue)
-    } catch let e as ConfigError {
-        Console.error(e.description)
-        throw ExitCode(ExitStatus.config.rawValue)
-    } catch let e as LedgerError {
-        Console.error(e.description)
-        throw ExitCode(ledgerStatus(e).rawValue)
     } catch let e as ExitCode {
         throw e
     } catch {
-        Console.error("\(error)")
-        throw ExitCode(ExitStatus.software.rawValue)
+        let (status, message) = explain(error)
+        Console.error(message)
+        throw ExitCode(status.rawValue)
+    }
+}
+
+/// The sysexits status and the one-line message for any error a command can meet.
+func explain(_ error: any Error) -> (ExitStatus, String) {
+    switch error {
+    case let e as CLIError: return (e.status, e.message)
+    case let e as ConfigError: return (.config, e.description)
+    case let e as LedgerError: return (ledgerStatus(e), e.description)
+    case let e as Assembly.Failure: return (.config, e.description)
+    default: return (.software, "\(error)")
     }
 }
 
@@ -68,6 +72,13 @@ struct ConfigOptions: ParsableArguments {
     /// The config and the ledger it names, opened with the config's thresholds.
     func open() throws -> (Config, Ledger) {
         let config = try load()
+        try Self.prepareStore(config)
+        let ledger = try Ledger(path: config.store.path, thresholds: config.thresholds)
+        return (config, ledger)
+    }
+
+    /// Creates the store's directory if needed, so a first run needs no manual mkdir.
+    static func prepareStore(_ config: Config) throws {
         let dir = (config.store.path as NSString).deletingLastPathComponent
         if !dir.isEmpty, !FileManager.default.fileExists(atPath: dir) {
             do {
@@ -76,8 +87,6 @@ struct ConfigOptions: ParsableArguments {
                 throw CLIError(.ioError, "store.path: cannot create directory \(dir): \(error.localizedDescription)")
             }
         }
-        let ledger = try Ledger(path: config.store.path, thresholds: config.thresholds)
-        return (config, ledger)
     }
 }
 

@@ -25,7 +25,7 @@ struct CreditMeter: AsyncParsableCommand {
         """,
         version: version,
         subcommands: [
-            ClientsCommand.self, ReplayCommand.self, CDRGenCommand.self, QuarantineCommand.self,
+            RunCommand.self, ClientsCommand.self, ReplayCommand.self, CDRGenCommand.self, QuarantineCommand.self,
             PurgeCommand.self, StatusCommand.self, ConfigCommand.self,
         ]
     )

@@ -28,13 +28,16 @@ struct StatusCommand: ParsableCommand {
                 let offset = pos?.offset ?? 0
                 let sameFile = pos.map { exists && UInt64(st.st_ino) == $0.inode } ?? false
                 let lag = sameFile ? max(0, size - offset) : size
+                let last = try ledger.lastChargedStart(source: s.name)
                 sources.append(.object([
                     ("name", .string(s.name)), ("path", .string(s.path)), ("format", .string(s.format.rawValue)),
                     ("exists", .bool(exists)), ("inode", pos.map { .int(Int64(bitPattern: $0.inode)) } ?? .null),
                     ("offset", .int(offset)), ("size", .int(size)), ("lag_bytes", .int(lag)),
                     ("line", pos.map { .int($0.line) } ?? .null),
+                    ("last_cdr", last.map { .string(rfc3339($0)) } ?? .null),
                 ]))
-                lines.append("  \(s.name): \(s.path) \(exists ? "" : "(missing) ")offset \(offset) of \(size), lag \(lag) bytes")
+                lines.append("  \(s.name): \(s.path) \(exists ? "" : "(missing) ")inode \(pos.map { String($0.inode) } ?? "-"), "
+                    + "offset \(offset) of \(size), lag \(lag) bytes, last CDR \(last.map(rfc3339) ?? "none")")
             }
             if json {
                 Console.out(JSONValue.object([

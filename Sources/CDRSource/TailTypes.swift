@@ -1,0 +1,146 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Where a tailer stands in one file: enough to find the file again and prove it is the same bytes.
+///
+/// The lead stores it as Ledger's `SourcePosition` (same fields plus the source name), in the
+/// transaction that charges the lines it covers.
+public struct Checkpoint: Sendable, Equatable, Hashable, CustomStringConvertible {
+    public var device: UInt64
+    public var inode: UInt64
+    /// `"<n>:<sha256 hex>"` of the file's first n bytes (n ≤ 1024; smaller while the file was smaller).
+    public var headHash: String
+    /// Byte offset just past the last delivered line's newline.
+    public var offset: Int64
+    /// `"<k>:<sha256 hex>"` of the k bytes just before `offset` (k = min(64, offset)).
+    public var tailHash: String
+    /// Lines before `offset`: the next line delivered is number `line + 1`.
+    public var line: Int64
+
+    public init(device: UInt64, inode: UInt64, headHash: String, offset: Int64, tailHash: String, line: Int64) {
+        self.device = device
+        self.inode = inode
+        self.headHash = headHash
+        self.offset = offset
+        self.tailHash = tailHash
+        self.line = line
+    }
+
+    public var description: String { "dev \(device) inode \(inode) offset \(offset) line \(line)" }
+}
+
+/// Where to start on a file no checkpoint knows (only the file present when the tailer starts).
+public enum StartAt: Sendable, Equatable {
+    case beginning
+    /// After the last newline present at start: the lines already there are skipped.
+    case end
+}
+
+/// Something the tailer noticed that the daemon should log.
+public enum TailEvent: Sendable, Equatable, CustomStringConvertible {
+    /// Reading begins on a file (start, resume, or a file that appeared at the path), at `offset`.
+    case opened(path: String, inode: UInt64, offset: Int64)
+    /// No file at the path: the tailer waits for one (a file that appears is read from 0).
+    case missing(path: String)
+    /// The path names a new file (rename-and-create, or delete and re-create). The old file, now
+    /// `from` (its current name, " (deleted)" when unlinked), is read to its end first.
+    case rotated(from: String, to: String, oldInode: UInt64, newInode: UInt64)
+    /// The old file was read to its end and let go; the next file is read from 0.
+    case switched(from: String, to: String, inode: UInt64)
+    /// The same file no longer holds the bytes read so far (shorter than the read position:
+    /// copytruncate; or its first bytes / the bytes before the position changed): read again from 0.
+    case truncated(path: String, inode: UInt64, previousOffset: Int64, reason: String)
+    /// At start the checkpoint's file was found under another name (rotated while the daemon was
+    /// down): it is finished from the checkpoint before the file at the path is read.
+    case resumedRotated(path: String, inode: UInt64, offset: Int64)
+    /// At start the checkpoint's file could not be found (or is no longer the same bytes): anything
+    /// appended to it after the checkpoint is lost; the file at the path is read from 0.
+    case oldFileLost(Checkpoint, reason: String)
+    /// A rotated-away file ended without a newline once a newer file had data; its last bytes were
+    /// delivered as a line (the writer will not finish it).
+    case unterminatedLine(path: String, offset: Int64)
+
+    public var description: String {
+        switch self {
+        case .opened(let p, let i, let o): "reading \(p) (inode \(i)) from offset \(o)"
+        case .missing(let p): "\(p) does not exist; waiting for it"
+        case .rotated(let f, let t, let oi, let ni):
+            "rotation: \(t) is a new file (inode \(ni)); finishing the old one first: \(f) (inode \(oi))"
+        case .switched(let f, let t, let i): "finished \(f); now reading \(t) (inode \(i)) from 0"
+        case .truncated(let p, let i, let o, let r):
+            "\(p) (inode \(i)) \(r): reading it again from 0 (was at offset \(o))"
+        case .resumedRotated(let p, let i, let o):
+            "the file read before the restart was rotated to \(p) (inode \(i)); finishing it from offset \(o)"
+        case .oldFileLost(let c, let r):
+            "the file read before the restart (\(c)) \(r); lines appended to it after the checkpoint are lost"
+        case .unterminatedLine(let p, let o): "\(p) ends without a newline at offset \(o); delivered as a line"
+        }
+    }
+}
+
+/// What one `Tailer.read` delivered: commit `checkpoint` with the charges of exactly these lines.
+public struct TailBatch: Sendable {
+    /// Covers exactly the lines delivered (and everything before them); nil only while no file exists.
+    public var checkpoint: Checkpoint?
+    public var lines: Int
+    public var events: [TailEvent]
+    /// The file the lines came from: the configured path, or a rotated file's current name.
+    public var path: String
+    /// More lines are available right now (the batch stopped at `maxLines`, or a newer file waits).
+    public var more: Bool
+
+    public init(checkpoint: Checkpoint?, lines: Int, events: [TailEvent], path: String, more: Bool) {
+        self.checkpoint = checkpoint
+        self.lines = lines
+        self.events = events
+        self.path = path
+        self.more = more
+    }
+}
+
+/// A snapshot of a tailer's position, for `status` and systemd STATUS=.
+public struct TailStatus: Sendable, Equatable {
+    /// The configured path.
+    public var path: String
+    /// The file being read (a rotated file's current name while it is drained); nil while waiting for one.
+    public var file: String?
+    public var inode: UInt64?
+    /// Bytes delivered in the current file.
+    public var offset: Int64
+    public var line: Int64
+    /// Size of the current file.
+    public var size: Int64
+    /// Bytes not delivered yet: the rest of the current file plus newer files queued behind it.
+    public var lagBytes: Int64
+    /// Newer files waiting until the current one is finished.
+    public var queued: Int
+
+    public init(path: String, file: String?, inode: UInt64?, offset: Int64, line: Int64, size: Int64, lagBytes: Int64, queued: Int) {
+        self.path = path
+        self.file = file
+        self.inode = inode
+        self.offset = offset
+        self.line = line
+        self.size = size
+        self.lagBytes = lagBytes
+        self.queued = queued
+    }
+}
+
+/// A system call on a source file failed for a reason other than the file not existing.
+public struct TailError: Error, Sendable, CustomStringConvertible {
+    public var path: String
+    public var operation: String
+    public var errno: Int32
+
+    public init(path: String, operation: String, errno: Int32) {
+        self.path = path
+        self.operation = operation
+        self.errno = errno
+    }
+
+    public var description: String { "\(path): \(operation): \(String(cString: strerror(errno)))" }
+}

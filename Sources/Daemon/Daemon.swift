@@ -1,0 +1,48 @@
+import Foundation
+import Ingest
+import Ledger
+import Logging
+import MeterConfig
+import ServiceLifecycle
+
+/// Builds the daemon from a config: one service per source plus purge, reload and watchdog, in one
+/// `ServiceGroup` that owns signal handling (SIGTERM/SIGINT: finish the batch in hand, commit, exit 0).
+public struct Daemon {
+    public let runtime: Runtime
+    public let group: ServiceGroup
+    let ledger: Ledger
+    let sources: Int
+
+    public init(configPath: String, config: Config, logger: Logger, batchSize: Int = 5_000,
+                extraServices: (Runtime, Ledger) throws -> [any Service] = { _, _ in [] }) throws {
+        let decks = try config.loadRateDecks()
+        let notifier = SystemdNotifier()
+        runtime = try Runtime(config: config, decks: decks, logger: logger, notifier: notifier)
+        ledger = try Ledger(path: config.store.path, thresholds: config.thresholds)
+        var services: [(String, any Service)] = []
+        for (i, s) in config.sources.enumerated() {
+            services.append(("source \(s.name)", try SourceService(source: s, index: i, runtime: runtime, ledger: ledger, batchSize: batchSize)))
+        }
+        sources = services.count
+        services += try extraServices(runtime, ledger).map { ("\(type(of: $0))", $0) }
+        services.append(("purge", PurgeService(runtime: runtime, ledger: ledger)))
+        services.append(("reload", ReloadService(runtime: runtime, ledger: ledger, configPath: configPath)))
+        services.append(("watchdog", WatchdogService(runtime: runtime)))
+        group = ServiceGroup(configuration: ServiceGroupConfiguration(
+            services: services.map {
+                .init(service: $0.1, successTerminationBehavior: .gracefullyShutdownGroup, serviceName: $0.0)
+            },
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger))
+    }
+
+    public func run() async throws {
+        runtime.logger.notice("creditmeter started", metadata: [
+            "sources": "\(sources)", "store": "\(runtime.generation.config.store.path)", "pid": "\(getpid())",
+        ])
+        runtime.notifier.ready(status: "tailing \(sources) sources")
+        defer { runtime.notifier.stopping() }
+        try await group.run()
+        runtime.logger.notice("creditmeter stopped")
+    }
+}

@@ -1,0 +1,69 @@
+import CDRParser
+import Foundation
+import Ingest
+import Ledger
+import Logging
+import MeterConfig
+import Rater
+import Synchronization
+
+/// What the running daemon was configured with; SIGHUP swaps in a new generation atomically.
+public struct Generation: Sendable {
+    public var number: Int
+    public var config: Config
+    public var decks: [String: RateDeck]
+    public var accountField: CDRField
+}
+
+/// Shared, thread-safe state of one daemon: the current generation and per-source counters.
+public final class Runtime: Sendable {
+    private let current: Mutex<Generation>
+    private let counters: Mutex<[String: SourceCounters]>
+    public let logger: Logger
+    public let notifier: SystemdNotifier
+
+    public init(config: Config, decks: [String: RateDeck], logger: Logger, notifier: SystemdNotifier) throws {
+        guard let field = CDRField.named(config.accounts.field) else {
+            throw Assembly.Failure(key: "accounts.field", message: "'\(config.accounts.field)' is not a CDR field")
+        }
+        current = Mutex(Generation(number: 1, config: config, decks: decks, accountField: field))
+        counters = Mutex([:])
+        self.logger = logger
+        self.notifier = notifier
+    }
+
+    public var generation: Generation { current.withLock { $0 } }
+
+    /// Validates a new config and its decks fully before swapping; the running generation stays on failure.
+    public func reload(path: String) throws -> Generation {
+        let config = try Config.load(path: path)
+        let decks = try config.loadRateDecks()
+        guard let field = CDRField.named(config.accounts.field) else {
+            throw Assembly.Failure(key: "accounts.field", message: "'\(config.accounts.field)' is not a CDR field")
+        }
+        for (i, s) in config.sources.enumerated() { _ = try Assembly.settings(for: s, index: i) }
+        return current.withLock { g in
+            g = Generation(number: g.number + 1, config: config, decks: decks, accountField: field)
+            return g
+        }
+    }
+
+    public func update(source: String, _ body: (inout SourceCounters) -> Void) {
+        counters.withLock { body(&$0[source, default: SourceCounters()]) }
+    }
+
+    public var allCounters: [String: SourceCounters] { counters.withLock { $0 } }
+}
+
+/// What one source has done since start, for STATUS= lines, the watchdog and (later) metrics.
+public struct SourceCounters: Sendable {
+    public var linesRead = 0
+    public var charged = 0
+    public var quarantined = 0
+    public var duplicates = 0
+    public var notBillable = 0
+    public var filtered = 0
+    public var lagBytes: Int64 = 0
+    public var heartbeat = ContinuousClock.now
+    public var failing = false
+}

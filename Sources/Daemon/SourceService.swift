@@ -1,0 +1,201 @@
+import CDRParser
+import CDRSource
+import Dispatch
+import Foundation
+import Ingest
+import Ledger
+import Logging
+import MeterConfig
+import ServiceLifecycle
+
+/// Tails one `[[source]]` and charges what it reads: each batch's charges, quarantine entries, level
+/// changes and the source's new read position commit in one SQLite transaction, so a crash at any
+/// moment re-reads exactly the lines whose charges were not committed.
+public final class SourceService: Service, @unchecked Sendable {
+    // @unchecked: everything mutable below is touched only on `queue`, one batch at a time.
+    private let name: String
+    private let runtime: Runtime
+    private let ledger: Ledger
+    private let queue: DispatchQueue
+    private let watcher: ChangeWatcher
+    private let batchSize: Int
+    private var path: String
+    private var startAt: CDRSource.StartAt
+    private var tailer: Tailer
+    private var lastCommitted: Checkpoint?
+    private var settings: SourceSettings
+    private var metering: Metering
+    private var generation: Int
+    private var dataVersion: Int64 = -1
+    private var logLimiter = RateLimiter(every: .seconds(10))
+    private var failures = 0
+
+    public init(source: SourceConfig, index: Int, runtime: Runtime, ledger: Ledger, batchSize: Int = 5_000) throws {
+        name = source.name
+        path = source.path
+        startAt = source.startAt == MeterConfig.StartAt.beginning ? CDRSource.StartAt.beginning : .end
+        self.runtime = runtime
+        self.ledger = ledger
+        self.batchSize = batchSize
+        queue = DispatchQueue(label: "creditmeter.source.\(source.name)")
+        let g = runtime.generation
+        generation = g.number
+        settings = try Assembly.settings(for: source, index: index)
+        metering = Metering(accountField: g.accountField, directory: [:], decks: g.decks)
+        lastCommitted = try ledger.sourcePosition(name: source.name).map(Self.checkpoint)
+        tailer = Tailer(path: source.path, checkpoint: lastCommitted, startAt: startAt)
+        watcher = try ChangeWatcher(paths: [source.path])
+        // A never-seen file that starts at its end must have that position committed now: a crash
+        // before the first batch would otherwise move "the end" past lines written meanwhile.
+        if lastCommitted == nil, let cp = try tailer.checkpoint {
+            _ = try ledger.commit(ChargeBatch(source: name, position: Self.position(name, cp), charges: [], quarantined: []),
+                                  now: Self.now())
+            tailer.committed(cp)
+            lastCommitted = cp
+        }
+        runtime.logger.info("source opened", metadata: [
+            "source": "\(name)", "path": "\(path)", "offset": "\(lastCommitted?.offset ?? 0)",
+        ])
+    }
+
+    public func run() async throws {
+        defer { watcher.close() }
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            let next = await onQueue { self.step() }
+            if next == .more { continue }
+            // Idle: sleep until inotify says the directory changed, or the periodic stat is due;
+            // after a failed commit, back off (1 s doubling to 30 s) and try again from the last commit.
+            let delay: Duration
+            if case .failing(let n) = next { delay = .seconds(min(30, 1 << min(n, 5))) } else { delay = .seconds(1) }
+            _ = await cancelWhenGracefulShutdown { await self.watcher.wait(timeout: delay) }
+        }
+        runtime.logger.info("source stopped", metadata: ["source": "\(name)"])
+    }
+
+    private func onQueue<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
+        await withCheckedContinuation { cont in queue.async { cont.resume(returning: body()) } }
+    }
+
+    enum Next: Equatable, Sendable {
+        case more, idle
+        case failing(Int)
+    }
+
+    /// Reads and commits one batch, and says whether more lines are waiting right now.
+    private func step() -> Next {
+        do {
+            refresh()
+            var charges: [Charge] = []
+            var quarantined: [QuarantineEntry] = []
+            var notBillable = 0
+            var filtered = 0
+            charges.reserveCapacity(min(batchSize, 1024))
+            let metering = self.metering
+            let settings = self.settings
+            let batch = try tailer.read(maxLines: batchSize) { line, offset, number in
+                var line = line
+                if let last = line.last, last == 0x0D { line = UnsafeBufferPointer(rebasing: line.dropLast()) }
+                if line.isEmpty { return }
+                switch metering.classify(line, offset: offset, lineNumber: number, source: settings) {
+                case .charge(let c): charges.append(c)
+                case .notBillable: notBillable += 1
+                case .filtered: filtered += 1
+                case .quarantine(let q): quarantined.append(q)
+                }
+            }
+            for event in batch.events { runtime.logger.notice("\(event)", metadata: ["source": "\(name)"]) }
+            var outcome: BatchOutcome?
+            if let cp = batch.checkpoint, batch.lines > 0 || cp != lastCommitted {
+                outcome = try ledger.commit(
+                    ChargeBatch(source: name, position: Self.position(name, cp), charges: charges, quarantined: quarantined),
+                    now: Self.now())
+                tailer.committed(cp)
+                lastCommitted = cp
+            }
+            if failures > 0 {
+                runtime.logger.notice("source recovered: charging again", metadata: ["source": "\(name)"])
+                failures = 0
+            }
+            report(batch: batch, outcome: outcome, quarantined: quarantined, notBillable: notBillable, filtered: filtered)
+            return batch.more ? .more : .idle
+        } catch {
+            failures += 1
+            runtime.logger.error("source cannot charge: \(error); position kept, will retry", metadata: ["source": "\(name)"])
+            runtime.update(source: name) { $0.failing = true; $0.heartbeat = .now }
+            // The tailer may have moved past lines whose charges did not commit: go back to the last commit.
+            tailer = Tailer(path: path, checkpoint: lastCommitted, startAt: startAt)
+            return .failing(failures)
+        }
+    }
+
+    private func report(batch: TailBatch, outcome: BatchOutcome?, quarantined: [QuarantineEntry], notBillable: Int, filtered: Int) {
+        if let outcome {
+            for change in outcome.levelChanges {
+                runtime.logger.info("level \(change.from.rawValue) → \(change.to.rawValue)", metadata: [
+                    "client": "\(change.username)", "meter": "\(change.meter.display)",
+                ])
+            }
+        }
+        if let first = quarantined.first, logLimiter.allow() {
+            runtime.logger.warning("quarantined: \(first.reason): \(first.message)", metadata: [
+                "source": "\(name)", "line": "\(first.line)", "in_batch": "\(quarantined.count)",
+            ])
+        }
+        let status = tailer.status
+        runtime.update(source: name) { c in
+            c.linesRead += batch.lines
+            c.charged += outcome?.charged ?? 0
+            c.duplicates += outcome?.duplicates ?? 0
+            c.quarantined += quarantined.count
+            c.notBillable += notBillable
+            c.filtered += filtered
+            c.lagBytes = status.lagBytes
+            c.heartbeat = .now
+            c.failing = false
+        }
+    }
+
+    /// Picks up a reloaded config and clients changed by other processes before each batch.
+    private func refresh() {
+        let g = runtime.generation
+        if g.number != generation {
+            generation = g.number
+            metering.decks = g.decks
+            metering.accountField = g.accountField
+            if let i = g.config.sources.firstIndex(where: { $0.name == name }),
+               let s = try? Assembly.settings(for: g.config.sources[i], index: i) {
+                settings = s
+            }
+        }
+        if let v = try? ledger.dataVersion(), v != dataVersion {
+            if let dir = try? ledger.accountDirectory() {
+                metering.directory = dir
+                dataVersion = v
+            }
+        }
+    }
+
+    static func checkpoint(_ p: SourcePosition) -> Checkpoint {
+        Checkpoint(device: p.device, inode: p.inode, headHash: p.headHash, offset: p.offset, tailHash: p.tailHash, line: p.line)
+    }
+
+    static func position(_ name: String, _ c: Checkpoint) -> SourcePosition {
+        SourcePosition(name: name, device: c.device, inode: c.inode, headHash: c.headHash, offset: c.offset,
+                       tailHash: c.tailHash, line: c.line)
+    }
+
+    static func now() -> Int64 { Int64(Date().timeIntervalSince1970) }
+}
+
+/// Lets one log line through per interval, so a flood of bad CDRs cannot flood the journal.
+struct RateLimiter {
+    let every: Duration
+    private var last: ContinuousClock.Instant?
+    init(every: Duration) { self.every = every }
+    mutating func allow() -> Bool {
+        let now = ContinuousClock.now
+        if let last, now - last < every { return false }
+        last = now
+        return true
+    }
+}

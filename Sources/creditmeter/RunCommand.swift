@@ -1,0 +1,54 @@
+import ArgumentParser
+import Daemon
+import Foundation
+import Logging
+import MeterConfig
+
+struct RunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "The daemon: tail every [[source]], charge each CDR once, keep the ledger current.",
+        discussion: """
+        Meant to run under systemd (see systemd/creditmeter.service): it sends READY=1 once the sources are
+        open, STATUS= with lines read and lag, and WATCHDOG=1 while its loops make progress. Logs go to stderr,
+        with journald priority prefixes under systemd.
+
+        SIGTERM or SIGINT: finish the batch in hand, commit, exit 0. SIGHUP: re-read the config and rate decks;
+        a bad new config is refused and the running one kept. Rate changes apply to CDRs charged after it.
+
+        Every batch commits its charges, level changes and the source's read position in one SQLite transaction:
+        kill -9 at any moment and restart, and every CDR is charged exactly once.
+        """
+    )
+
+    @OptionGroup var options: ConfigOptions
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error.")
+    var logLevel = "info"
+    @Option(name: .customLong("batch-lines"), help: ArgumentHelp(
+        "Most CDR lines per transaction (charges, levels and position commit together).", valueName: "n"))
+    var batchLines = 5_000
+
+    func validate() throws {
+        if batchLines < 1 { throw ValidationError("--batch-lines must be at least 1") }
+    }
+
+    func run() async throws {
+        guard let level = Logger.Level(rawValue: logLevel) else {
+            Console.error("--log-level: '\(logLevel)' is not one of trace, debug, info, notice, warning, error")
+            throw ExitCode(ExitStatus.usage.rawValue)
+        }
+        let path = options.path
+        let daemon: Daemon
+        do {
+            let config = try options.load()
+            try ConfigOptions.prepareStore(config)
+            let logger = Logger(label: "creditmeter") { JournalLogHandler(label: $0, level: level) }
+            daemon = try Daemon(configPath: path, config: config, logger: logger, batchSize: batchLines)
+        } catch {
+            let (status, message) = explain(error)
+            Console.error(message)
+            throw ExitCode(status.rawValue)
+        }
+        try await daemon.run()
+    }
+}

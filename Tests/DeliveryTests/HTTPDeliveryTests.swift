@@ -1,0 +1,291 @@
+import Foundation
+import Logging
+import Testing
+import Delivery
+import Ledger
+import MeterConfig
+import MeterCore
+import Outbox
+
+let testSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+/// samples/webhook-receiver.py on 127.0.0.1, on a port it picks; stopped (by its pid) in `stop()`.
+final class PythonReceiver: @unchecked Sendable {
+    let process = Process()
+    let logPath: String
+    let url: String
+
+    static var script: String {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("samples/webhook-receiver.py").path
+    }
+
+    init(dir: URL, name: String, extra: [String] = []) throws {
+        logPath = dir.appendingPathComponent("\(name).jsonl").path
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", PythonReceiver.script, "--secret", testSecret, "--host", "127.0.0.1", "--port", "0",
+                             "--log", logPath, "--quiet"] + extra
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        try process.run()
+        // The first line names the port it bound.
+        var line = Data()
+        while !line.contains(UInt8(ascii: "\n")) {
+            let chunk = out.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            line += chunk
+        }
+        let text = String(decoding: line, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard text.hasPrefix("listening on ") else {
+            process.terminate()
+            throw TestFailure("the receiver did not start: '\(text)'")
+        }
+        url = String(text.dropFirst("listening on ".count))
+    }
+
+    func stop() {
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+    }
+
+    /// Every line logged so far: accepted events and repeats.
+    func received() -> [[String: Any]] {
+        guard let text = try? String(contentsOfFile: logPath, encoding: .utf8) else { return [] }
+        return text.split(separator: "\n").compactMap {
+            (try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any]
+        }
+    }
+
+    /// Waits until `count` distinct ids have arrived, or throws after `seconds`.
+    func waitFor(count: Int, seconds: Double = 30) async throws -> [[String: Any]] {
+        let deadline = Date().addingTimeInterval(seconds)
+        while true {
+            let got = received()
+            if Set(got.compactMap { $0["id"] as? String }).count >= count { return got }
+            if Date() > deadline { throw TestFailure("only \(got.count) of \(count) events arrived in \(seconds) s") }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+    }
+}
+
+/// A quick-cycling service on `t`'s store, delivering to `urls` (endpoint names e0, e1, …).
+func makeService(_ t: TempStore, urls: [String], events: [String] = ["*"], balanceInterval: Int64 = 0,
+                 timeoutSeconds: Int64 = 10, tokenFile: String? = nil) throws -> DeliveryService {
+    var config = Config()
+    config.store.path = t.path
+    config.delivery = DeliveryConfig(balanceIntervalSeconds: balanceInterval, maxAgeHours: 72)
+    config.endpoints = urls.enumerated().map { n, url in
+        EndpointConfig(name: "e\(n)", url: url, events: events, secret: testSecret, tokenFile: tokenFile,
+                       timeoutSeconds: timeoutSeconds)
+    }
+    var logger = Logger(label: "delivery-test")
+    logger.logLevel = ProcessInfo.processInfo.environment["DELIVERY_TEST_LOG"] == nil ? .critical : .trace
+    let options = DeliveryService.Options(retry: RetryPolicy(baseMilliseconds: 10, capMilliseconds: 80), pollMilliseconds: 10,
+                                          balanceTickMilliseconds: 20, pruneTickMilliseconds: 50, idleMilliseconds: 50)
+    return try DeliveryService(config: config, version: "test", logger: logger, options: options)
+}
+
+/// ann goes low, critical, exhausted and is recharged; bob just gets a recharge.
+func alertStory(_ l: Ledger) throws {
+    let ann = try makeClient(l, "ann", now: wallNow())
+    try makeClient(l, "bob", now: wallNow())
+    let now = wallNow()
+    _ = try l.recharge(username: "ann", amount: 100 * credit, key: nil, now: now)
+    _ = try l.recharge(username: "bob", amount: 50 * credit, key: nil, now: now)
+    try spend(l, client: ann, cost: 80 * credit, id: "c1", now: now)
+    try spend(l, client: ann, cost: 12 * credit, id: "c2", now: now)
+    try spend(l, client: ann, cost: 8 * credit, id: "c3", now: now)
+    _ = try l.recharge(username: "ann", amount: 100 * credit, key: "r2", now: now)
+}
+
+/// Delivery expires events older than max_age_hours: the HTTP tests' events are made now.
+func wallNow() -> Int64 { Int64(Date().timeIntervalSince1970) }
+
+func ids(_ lines: [[String: Any]]) -> [String] { lines.compactMap { $0["id"] as? String } }
+
+@Suite(.serialized) struct HTTPDeliveryTests {
+    @Test func everyEventArrivesOnceSignedAndInOrder() async throws {
+        let t = try TempStore()
+        let token = t.dir.appendingPathComponent("token").path
+        try "s3cret-token\n".write(toFile: token, atomically: true, encoding: .utf8)
+        // The receiver answers 401 to a wrong signature, a stale timestamp or a missing bearer token.
+        let r = try PythonReceiver(dir: t.dir, name: "r", extra: ["--token-file", token])
+        defer { r.stop(); t.cleanup() }
+        try alertStory(t.ledger)
+        let queued = try t.ledger.outboxEvents(limit: 1_000)
+
+        let service = try makeService(t, urls: [r.url], tokenFile: token)
+        let task = Task { try await service.run() }
+        // The queued events, plus one coalesced balance.updated per client.
+        _ = try await r.waitFor(count: queued.count + 2)
+        try await Task.sleep(for: .milliseconds(300))
+        task.cancel()
+        try await task.value
+
+        let got = r.received()
+        #expect(got.allSatisfy { ($0["duplicate"] as? Bool) == false }, "an event arrived twice")
+        #expect(ids(got).count == Set(ids(got)).count)
+        #expect(Set(queued.map(\.eventID)).isSubset(of: Set(ids(got))))
+        #expect(got.allSatisfy { $0["user_agent"] as? String == "creditmeter/test" })
+        // Per client, the order they happened in.
+        for name in ["ann", "bob"] {
+            let sent = queued.filter { $0.username == name }.map(\.eventID)
+            let arrived = ids(got).filter { Set(sent).contains($0) }
+            #expect(arrived == sent, "\(name)'s events out of order")
+        }
+        let annAlerts = got.filter { ($0["type"] as? String)?.hasPrefix("credit.") == true && data(of: $0)["username"] as? String == "ann" }
+        #expect(annAlerts.map { $0["type"] as? String } == ["credit.recovered", "credit.low", "credit.critical", "credit.exhausted", "credit.recovered"])
+        #expect(annAlerts.map { data(of: $0)["previous_level"] as? String } == ["exhausted", "ok", "low", "critical", "exhausted"])
+        // The last balance.updated of each client is the final ledger.
+        for name in ["ann", "bob"] {
+            let c = try #require(try t.ledger.client(username: name))
+            let last = try #require(got.last { $0["type"] as? String == "balance.updated" && data(of: $0)["username"] as? String == name })
+            #expect(data(of: last)["available"] as? String == Money.format(c.meter.available))
+            #expect(data(of: last)["assigned"] as? String == Money.format(c.meter.assigned))
+        }
+        #expect(try t.ledger.deliveries().isEmpty)
+    }
+
+    @Test func failingReceiverGetsEverythingOnceAfterRetries() async throws {
+        let t = try TempStore()
+        // The first 8 requests and then a third of the rest answer 500.
+        let r = try PythonReceiver(dir: t.dir, name: "r", extra: ["--fail-first", "8", "--fail-rate", "0.33", "--seed", "7"])
+        defer { r.stop(); t.cleanup() }
+        try alertStory(t.ledger)
+        for n in 0 ..< 10 { try makeClient(t.ledger, "cli\(n)", now: wallNow()) }
+        let queued = try t.ledger.outboxEvents(limit: 1_000)
+
+        let service = try makeService(t, urls: [r.url], events: ["client.*", "credit.*"])
+        let task = Task { try await service.run() }
+        _ = try await r.waitFor(count: queued.count)
+        try await Task.sleep(for: .milliseconds(300))
+        task.cancel()
+        try await task.value
+
+        let got = r.received()
+        #expect(Set(ids(got)) == Set(queued.map(\.eventID)))
+        #expect(ids(got).count == queued.count, "an event arrived twice")
+        let ann = queued.filter { $0.username == "ann" }.map(\.eventID)
+        #expect(ids(got).filter { Set(ann).contains($0) } == ann)
+        #expect(try t.ledger.deliveries().isEmpty)
+    }
+
+    @Test func goneAndPermanentAnswers() async throws {
+        let t = try TempStore()
+        let gone = try PythonReceiver(dir: t.dir, name: "gone", extra: ["--fail-first", "1000", "--fail-status", "410"])
+        let notFound = try PythonReceiver(dir: t.dir, name: "nf", extra: ["--fail-first", "1", "--fail-status", "404"])
+        defer { gone.stop(); notFound.stop(); t.cleanup() }
+        try makeClient(t.ledger, "ann", now: wallNow())
+        try makeClient(t.ledger, "bob", now: wallNow())
+
+        let service = try makeService(t, urls: [gone.url, notFound.url], events: ["client.*"])
+        let task = Task { try await service.run() }
+        _ = try await notFound.waitFor(count: 1)
+        let deadline = Date().addingTimeInterval(10)
+        while try t.ledger.endpointStatus(endpoints: []).first(where: { $0.name == "e0" })?.pausedAt == nil, Date() < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        try await Task.sleep(for: .milliseconds(200))
+        task.cancel()
+        try await task.value
+
+        let status = try t.ledger.endpointStatus(endpoints: [])
+        let e0 = try #require(status.first { $0.name == "e0" })
+        #expect(e0.pausedAt != nil && e0.pauseReason.hasPrefix("HTTP 410") && e0.pending == 2)
+        // The 404 made one dead letter; the other event went through.
+        let e1 = try #require(status.first { $0.name == "e1" })
+        #expect(e1.dead == 1 && e1.pending == 0 && e1.delivered == 1)
+        #expect(try t.ledger.deliveries(status: .dead).first?.lastError.hasPrefix("HTTP 404") == true)
+    }
+
+    @Test func aSlowEndpointHoldsUpNoOtherAndShutdownCutsItShort() async throws {
+        let t = try TempStore()
+        let slow = try PythonReceiver(dir: t.dir, name: "slow", extra: ["--delay", "30"])
+        let fast = try PythonReceiver(dir: t.dir, name: "fast")
+        defer { slow.stop(); fast.stop(); t.cleanup() }
+        for n in 0 ..< 5 { try makeClient(t.ledger, "cli\(n)", now: wallNow()) }
+
+        let service = try makeService(t, urls: [slow.url, fast.url], events: ["client.*"], timeoutSeconds: 60)
+        let task = Task { try await service.run() }
+        _ = try await fast.waitFor(count: 5, seconds: 5)
+        let stopping = Date()
+        task.cancel()
+        try await task.value
+        #expect(Date().timeIntervalSince(stopping) < 3, "shutdown waited for a slow request")
+        #expect(slow.received().isEmpty)
+        // The cut-short attempt is not recorded: all five stay queued for the slow endpoint.
+        #expect(try t.ledger.deliveries(status: .pending).filter { $0.endpoint == "e0" }.count == 5)
+    }
+
+    @Test func redirectsAreNotFollowed() async throws {
+        let t = try TempStore()
+        let target = try PythonReceiver(dir: t.dir, name: "target")
+        let mover = try PythonReceiver(dir: t.dir, name: "mover", extra: ["--redirect", target.url])
+        defer { target.stop(); mover.stop(); t.cleanup() }
+        try makeClient(t.ledger, "ann", now: wallNow())
+        let service = try makeService(t, urls: [mover.url], events: ["client.*"])
+        let task = Task { try await service.run() }
+        let deadline = Date().addingTimeInterval(10)
+        while try t.ledger.deliveries(status: .dead).isEmpty, Date() < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        task.cancel()
+        try await task.value
+        let dead = try t.ledger.deliveries(status: .dead)
+        #expect(dead.count == 1 && dead.first?.lastError == "HTTP 307 (redirects are not followed)")
+        #expect(target.received().isEmpty)
+    }
+
+    @Test func tlsCertificatesAreVerified() async throws {
+        let t = try TempStore()
+        defer { t.cleanup() }
+        let cert = t.dir.appendingPathComponent("cert.pem").path, key = t.dir.appendingPathComponent("key.pem").path
+        let openssl = Process()
+        openssl.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        openssl.arguments = ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
+                             "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"]
+        openssl.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
+        openssl.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        try openssl.run()
+        openssl.waitUntilExit()
+        try #require(openssl.terminationStatus == 0, "openssl could not make a test certificate")
+        let r = try PythonReceiver(dir: t.dir, name: "tls", extra: ["--tls-cert", cert, "--tls-key", key])
+        defer { r.stop() }
+        #expect(r.url.hasPrefix("https://"))
+        try makeClient(t.ledger, "ann", now: wallNow())
+        let service = try makeService(t, urls: [r.url], events: ["client.*"])
+        let task = Task { try await service.run() }
+        let deadline = Date().addingTimeInterval(10)
+        while (try t.ledger.deliveries().first?.attempts ?? 0) < 2, Date() < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        task.cancel()
+        try await task.value
+        // A self-signed certificate is refused (curl 60) and retried, never sent to.
+        let d = try #require(try t.ledger.deliveries().first)
+        #expect(d.status == .pending && d.attempts >= 2 && d.lastError.hasPrefix("curl error 60"))
+        #expect(r.received().isEmpty)
+    }
+
+    @Test func downReceiverRetries() async throws {
+        let t = try TempStore()
+        defer { t.cleanup() }
+        try makeClient(t.ledger, "ann", now: wallNow())
+        // Port 9 (discard) on loopback: nothing listens, the connection is refused.
+        let service = try makeService(t, urls: ["http://127.0.0.1:9/"], events: ["client.*"])
+        let task = Task { try await service.run() }
+        let deadline = Date().addingTimeInterval(10)
+        while (try t.ledger.deliveries().first?.attempts ?? 0) < 3, Date() < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        task.cancel()
+        try await task.value
+        let d = try #require(try t.ledger.deliveries().first)
+        #expect(d.status == .pending && d.attempts >= 3 && d.lastError.hasPrefix("curl error 7"))
+    }
+}
+
+private func data(of line: [String: Any]) -> [String: Any] {
+    (line["body"] as? [String: Any])?["data"] as? [String: Any] ?? [:]
+}

@@ -1,0 +1,113 @@
+import Foundation
+import Testing
+
+/// A running `creditmeter run` child process, its log file, and the CDR file it tails.
+final class DaemonProcess: @unchecked Sendable {
+    let process = Process()
+    let logPath: String
+
+    init(_ h: Harness, extraEnv: [String: String] = [:], arguments: [String] = []) throws {
+        logPath = h.path("daemon-\(UUID().uuidString.prefix(8)).log")
+        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
+        process.executableURL = URL(fileURLWithPath: Harness.binary)
+        process.arguments = ["run", "--config", h.configPath] + arguments
+        process.currentDirectoryURL = h.dir
+        var env = ProcessInfo.processInfo.environment
+        env.removeValue(forKey: "NOTIFY_SOCKET")
+        env.removeValue(forKey: "JOURNAL_STREAM")
+        env.merge(extraEnv) { _, new in new }
+        process.environment = env
+        process.standardError = FileHandle(forWritingAtPath: logPath)
+        process.standardOutput = FileHandle.nullDevice
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+    }
+
+    var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+
+    func kill9() {
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+
+    /// SIGTERM, then the exit status (or nil if it did not exit within `timeout`).
+    func terminate(timeout: TimeInterval = 10) -> Int32? {
+        kill(process.processIdentifier, SIGTERM)
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning && Date() < deadline { usleep(20_000) }
+        if process.isRunning { kill9(); return nil }
+        return process.terminationStatus
+    }
+
+    /// Waits until the log contains `text` (e.g. "source opened").
+    func waitForLog(_ text: String, timeout: TimeInterval = 15) -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if log.contains(text) { return true }
+            if !process.isRunning { return log.contains(text) }
+            usleep(20_000)
+        }
+        return false
+    }
+}
+
+extension Harness {
+    /// A harness whose config tails `Master.csv` in its directory from the beginning.
+    static func tailing(format: String = "asterisk-csv", startAt: String = "beginning", extra: String = "") throws -> Harness {
+        try Harness(config: """
+            [[source]]
+            name = "pbx"
+            path = "Master.csv"
+            format = "\(format)"
+            timezone = "UTC"
+            start_at = "\(startAt)"
+
+            \(extra)
+            """)
+    }
+
+    /// Lines of a seeded cdrgen file (without newlines).
+    func generate(count: Int, clients: Int, seed: Int) throws -> [String] {
+        let file = path("gen-\(seed).csv")
+        try ok(["cdrgen", "--format", "asterisk-csv", "--count", "\(count)", "--clients", "\(clients)", "--seed", "\(seed)", "-o", file])
+        return try String(contentsOfFile: file, encoding: .utf8).split(separator: "\n").map(String.init)
+    }
+
+    func append(_ lines: ArraySlice<String>, to name: String = "Master.csv") throws {
+        let p = path(name)
+        if !FileManager.default.fileExists(atPath: p) { _ = FileManager.default.createFile(atPath: p, contents: nil) }
+        guard let fh = FileHandle(forWritingAtPath: p) else { throw CocoaError(.fileNoSuchFile) }
+        defer { try? fh.close() }
+        try fh.seekToEnd()
+        try fh.write(contentsOf: Data(lines.map { $0 + "\n" }.joined().utf8))
+    }
+
+    func createClients(_ count: Int, credits: String = "1000") throws {
+        for i in 1...count {
+            let u = String(format: "c%04d", i)
+            let r = try createClient(u)
+            #expect(r.status == 0, "\(r.stderr)")
+            try ok(["clients", "recharge", u, credits])
+        }
+    }
+
+    /// Polls `clients list --json` until every account's Used equals the oracle's, or the timeout.
+    func waitForUsed(_ expected: [String: Int64], clients: Int, timeout: TimeInterval = 20) throws -> [String: String] {
+        let deadline = Date().addingTimeInterval(timeout)
+        var used: [String: String] = [:]
+        while Date() < deadline {
+            used = try meters().mapValues { $0["used"] ?? "?" }
+            let want = Dictionary(uniqueKeysWithValues: (1...clients).map { i -> (String, String) in
+                let u = String(format: "c%04d", i)
+                return (u, Oracle.format(expected[u] ?? 0))
+            })
+            if used == want { return used }
+            usleep(100_000)
+        }
+        return used
+    }
+
+    static func expectedUsed(_ lines: [String]) -> [String: Int64] {
+        Oracle.expectAsterisk(lines.joined(separator: "\n"), deck: Oracle.deck(defaultDeck)).usedByAccount
+    }
+}
