@@ -12,6 +12,15 @@ import Outbox
         #expect(sig == "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=")
     }
 
+    /// docs/events.md shows this request; its signature must be the one creditmeter sends.
+    @Test func documentedExampleRequest() throws {
+        let key = try #require(EndpointConfig.decodeSecret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"))
+        let body = #"{"type":"credit.low","timestamp":"2025-11-29T07:08:40Z","data":{"username":"alice","available":"23.75","used":"76.25","assigned":"100","percent":23.75,"level":"low","color":"orange","previous_level":"ok"}}"#
+        #expect(body.utf8.count == 205)
+        #expect(Signer.sign(secret: key, id: "evt_kvc3de5ztrvdz1ztxbfq7dx88m", timestamp: 1_764_400_121, body: Array(body.utf8))
+                == "v1,YBi1QEMXKZE7SthtC5AGAWMuhYZMparakcIxybq/G4A=")
+    }
+
     @Test func signatureCoversIdTimestampAndEveryByte() throws {
         let key = try #require(EndpointConfig.decodeSecret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"))
         let base = Signer.sign(secret: key, id: "a", timestamp: 1, body: Array("{}".utf8))
