@@ -173,6 +173,11 @@ extension Ledger {
     @discardableResult
     public func materializeBalances(now: Int64, intervalSeconds: Int64) throws(LedgerError) -> Int {
         let t = thresholds
+        // Called every second: a read spares the write lock (which the ingest side wants) when nothing changed.
+        let any = try locked { () throws(LedgerError) -> Int64 in
+            try store.scalarInt("SELECT EXISTS (SELECT 1 FROM balance_dirty)", purpose: "looking for changed balances")
+        }
+        guard any != 0 else { return 0 }
         return try write("making balance.updated events") { () throws(LedgerError) -> Int in
             let due = try store.statement("""
                 SELECT d.client_id, c.username, c.assigned, c.used FROM balance_dirty d
