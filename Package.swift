@@ -19,6 +19,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.4.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
     ],
     targets: [
         .systemLibrary(name: "CSQLite", path: "Sources/CSQLite", pkgConfig: "sqlite3",
@@ -55,15 +58,23 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ], path: "Sources/Delivery"),
+        .target(name: "API", dependencies: [
+            "MeterCore", "MeterConfig", "Ledger", "Rater", "CDRParser",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "Metrics", package: "swift-metrics"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ], path: "Sources/API"),
         .target(name: "Daemon", dependencies: [
-            "MeterCore", "CDRSource", "CDRParser", "Rater", "MeterConfig", "Ledger", "Ingest", "Outbox", "Delivery",
+            "MeterCore", "CDRSource", "CDRParser", "Rater", "MeterConfig", "Ledger", "Ingest", "Outbox", "Delivery", "API",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "UnixSignals", package: "swift-service-lifecycle"),
         ], path: "Sources/Daemon"),
         .executableTarget(name: "creditmeter", dependencies: [
             "MeterCore", "CDRSource", "CDRParser", "CDRGen", "Rater", "MeterConfig", "Ledger", "Ingest",
-            "Outbox", "Delivery", "Daemon",
+            "Outbox", "Delivery", "API", "Daemon",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -76,6 +87,7 @@ let package = Package(
         .testTarget(name: "LedgerTests", dependencies: ["Ledger", "MeterCore"]),
         .testTarget(name: "CDRSourceTests", dependencies: ["CDRSource"]),
         .testTarget(name: "DeliveryTests", dependencies: ["Delivery", "Outbox", "Ledger", "MeterCore", "MeterConfig"]),
+        .testTarget(name: "APITests", dependencies: ["API", "Ledger", "MeterCore", "MeterConfig", "Rater"]),
         .testTarget(name: "IntegrationTests", dependencies: ["MeterCore", "CDRGen", "CDRParser"]),
     ]
 )

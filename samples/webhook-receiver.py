@@ -15,8 +15,9 @@ and in creditmeter.toml:
 
 Answers: 204 accepted (or a repeat), 401 bad signature or stale timestamp, 400 malformed.
 For tests: --fail-rate / --fail-first answer 500 (or --fail-status) instead of accepting, --delay
-sleeps before answering, --redirect answers 307, --tls-cert/--tls-key serve HTTPS, and --log
-appends one JSON line per accepted event.
+sleeps before answering (a slow receiver), --hang-first leaves requests unanswered (a receiver
+that times out), --redirect answers 307, --tls-cert/--tls-key serve HTTPS, and --log appends one
+JSON line per accepted event (a repeat of an accepted id is logged with "duplicate": true).
 """
 
 import argparse
@@ -81,7 +82,8 @@ class Receiver:
         self.fail_first = args.fail_first
         self.fail_status = args.fail_status
         self.delay = args.delay
-        self.delay_first = args.delay_first
+        self.hang_first = args.hang_first
+        self.hang_seconds = args.hang_seconds
         self.quiet = args.quiet
         self.redirect = args.redirect
         self.random = random.Random(args.seed)
@@ -91,13 +93,13 @@ class Receiver:
         self.log = open(args.log, "a", buffering=1) if args.log else None
 
     def next_request(self):
-        """Counts a request and decides, under the lock, whether to delay it and whether to fail it."""
+        """Counts a request and decides, under the lock, whether it hangs and whether it fails."""
         with self.lock:
             self.requests += 1
             n = self.requests
-            delay = self.delay if (self.delay_first == 0 or n <= self.delay_first) else 0
+            hang = n <= self.hang_first
             fail = n <= self.fail_first or (self.fail_rate > 0 and self.random.random() < self.fail_rate)
-        return delay, fail
+        return hang, fail
 
     def accept(self, msg_id, event, headers, body):
         """Records an authentic event; returns False when its id was already accepted."""
@@ -129,6 +131,13 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(data)
 
     def do_POST(self):
+        try:
+            self.handle_post()
+        except (BrokenPipeError, ConnectionResetError):
+            # The sender gave up waiting (its timeout); it will retry.
+            self.close_connection = True
+
+    def handle_post(self):
         r = self.server.receiver
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length)
@@ -138,9 +147,14 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
-        delay, fail = r.next_request()
-        if delay:
-            time.sleep(delay)
+        hang, fail = r.next_request()
+        if hang:
+            # A receiver that stopped answering: the sender times out, and nothing was accepted.
+            time.sleep(r.hang_seconds)
+            self.close_connection = True
+            return
+        if r.delay:
+            time.sleep(r.delay)
         if fail:
             return self.answer(r.fail_status, "failing on purpose\n")
         headers = {k.lower(): v for k, v in self.headers.items()}
@@ -183,8 +197,10 @@ def main():
     p.add_argument("--fail-rate", type=float, default=0.0, help="answer --fail-status to this fraction of requests")
     p.add_argument("--fail-first", type=int, default=0, help="answer --fail-status to the first N requests")
     p.add_argument("--fail-status", type=int, default=500)
-    p.add_argument("--delay", type=float, default=0.0, help="sleep this many seconds before answering")
-    p.add_argument("--delay-first", type=int, default=0, help="only delay the first N requests (0: all)")
+    p.add_argument("--delay", type=float, default=0.0, help="sleep this many seconds before answering every request")
+    p.add_argument("--hang-first", type=int, default=0,
+                   help="the first N requests get no answer for --hang-seconds, then the connection is closed")
+    p.add_argument("--hang-seconds", type=float, default=30.0)
     p.add_argument("--seed", type=int, default=None, help="seed for --fail-rate")
     p.add_argument("--quiet", action="store_true", help="do not print events")
     p.add_argument("--redirect", help="answer every request with 307 to this URL (creditmeter must not follow)")

@@ -171,6 +171,24 @@ func ids(_ lines: [[String: Any]]) -> [String] { lines.compactMap { $0["id"] as?
         #expect(try t.ledger.deliveries().isEmpty)
     }
 
+    @Test func receiverThatTimesOutThenRecoversGetsEverythingOnce() async throws {
+        let t = try TempStore()
+        // The first request hangs past the 1 s timeout and is not accepted; then all is well.
+        let r = try PythonReceiver(dir: t.dir, name: "r", extra: ["--hang-first", "1", "--hang-seconds", "3"])
+        defer { r.stop(); t.cleanup() }
+        for n in 0 ..< 3 { try makeClient(t.ledger, "cli\(n)", now: wallNow()) }
+        let queued = try t.ledger.outboxEvents(limit: 100)
+        let service = try makeService(t, urls: [r.url], events: ["client.*"], timeoutSeconds: 1)
+        let task = Task { try await service.run() }
+        _ = try await r.waitFor(count: 3, seconds: 10)
+        try await Task.sleep(for: .milliseconds(200))
+        task.cancel()
+        try await task.value
+        let got = r.received()
+        #expect(ids(got).sorted() == queued.map(\.eventID).sorted())
+        #expect(try t.ledger.deliveries().isEmpty)
+    }
+
     @Test func goneAndPermanentAnswers() async throws {
         let t = try TempStore()
         let gone = try PythonReceiver(dir: t.dir, name: "gone", extra: ["--fail-first", "1000", "--fail-status", "410"])
