@@ -86,8 +86,10 @@ let package = Package(
         .testTarget(name: "MeterConfigTests", dependencies: ["MeterConfig"]),
         .testTarget(name: "LedgerTests", dependencies: ["Ledger", "MeterCore"]),
         .testTarget(name: "CDRSourceTests", dependencies: ["CDRSource"]),
-        .testTarget(name: "DeliveryTests", dependencies: ["Delivery", "Outbox", "Ledger", "MeterCore", "MeterConfig"]),
+        // Helpers shared by test targets (the sample webhook receiver as a child process).
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "DeliveryTests", dependencies: ["Delivery", "Outbox", "Ledger", "MeterCore", "MeterConfig", "TestSupport"]),
         .testTarget(name: "APITests", dependencies: ["API", "Ledger", "MeterCore", "MeterConfig", "Rater"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["MeterCore", "CDRGen", "CDRParser"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["MeterCore", "CDRGen", "CDRParser", "TestSupport"]),
     ]
 )

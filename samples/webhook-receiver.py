@@ -25,6 +25,7 @@ import base64
 import hashlib
 import hmac
 import json
+import os
 import random
 import ssl
 import sys
@@ -86,6 +87,7 @@ class Receiver:
         self.hang_seconds = args.hang_seconds
         self.quiet = args.quiet
         self.redirect = args.redirect
+        self.retry_after = args.retry_after
         self.random = random.Random(args.seed)
         self.lock = threading.Lock()
         self.seen = set()
@@ -120,9 +122,11 @@ class Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     server_version = "creditmeter-sample-receiver"
 
-    def answer(self, status, text=""):
+    def answer(self, status, text="", retry_after=None):
         data = text.encode()
         self.send_response(status)
+        if retry_after:
+            self.send_header("Retry-After", retry_after)
         self.send_header("Content-Length", str(len(data)))
         if data:
             self.send_header("Content-Type", "text/plain; charset=utf-8")
@@ -156,7 +160,7 @@ class Handler(BaseHTTPRequestHandler):
         if r.delay:
             time.sleep(r.delay)
         if fail:
-            return self.answer(r.fail_status, "failing on purpose\n")
+            return self.answer(r.fail_status, "failing on purpose\n", retry_after=r.retry_after)
         headers = {k.lower(): v for k, v in self.headers.items()}
         if r.token is not None and not hmac.compare_digest(headers.get("authorization", ""), "Bearer " + r.token):
             return self.answer(401, "bad bearer token\n")
@@ -197,6 +201,7 @@ def main():
     p.add_argument("--fail-rate", type=float, default=0.0, help="answer --fail-status to this fraction of requests")
     p.add_argument("--fail-first", type=int, default=0, help="answer --fail-status to the first N requests")
     p.add_argument("--fail-status", type=int, default=500)
+    p.add_argument("--retry-after", help="send this Retry-After (seconds or an HTTP-date) with each failure")
     p.add_argument("--delay", type=float, default=0.0, help="sleep this many seconds before answering every request")
     p.add_argument("--hang-first", type=int, default=0,
                    help="the first N requests get no answer for --hang-seconds, then the connection is closed")
@@ -204,6 +209,8 @@ def main():
     p.add_argument("--seed", type=int, default=None, help="seed for --fail-rate")
     p.add_argument("--quiet", action="store_true", help="do not print events")
     p.add_argument("--redirect", help="answer every request with 307 to this URL (creditmeter must not follow)")
+    p.add_argument("--exit-on-stdin-eof", action="store_true",
+                   help="exit when standard input closes (tests: die with the process that started it)")
     p.add_argument("--tls-cert", help="serve HTTPS with this PEM certificate chain")
     p.add_argument("--tls-key", help="the certificate's PEM private key")
     args = p.parse_args()
@@ -218,6 +225,12 @@ def main():
         server.socket = context.wrap_socket(server.socket, server_side=True)
         scheme = "https"
     host, port = server.server_address[:2]
+    if args.exit_on_stdin_eof:
+        def watch():
+            while sys.stdin.buffer.read(4096):
+                pass
+            os._exit(0)
+        threading.Thread(target=watch, daemon=True).start()
     print(f"listening on {scheme}://{host}:{port}/", flush=True)
     try:
         server.serve_forever()

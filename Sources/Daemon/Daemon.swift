@@ -1,3 +1,4 @@
+import Delivery
 import Foundation
 import Ingest
 import Ledger
@@ -13,7 +14,7 @@ public struct Daemon {
     let ledger: Ledger
     let sources: Int
 
-    public init(configPath: String, config: Config, logger: Logger, batchSize: Int = 5_000,
+    public init(configPath: String, config: Config, logger: Logger, version: String, batchSize: Int = 5_000,
                 extraServices: (Runtime, Ledger) throws -> [any Service] = { _, _ in [] }) throws {
         let decks = try config.loadRateDecks()
         let notifier = SystemdNotifier()
@@ -24,6 +25,11 @@ public struct Daemon {
             services.append(("source \(s.name)", try SourceService(source: s, index: i, runtime: runtime, ledger: ledger, batchSize: batchSize)))
         }
         sources = services.count
+        if !config.endpoints.isEmpty {
+            let delivery = try DeliveryService(config: config, version: version, logger: logger)
+            runtime.onCommit { _ in delivery.wake() }
+            services.append(("delivery", delivery))
+        }
         services += try extraServices(runtime, ledger).map { ("\(type(of: $0))", $0) }
         services.append(("purge", PurgeService(runtime: runtime, ledger: ledger)))
         services.append(("reload", ReloadService(runtime: runtime, ledger: ledger, configPath: configPath)))

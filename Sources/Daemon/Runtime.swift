@@ -53,6 +53,26 @@ public final class Runtime: Sendable {
     }
 
     public var allCounters: [String: SourceCounters] { counters.withLock { $0 } }
+
+    private let commitHooks = Mutex<[@Sendable (CommitInfo) -> Void]>([])
+
+    /// Registers work to run after every committed batch (wake the delivery loop, release reservations).
+    public func onCommit(_ hook: @escaping @Sendable (CommitInfo) -> Void) {
+        commitHooks.withLock { $0.append(hook) }
+    }
+
+    func committed(_ info: CommitInfo) {
+        for hook in commitHooks.withLock({ $0 }) { hook(info) }
+    }
+}
+
+/// What one committed batch did, for the hooks that react to it.
+public struct CommitInfo: Sendable {
+    public var source: String
+    public var charged: Int
+    public var levelChanges: Int
+    /// PBX call ids (Asterisk uniqueid, FreeSWITCH uuid) of the CDRs charged in the batch.
+    public var callIDs: [String]
 }
 
 /// What one source has done since start, for STATUS= lines, the watchdog and (later) metrics.

@@ -111,6 +111,10 @@ public final class SourceService: Service, @unchecked Sendable {
                     now: Self.now())
                 tailer.committed(cp)
                 lastCommitted = cp
+                if let outcome, outcome.charged > 0 || !outcome.levelChanges.isEmpty {
+                    runtime.committed(CommitInfo(source: name, charged: outcome.charged,
+                                                 levelChanges: outcome.levelChanges.count, callIDs: []))
+                }
             }
             if failures > 0 {
                 runtime.logger.notice("source recovered: charging again", metadata: ["source": "\(name)"])

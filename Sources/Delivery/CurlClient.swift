@@ -71,11 +71,16 @@ final class CurlClient {
         errorBuffer[0] = 0
         var list: UnsafeMutablePointer<curl_slist>?
         // Standard Webhooks bodies are small: curl's Expect: 100-continue would only add a round trip.
+        defer { curl_slist_free_all(list) }
         for line in headers + ["Content-Type: application/json", "Expect:"] {
-            guard let appended = curl_slist_append(list, line) else { break }
+            guard let appended = curl_slist_append(list, line) else {
+                // Sending without, say, the signature would only earn a dead letter: fail and retry instead.
+                return HTTPOutcome(status: nil, curlCode: Int32(bitPattern: CURLE_OUT_OF_MEMORY.rawValue),
+                                   curlMessage: "out of memory building the request headers", retryAfter: nil,
+                                   bodyPrefix: "", aborted: false)
+            }
             list = appended
         }
-        defer { curl_slist_free_all(list) }
 
         let h = handle
         var setupFailed: CURLcode = CURLE_OK

@@ -195,6 +195,11 @@ public final class DeliveryService: Service, Sendable {
                 continue
             }
             if batch.paused {
+                if !s.pausedLogged {
+                    // Paused before this process started (or by another one): say so once.
+                    s.pausedLogged = true
+                    s.logger.error("endpoint is paused after a 410 Gone; nothing is sent to it until `creditmeter outbox retry`")
+                }
                 s.signal.wait(milliseconds: options.idleMilliseconds)
                 continue
             }

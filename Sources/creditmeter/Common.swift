@@ -1,4 +1,5 @@
 import ArgumentParser
+import Delivery
 import Foundation
 import Ingest
 import Ledger
@@ -41,6 +42,7 @@ func explain(_ error: any Error) -> (ExitStatus, String) {
     case let e as ConfigError: return (.config, e.description)
     case let e as LedgerError: return (ledgerStatus(e), e.description)
     case let e as Assembly.Failure: return (.config, e.description)
+    case let e as DeliveryError: return (.config, e.description)
     default: return (.software, "\(error)")
     }
 }

@@ -25,7 +25,7 @@ struct CreditMeter: AsyncParsableCommand {
         """,
         version: version,
         subcommands: [
-            RunCommand.self, ClientsCommand.self, ReplayCommand.self, CDRGenCommand.self, QuarantineCommand.self,
+            RunCommand.self, ClientsCommand.self, ReplayCommand.self, CDRGenCommand.self, QuarantineCommand.self, OutboxCommand.self,
             PurgeCommand.self, StatusCommand.self, ConfigCommand.self,
         ]
     )

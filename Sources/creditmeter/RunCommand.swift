@@ -43,7 +43,7 @@ struct RunCommand: AsyncParsableCommand {
             let config = try options.load()
             try ConfigOptions.prepareStore(config)
             let logger = Logger(label: "creditmeter") { JournalLogHandler(label: $0, level: level) }
-            daemon = try Daemon(configPath: path, config: config, logger: logger, batchSize: batchLines)
+            daemon = try Daemon(configPath: path, config: config, logger: logger, version: CreditMeter.version, batchSize: batchLines)
         } catch {
             let (status, message) = explain(error)
             Console.error(message)

@@ -4,7 +4,7 @@ import CDRSource
 
 @Suite("ChangeWatcher")
 struct ChangeWatcherTests {
-    @Test("an append in the watched directory wakes a waiter within a second")
+    @Test("an append in the watched directory wakes a waiter well before its timeout")
     func wakesOnAppend() async throws {
         let dir = try TempDir()
         let path = dir.file("Master.csv")
@@ -20,7 +20,7 @@ struct ChangeWatcherTests {
         let took = ContinuousClock.now - start
         try await writer.value
         #expect(woke)
-        #expect(took < .seconds(1))
+        #expect(took < .seconds(9), "woken by the change, not the 10 s timeout")
         #expect(took >= .milliseconds(100))
     }
 
@@ -36,7 +36,7 @@ struct ChangeWatcherTests {
         let took = ContinuousClock.now - start
         #expect(!woke)
         #expect(took >= .milliseconds(290))
-        #expect(took < .seconds(2))
+        #expect(took < .seconds(10), "returns at its timeout, not never")
     }
 
     @Test("writes to unrelated files in the same directory do not wake it; a rotated name does")
@@ -89,7 +89,7 @@ struct ChangeWatcherTests {
         waiter.cancel()
         let woke = await waiter.value
         #expect(!woke)
-        #expect(ContinuousClock.now - start < .seconds(1))
+        #expect(ContinuousClock.now - start < .seconds(9))
         // An already-cancelled task does not wait either.
         let early = Task {
             withUnsafeCurrentTask { $0?.cancel() }
@@ -115,7 +115,7 @@ struct ChangeWatcherTests {
         }
         let start = ContinuousClock.now
         #expect(await watcher.wait(timeout: .seconds(10)))
-        #expect(ContinuousClock.now - start < .seconds(1))
+        #expect(ContinuousClock.now - start < .seconds(9))
         try await writer.value
     }
 
@@ -128,7 +128,7 @@ struct ChangeWatcherTests {
         let start = ContinuousClock.now
         watcher.close()
         #expect(await waiter.value == false)
-        #expect(ContinuousClock.now - start < .seconds(1))
+        #expect(ContinuousClock.now - start < .seconds(9))
     }
 
     @Test("many waits and wake-ups in a row never lose one")

@@ -6,68 +6,9 @@ import Ledger
 import MeterConfig
 import MeterCore
 import Outbox
+import TestSupport
 
 let testSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-
-/// samples/webhook-receiver.py on 127.0.0.1, on a port it picks; stopped (by its pid) in `stop()`.
-final class PythonReceiver: @unchecked Sendable {
-    let process = Process()
-    let logPath: String
-    let url: String
-
-    static var script: String {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().appendingPathComponent("samples/webhook-receiver.py").path
-    }
-
-    init(dir: URL, name: String, extra: [String] = []) throws {
-        logPath = dir.appendingPathComponent("\(name).jsonl").path
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", PythonReceiver.script, "--secret", testSecret, "--host", "127.0.0.1", "--port", "0",
-                             "--log", logPath, "--quiet"] + extra
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = FileHandle(forWritingAtPath: "/dev/null")
-        try process.run()
-        // The first line names the port it bound.
-        var line = Data()
-        while !line.contains(UInt8(ascii: "\n")) {
-            let chunk = out.fileHandleForReading.availableData
-            if chunk.isEmpty { break }
-            line += chunk
-        }
-        let text = String(decoding: line, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        guard text.hasPrefix("listening on ") else {
-            process.terminate()
-            throw TestFailure("the receiver did not start: '\(text)'")
-        }
-        url = String(text.dropFirst("listening on ".count))
-    }
-
-    func stop() {
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        process.waitUntilExit()
-    }
-
-    /// Every line logged so far: accepted events and repeats.
-    func received() -> [[String: Any]] {
-        guard let text = try? String(contentsOfFile: logPath, encoding: .utf8) else { return [] }
-        return text.split(separator: "\n").compactMap {
-            (try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any]
-        }
-    }
-
-    /// Waits until `count` distinct ids have arrived, or throws after `seconds`.
-    func waitFor(count: Int, seconds: Double = 30) async throws -> [[String: Any]] {
-        let deadline = Date().addingTimeInterval(seconds)
-        while true {
-            let got = received()
-            if Set(got.compactMap { $0["id"] as? String }).count >= count { return got }
-            if Date() > deadline { throw TestFailure("only \(got.count) of \(count) events arrived in \(seconds) s") }
-            try await Task.sleep(for: .milliseconds(20))
-        }
-    }
-}
 
 /// A quick-cycling service on `t`'s store, delivering to `urls` (endpoint names e0, e1, …).
 func makeService(_ t: TempStore, urls: [String], events: [String] = ["*"], balanceInterval: Int64 = 0,
@@ -110,7 +51,7 @@ func ids(_ lines: [[String: Any]]) -> [String] { lines.compactMap { $0["id"] as?
         let token = t.dir.appendingPathComponent("token").path
         try "s3cret-token\n".write(toFile: token, atomically: true, encoding: .utf8)
         // The receiver answers 401 to a wrong signature, a stale timestamp or a missing bearer token.
-        let r = try PythonReceiver(dir: t.dir, name: "r", extra: ["--token-file", token])
+        let r = try PythonReceiver(dir: t.dir, name: "r", secret: testSecret, extra: ["--token-file", token])
         defer { r.stop(); t.cleanup() }
         try alertStory(t.ledger)
         let queued = try t.ledger.outboxEvents(limit: 1_000)
@@ -150,7 +91,7 @@ func ids(_ lines: [[String: Any]]) -> [String] { lines.compactMap { $0["id"] as?
     @Test func failingReceiverGetsEverythingOnceAfterRetries() async throws {
         let t = try TempStore()
         // The first 8 requests and then a third of the rest answer 500.
-        let r = try PythonReceiver(dir: t.dir, name: "r", extra: ["--fail-first", "8", "--fail-rate", "0.33", "--seed", "7"])
+        let r = try PythonReceiver(dir: t.dir, name: "r", secret: testSecret, extra: ["--fail-first", "8", "--fail-rate", "0.33", "--seed", "7"])
         defer { r.stop(); t.cleanup() }
         try alertStory(t.ledger)
         for n in 0 ..< 10 { try makeClient(t.ledger, "cli\(n)", now: wallNow()) }
@@ -174,7 +115,7 @@ func ids(_ lines: [[String: Any]]) -> [String] { lines.compactMap { $0["id"] as?
     @Test func receiverThatTimesOutThenRecoversGetsEverythingOnce() async throws {
         let t = try TempStore()
         // The first request hangs past the 1 s timeout and is not accepted; then all is well.
-        let r = try PythonReceiver(dir: t.dir, name: "r", extra: ["--hang-first", "1", "--hang-seconds", "3"])
+        let r = try PythonReceiver(dir: t.dir, name: "r", secret: testSecret, extra: ["--hang-first", "1", "--hang-seconds", "3"])
         defer { r.stop(); t.cleanup() }
         for n in 0 ..< 3 { try makeClient(t.ledger, "cli\(n)", now: wallNow()) }
         let queued = try t.ledger.outboxEvents(limit: 100)
@@ -189,10 +130,26 @@ func ids(_ lines: [[String: Any]]) -> [String] { lines.compactMap { $0["id"] as?
         #expect(try t.ledger.deliveries().isEmpty)
     }
 
+    @Test func retryAfterIsHonoured() async throws {
+        let t = try TempStore()
+        // One 503 asking for a second; the test policy alone would retry after 10 ms.
+        let r = try PythonReceiver(dir: t.dir, name: "r", secret: testSecret, extra: ["--fail-first", "1", "--fail-status", "503", "--retry-after", "1"])
+        defer { r.stop(); t.cleanup() }
+        try makeClient(t.ledger, "ann", now: wallNow())
+        let service = try makeService(t, urls: [r.url], events: ["client.*"])
+        let start = Date()
+        let task = Task { try await service.run() }
+        _ = try await r.waitFor(count: 1, seconds: 10)
+        let took = Date().timeIntervalSince(start)
+        task.cancel()
+        try await task.value
+        #expect(took >= 0.9, "retried after \(took) s")
+    }
+
     @Test func goneAndPermanentAnswers() async throws {
         let t = try TempStore()
-        let gone = try PythonReceiver(dir: t.dir, name: "gone", extra: ["--fail-first", "1000", "--fail-status", "410"])
-        let notFound = try PythonReceiver(dir: t.dir, name: "nf", extra: ["--fail-first", "1", "--fail-status", "404"])
+        let gone = try PythonReceiver(dir: t.dir, name: "gone", secret: testSecret, extra: ["--fail-first", "1000", "--fail-status", "410"])
+        let notFound = try PythonReceiver(dir: t.dir, name: "nf", secret: testSecret, extra: ["--fail-first", "1", "--fail-status", "404"])
         defer { gone.stop(); notFound.stop(); t.cleanup() }
         try makeClient(t.ledger, "ann", now: wallNow())
         try makeClient(t.ledger, "bob", now: wallNow())
@@ -219,8 +176,8 @@ func ids(_ lines: [[String: Any]]) -> [String] { lines.compactMap { $0["id"] as?
 
     @Test func aSlowEndpointHoldsUpNoOtherAndShutdownCutsItShort() async throws {
         let t = try TempStore()
-        let slow = try PythonReceiver(dir: t.dir, name: "slow", extra: ["--delay", "30"])
-        let fast = try PythonReceiver(dir: t.dir, name: "fast")
+        let slow = try PythonReceiver(dir: t.dir, name: "slow", secret: testSecret, extra: ["--delay", "30"])
+        let fast = try PythonReceiver(dir: t.dir, name: "fast", secret: testSecret)
         defer { slow.stop(); fast.stop(); t.cleanup() }
         for n in 0 ..< 5 { try makeClient(t.ledger, "cli\(n)", now: wallNow()) }
 
@@ -238,8 +195,8 @@ func ids(_ lines: [[String: Any]]) -> [String] { lines.compactMap { $0["id"] as?
 
     @Test func redirectsAreNotFollowed() async throws {
         let t = try TempStore()
-        let target = try PythonReceiver(dir: t.dir, name: "target")
-        let mover = try PythonReceiver(dir: t.dir, name: "mover", extra: ["--redirect", target.url])
+        let target = try PythonReceiver(dir: t.dir, name: "target", secret: testSecret)
+        let mover = try PythonReceiver(dir: t.dir, name: "mover", secret: testSecret, extra: ["--redirect", target.url])
         defer { target.stop(); mover.stop(); t.cleanup() }
         try makeClient(t.ledger, "ann", now: wallNow())
         let service = try makeService(t, urls: [mover.url], events: ["client.*"])
@@ -268,7 +225,7 @@ func ids(_ lines: [[String: Any]]) -> [String] { lines.compactMap { $0["id"] as?
         try openssl.run()
         openssl.waitUntilExit()
         try #require(openssl.terminationStatus == 0, "openssl could not make a test certificate")
-        let r = try PythonReceiver(dir: t.dir, name: "tls", extra: ["--tls-cert", cert, "--tls-key", key])
+        let r = try PythonReceiver(dir: t.dir, name: "tls", secret: testSecret, extra: ["--tls-cert", cert, "--tls-key", key])
         defer { r.stop() }
         #expect(r.url.hasPrefix("https://"))
         try makeClient(t.ledger, "ann", now: wallNow())

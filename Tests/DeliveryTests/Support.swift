@@ -1,4 +1,5 @@
 import Foundation
+@_exported import TestSupport
 import Ledger
 import MeterCore
 
@@ -53,7 +54,3 @@ func everything(_ name: String) -> OutboxEndpoint {
     OutboxEndpoint(name: name, wants: { _ in true })
 }
 
-struct TestFailure: Error, CustomStringConvertible {
-    let description: String
-    init(_ d: String) { description = d }
-}

@@ -58,10 +58,11 @@ import Testing
         #expect(d.waitForLog("source opened"))
         try expectUsed(h, Array(lines[0..<300]), clients: 4, "before rotation")
         try FileManager.default.moveItem(atPath: h.path("Master.csv"), toPath: h.path("Master.csv.1"))
-        try h.append(lines[300..<600])
-        // FreeSWITCH keeps writing into the renamed file until it reopens.
-        try h.append(lines[600..<700], to: "Master.csv.1")
-        try h.append(lines[700...])
+        // FreeSWITCH keeps writing into the renamed file until it is told to reopen; only then does the
+        // new file get lines. The old file must be read to its end before it is let go.
+        try h.append(lines[300..<600], to: "Master.csv.1")
+        usleep(200_000)
+        try h.append(lines[600...])
         try expectUsed(h, lines, clients: 4, "after rename+create")
     }
 

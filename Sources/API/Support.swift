@@ -1,0 +1,117 @@
+import Foundation
+import Ledger
+import MeterCore
+
+/// Secret comparison whose running time does not depend on where the inputs differ.
+public enum ConstantTime {
+    /// True when `given` equals `expected`. The loop always runs over all of `expected` (whose length
+    /// is not secret-dependent on the attacker's guess), folding every byte difference and the length
+    /// difference into one accumulator, so neither an early mismatch nor a matching prefix returns sooner.
+    @inline(never)
+    public static func equals(_ given: [UInt8], _ expected: [UInt8]) -> Bool {
+        var diff = UInt64(truncatingIfNeeded: given.count ^ expected.count)
+        let n = given.count
+        for i in 0 ..< expected.count {
+            // Index `given` modulo its length so the loop does the same work whatever the guess's length.
+            let g: UInt8 = n == 0 ? 0 : given[i % n]
+            diff |= UInt64(g ^ expected[i])
+        }
+        return diff == 0
+    }
+
+    public static func equals(_ given: String, _ expected: String) -> Bool {
+        equals(Array(given.utf8), Array(expected.utf8))
+    }
+}
+
+/// URL query and path helpers; `+` stays a plus sign because `dst=+4420…` is an E.164 number, not a space.
+enum URLText {
+    /// `a=1&b=%2B44` → ["a": "1", "b": "+44"]; the first occurrence of a key wins.
+    static func query(_ q: Substring?) -> [String: String] {
+        guard let q, !q.isEmpty else { return [:] }
+        var out: [String: String] = [:]
+        for pair in q.split(separator: "&", omittingEmptySubsequences: true) {
+            let kv = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            let key = percentDecode(kv[0])
+            let value = kv.count > 1 ? percentDecode(kv[1]) : ""
+            if out[key] == nil { out[key] = value }
+        }
+        return out
+    }
+
+    /// Decodes `%XX`; a malformed escape is kept as written rather than failing the request.
+    static func percentDecode(_ s: Substring) -> String {
+        guard s.utf8.contains(UInt8(ascii: "%")) else { return String(s) }
+        var out: [UInt8] = []
+        out.reserveCapacity(s.utf8.count)
+        let b = Array(s.utf8)
+        var i = 0
+        while i < b.count {
+            if b[i] == UInt8(ascii: "%"), i + 2 < b.count, let h = hex(b[i + 1]), let l = hex(b[i + 2]) {
+                out.append(h << 4 | l)
+                i += 3
+            } else {
+                out.append(b[i])
+                i += 1
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    static func hex(_ c: UInt8) -> UInt8? {
+        switch c {
+        case UInt8(ascii: "0") ... UInt8(ascii: "9"): return c - UInt8(ascii: "0")
+        case UInt8(ascii: "a") ... UInt8(ascii: "f"): return c - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A") ... UInt8(ascii: "F"): return c - UInt8(ascii: "A") + 10
+        default: return nil
+        }
+    }
+}
+
+/// Unix seconds as RFC 3339 UTC (`2024-05-01T12:00:00Z`), the form the CLI's `--json` prints.
+enum Timestamp {
+    static func rfc3339(_ epoch: Int64) -> String {
+        var days = epoch / 86_400
+        var secs = epoch % 86_400
+        if secs < 0 { secs += 86_400; days -= 1 }
+        // Howard Hinnant's days-to-civil algorithm.
+        let z = days + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let doe = z - era * 146_097
+        let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+        let mp = (5 * doy + 2) / 153
+        let d = doy - (153 * mp + 2) / 5 + 1
+        let m = mp < 10 ? mp + 3 : mp - 9
+        let y = yoe + era * 400 + (m <= 2 ? 1 : 0)
+        func two(_ v: Int64) -> String { v < 10 ? "0\(v)" : "\(v)" }
+        let year = y >= 0 && y < 10_000 ? String(repeating: "0", count: 4 - String(y).count) + String(y) : String(y)
+        return "\(year)-\(two(m))-\(two(d))T\(two(secs / 3600)):\(two(secs % 3600 / 60)):\(two(secs % 60))Z"
+    }
+}
+
+/// The client JSON shapes of `creditmeter clients list|show --json`, shared by the admin API and `/v1/me`.
+public enum ClientJSON {
+    /// `clients list --json` per client: username, status, the meter fields, plan, accounts.
+    public static func summary(_ c: ClientRecord, _ t: Thresholds) -> JSONValue {
+        .object(summaryPairs(c, t))
+    }
+
+    /// `clients show --json`: the summary plus the profile fields, created_at and disabled_at.
+    public static func detail(_ c: ClientRecord, _ t: Thresholds) -> JSONValue {
+        .object(summaryPairs(c, t) + [
+            ("first_name", .string(c.firstName)), ("last_name", .string(c.lastName)), ("email", .string(c.email)),
+            ("phone", .string(c.phone)), ("country", .string(c.country)), ("state", .string(c.state)),
+            ("city", .string(c.city)), ("zip", .string(c.zip)), ("address1", .string(c.address1)),
+            ("address2", .string(c.address2)), ("company", .string(c.company)), ("role", .string(c.role)),
+            ("created_at", .string(Timestamp.rfc3339(c.createdAt))),
+            ("disabled_at", c.disabledAt.map { .string(Timestamp.rfc3339($0)) } ?? .null),
+        ])
+    }
+
+    static func summaryPairs(_ c: ClientRecord, _ t: Thresholds) -> [(String, JSONValue)] {
+        [("username", .string(c.username)), ("status", .string(c.status.rawValue))]
+            + c.meter.jsonFields(t)
+            + [("plan", .string(c.plan)), ("accounts", .array(c.accounts.map { .string($0) }))]
+    }
+}
