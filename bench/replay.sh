@@ -7,8 +7,8 @@ cd "$(dirname "$0")/.."
 sizes=("$@"); ((${#sizes[@]})) || sizes=(100000 1000000)
 cache=bench/cache; mkdir -p "$cache"
 scripts/setup deps >/dev/null
-swift build -c release --product creditmeter >/dev/null
-bin="$(swift build -c release --show-bin-path)/creditmeter"
+swift build -c release --product creditmeter > "$cache/build.log" 2>&1 || { cat "$cache/build.log"; exit 1; }
+bin="$(swift build -c release --show-bin-path 2>/dev/null)/creditmeter"
 clients=1000
 
 # A 5,000-prefix deck: every cdrgen destination prefix, extended with digits, plus a catch-all.

@@ -1,0 +1,199 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Ledger
+import Logging
+import MeterConfig
+import MeterCore
+import NIOCore
+import Prometheus
+import ServiceLifecycle
+
+/// Why the API refused to start: the config key at fault and what to do about it.
+public struct APIStartupError: Error, CustomStringConvertible, Sendable {
+    public var key: String
+    public var message: String
+    public var description: String { "\(key): \(message)" }
+}
+
+/// The local HTTP API of SPEC 9 as one `Service`: the Hummingbird server plus the loop that keeps
+/// the in-memory balances current (`PRAGMA data_version` every 50 ms; expired holds swept every second).
+///
+/// It opens its own `Ledger` connection on `config.store.path`, so the daemon's ingest and the API's
+/// admin writes never share a lock; `data_version` tells each side about the other's commits.
+public struct APIService: Service {
+    public let handler: APIHandler
+    public let authorizer: Authorizer
+    let address: BindAddress
+    let listen: String
+    let logger: Logger
+    let pollInterval: Duration
+
+    /// - Parameters:
+    ///   - config: the config the daemon started with; `[api]` (listen address, admin token file) and
+    ///     `[store] path` are read once here: changing them takes a restart.
+    ///   - settings: the current generation's `[authorize]`, thresholds, plans and rate decks, read on
+    ///     every request so a SIGHUP reload applies at once.
+    ///   - reservations: the book the daemon releases call ids into after each committed batch.
+    ///   - ready: set by the daemon when its sources are open (`/readyz`).
+    ///   - registry: from `APIMetrics.bootstrap()`, rendered by `/metrics`.
+    /// - Throws: `APIStartupError` naming `api.listen` (non-loopback without a token file),
+    ///   `api.admin_token_file` (unreadable, empty or short token) or `store.path`.
+    public init(config: Config, settings: @escaping @Sendable () -> APISettings, reservations: ReservationBook,
+                ready: ReadyFlag, registry: PrometheusCollectorRegistry, logger: Logger,
+                pollInterval: Duration = .milliseconds(50)) throws(APIStartupError) {
+        let api = config.api
+        guard api.adminTokenFile != nil || Self.isLoopback(api.host) else {
+            throw APIStartupError(key: "api.listen", message: "'\(api.listen)' is not a loopback address, and api.admin_token_file "
+                + "is not set: refusing to expose the API without an admin token (set api.admin_token_file, or listen on 127.0.0.1)")
+        }
+        let token = try api.adminTokenFile.map { (path) throws(APIStartupError) -> String in try Self.readToken(path) }
+        let ledger: Ledger
+        let cache: BalanceCache
+        do {
+            ledger = try Ledger(path: config.store.path, thresholds: config.thresholds)
+            cache = try BalanceCache(ledger: ledger)
+        } catch {
+            throw APIStartupError(key: "store.path", message: "the API cannot open the ledger: \(error)")
+        }
+        authorizer = Authorizer(cache: cache, book: reservations)
+        do {
+            handler = try APIHandler(authorizer: authorizer, ledger: ledger, settings: settings, adminToken: token,
+                                     ready: ready, metrics: { registry.emitToBuffer() }, logger: logger)
+        } catch {
+            throw APIStartupError(key: "api", message: "cannot prepare password verification: \(error)")
+        }
+        address = .hostname(api.host, port: api.port)
+        listen = api.listen
+        self.logger = logger
+        self.pollInterval = pollInterval
+    }
+
+    /// Reloads the balances now if the store changed; the daemon may call it right after a commit
+    /// (the poll loop would otherwise notice within `pollInterval`). Blocks for the reload.
+    public func refreshBalances() {
+        do { try authorizer.cache.refresh(book: authorizer.book) } catch {
+            logger.error("api: balance cache refresh failed: \(error)")
+        }
+    }
+
+    public func run() async throws {
+        let refresher = Refresher(service: self)
+        let listen = self.listen
+        let logger = self.logger
+        let app = Application(
+            responder: Responder(handler: handler),
+            configuration: ApplicationConfiguration(address: address, serverName: nil),
+            services: [refresher],
+            onServerRunning: { channel in
+                let port = channel.localAddress?.port.map(String.init) ?? "?"
+                logger.notice("api listening", metadata: ["listen": "\(listen)", "port": "\(port)"])
+            },
+            logger: logger)
+        try await app.run()
+    }
+
+    /// 127.0.0.0/8, ::1 and `localhost`.
+    public static func isLoopback(_ host: String) -> Bool {
+        let h = host.lowercased()
+        if h == "localhost" || h == "::1" || h == "0:0:0:0:0:0:0:1" { return true }
+        let parts = h.split(separator: ".", omittingEmptySubsequences: false)
+        return parts.count == 4 && parts[0] == "127" && parts.allSatisfy { UInt8($0) != nil }
+    }
+
+    static func readToken(_ path: String) throws(APIStartupError) -> String {
+        let data: Data
+        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
+            let why = FileManager.default.fileExists(atPath: path) ? "cannot be read (permissions?)" : "no such file"
+            throw APIStartupError(key: "api.admin_token_file", message: "\(path): \(why)")
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw APIStartupError(key: "api.admin_token_file", message: "\(path): is not UTF-8 text")
+        }
+        let token = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        // A short token can be guessed over the network; 16 characters of `openssl rand -hex 16` is 128 bits.
+        guard token.count >= 16 else {
+            throw APIStartupError(key: "api.admin_token_file",
+                                  message: "\(path): the token must be at least 16 characters (e.g. `openssl rand -hex 32 > \(path)`)")
+        }
+        guard !token.contains(where: { $0.isWhitespace }) else {
+            throw APIStartupError(key: "api.admin_token_file", message: "\(path): the token must be one word without spaces")
+        }
+        return token
+    }
+
+    /// Keeps the balance cache current and sweeps expired holds until the group shuts down.
+    struct Refresher: Service {
+        let service: APIService
+
+        func run() async throws {
+            var ticks = 0
+            let every = service.pollInterval
+            let handler = service.handler
+            while !Task.isShuttingDownGracefully && !Task.isCancelled {
+                do {
+                    try await cancelWhenGracefulShutdown { try await Task.sleep(for: every) }
+                } catch {
+                    return
+                }
+                ticks += 1
+                let sweep = ticks % 20 == 0
+                await handler.onLedger { [service] in
+                    service.refreshBalances()
+                    if sweep { service.authorizer.book.sweep() }
+                }
+            }
+        }
+    }
+
+    /// Adapts Hummingbird requests to `APIHandler`; everything past the body read is framework-free.
+    struct Responder: HTTPResponder {
+        typealias Context = BasicRequestContext
+        let handler: APIHandler
+
+        func respond(to request: Request, context: Context) async throws -> Response {
+            var body: [UInt8] = []
+            if request.method == .post || request.method == .patch || request.method == .put {
+                do {
+                    let buffer = try await request.body.collect(upTo: APIHandler.maxBody)
+                    body = Array(buffer.readableBytesView)
+                } catch {
+                    return Self.response(.error(413, field: "body", "must be at most \(APIHandler.maxBody) bytes"))
+                }
+            }
+            let req = APIRequest(
+                method: request.method.rawValue, path: request.uri.path, query: request.uri.query,
+                authorization: request.headers[.authorization],
+                idempotencyKey: HTTPField.Name("Idempotency-Key").flatMap { request.headers[$0] },
+                body: body)
+            return Self.response(await handler.handle(req))
+        }
+
+        static func response(_ r: APIResponse) -> Response {
+            var headers = HTTPFields()
+            headers[.contentType] = r.contentType
+            for (name, value) in r.headers {
+                if let n = HTTPField.Name(name) { headers[n] = value }
+            }
+            return Response(status: status(r.status), headers: headers,
+                            body: ResponseBody(byteBuffer: ByteBuffer(bytes: r.body)))
+        }
+
+        static func status(_ code: Int) -> HTTPResponse.Status {
+            switch code {
+            case 200: return .ok
+            case 201: return .created
+            case 400: return .badRequest
+            case 401: return .unauthorized
+            case 403: return .forbidden
+            case 404: return .notFound
+            case 405: return .methodNotAllowed
+            case 409: return .conflict
+            case 413: return .contentTooLarge
+            case 422: return .unprocessableContent
+            case 503: return .serviceUnavailable
+            default: return code >= 500 ? .internalServerError : HTTPResponse.Status(code: code)
+            }
+        }
+    }
+}

@@ -1,0 +1,252 @@
+@testable import API
+import Ledger
+import MeterConfig
+import MeterCore
+import Rater
+import Testing
+
+@Suite("authorize arithmetic against a brute-force oracle")
+struct AuthorizeArithmeticTests {
+    /// Credits around every boundary: each step's exact cost, one µcr either side, the bare
+    /// connect fee, zero and negative balances.
+    static func balances(_ row: RateRow, steps: Int) -> [Int64] {
+        var out: Set<Int64> = [0, -1, -1_000_000, row.connectFee - 1, row.connectFee, row.connectFee + 1, 5_000_000_000]
+        let first = row.initialIncrement > 0 ? row.initialIncrement : row.subsequentIncrement
+        var c = first
+        for _ in 0 ..< steps {
+            let cost = Oracle.cost(row, c)
+            out.formUnion([cost - 1, cost, cost + 1])
+            c += row.subsequentIncrement
+        }
+        return out.sorted()
+    }
+
+    @Test("decide() matches the oracle for 60/60, 30/6, 1/1, connect fees and i=0", arguments: [
+        "12125550100", // 1: 30/6
+        "4420",        // 44: 1/1
+        "447700",      // 447: 30/1 with a connect fee
+        "811",         // 8: 45/30 with a connect fee
+        "900",         // 9: 0/6 with a connect fee
+        "3361",        // *: 60/60
+    ])
+    func matchesOracle(dst: String) throws {
+        let deck = try Fixtures.deck()
+        let row = try #require(deck.match(dst))
+        let cap: Int64 = 900
+        let settings = APISettings(authorize: AuthorizeConfig(maxCallSeconds: cap), decks: ["default": deck], plans: ["default"])
+        let book = ReservationBook(clock: { 0 })
+        var checked = 0
+        for credit in Self.balances(row, steps: 40) {
+            let client = CachedClient(id: 1, username: "u", status: .active, plan: "default",
+                                      meter: credit >= 0 ? Meter(assigned: credit, used: 0) : Meter(assigned: 0, used: -credit))
+            let d = book.decide(account: "u", client: client, destination: dst, call: nil, settings: settings)
+            let want = Oracle.maxSeconds(row, credit: credit, cap: cap)
+            if let want {
+                #expect(d.reason == .ok && d.maxSeconds == want, "credit \(credit) dst \(dst): got \(d.reason) \(d.maxSeconds), want \(want)")
+                // The answer's own cost fits, and one more second would not (unless the cap stopped it).
+                #expect(Oracle.cost(row, d.maxSeconds) <= credit)
+                if d.maxSeconds < cap { #expect(Oracle.cost(row, d.maxSeconds + 1) > credit) }
+            } else {
+                #expect(d.reason == .noCredit && d.maxSeconds == 0, "credit \(credit) dst \(dst): got \(d.reason) \(d.maxSeconds), want no_credit")
+            }
+            checked += 1
+        }
+        #expect(checked > 100)
+    }
+
+    @Test("the cap applies: a rich client gets max_call_seconds exactly")
+    func capApplies() throws {
+        let s = try Store()
+        try s.client("rich", credits: "100000")
+        try s.refresh()
+        let d = try s.authorize("rich", "4420", AuthorizeConfig(maxCallSeconds: 1234))
+        #expect(d.reason == .ok && d.maxSeconds == 1234)
+    }
+
+    @Test("answers come from the ledger's balances: recharge and charge move them")
+    func followsLedger() throws {
+        let s = try Store()
+        let c = try s.client("alice", credits: "0.031") // exactly 60 s at 0.031/min, 1/1
+        try s.refresh()
+        #expect(try s.authorize("alice", "4420").maxSeconds == 60)
+        try s.charge(c, cost: 15_500) // half a minute
+        // Not yet refreshed: the cache still shows the old balance (authorize never queries SQLite).
+        #expect(try s.authorize("alice", "4420").maxSeconds == 60)
+        try s.refresh()
+        #expect(try s.authorize("alice", "4420").maxSeconds == 30)
+        try s.charge(c, cost: 15_500)
+        try s.refresh()
+        let d = try s.authorize("alice", "4420")
+        #expect(d.reason == .noCredit && d.available == 0)
+    }
+}
+
+@Suite("reservations, limits and deny reasons")
+struct ReservationTests {
+    @Test("two concurrent authorizations see each other's hold: only one of two calls fits")
+    func concurrentSeeEachOther() async throws {
+        let s = try Store()
+        // 0.05/min, 60/60: one minute costs 0.05; 0.08 buys one minute, not two.
+        try s.client("bob", credits: "0.08")
+        try s.refresh()
+        let settings = try Fixtures.settings()
+        let authorizer = s.authorizer
+        let results = await withTaskGroup(of: AuthorizeDecision.self) { g in
+            for n in 0 ..< 2 {
+                g.addTask { authorizer.authorize(account: "bob", destination: "3361", call: "call-\(n)", settings: settings) }
+            }
+            var out: [AuthorizeDecision] = []
+            for await d in g { out.append(d) }
+            return out
+        }
+        let allowed = results.filter(\.allow)
+        #expect(allowed.count == 1)
+        #expect(allowed.first?.maxSeconds == 60 && allowed.first?.hold == 50_000)
+        let denied = try #require(results.first { !$0.allow })
+        #expect(denied.reason == .noCredit && denied.reserved == 50_000)
+    }
+
+    @Test("a hold shrinks the next answer; the same call again is recomputed, not doubled")
+    func holdsAndIdempotence() throws {
+        let s = try Store()
+        try s.client("carol", credits: "0.031") // 60 s at 1/1 0.031/min
+        try s.refresh()
+        let cfg = AuthorizeConfig(maxCallSeconds: 20)
+        let first = try s.authorize("carol", "4420", call: "A", cfg)
+        #expect(first.maxSeconds == 20 && first.hold == 10_334) // ceil(31000*20/60)
+        let again = try s.authorize("carol", "4420", call: "A", cfg)
+        #expect(again.maxSeconds == 20 && again.reserved == 0 && again.hold == 10_334)
+        #expect(s.book.held(clientID: 1).calls == 1)
+        let b = try s.authorize("carol", "4420", call: "B", cfg)
+        #expect(b.reserved == 10_334 && b.maxSeconds == 20)
+        // Without a call id nothing is reserved, but holds still count.
+        let c = try s.authorize("carol", "4420", cfg)
+        #expect(c.reserved == 20_668 && c.hold == 0)
+        #expect(c.maxSeconds == 19) // 31000 - 20668 = 10332 µcr → 19 s at 1/1
+    }
+
+    @Test("credit left is available minus holds, exactly")
+    func creditLeftExact() throws {
+        let s = try Store()
+        try s.client("dave", credits: "0.031")
+        try s.refresh()
+        let cfg = AuthorizeConfig(maxCallSeconds: 20)
+        _ = try s.authorize("dave", "4420", call: "A", cfg) // holds 10334
+        _ = try s.authorize("dave", "4420", call: "B", cfg) // holds 10334
+        let d = try s.authorize("dave", "4420", AuthorizeConfig(maxCallSeconds: 3600))
+        // 31000 - 20668 = 10332 µcr at 31000 µcr/min, 1/1 → floor(10332*60/31000) = 19 s.
+        #expect(d.maxSeconds == 19)
+        #expect(Oracle.maxSeconds(try #require(Fixtures.deck().match("4420")), credit: 10_332, cap: 3600) == 19)
+    }
+
+    @Test("releasing a call frees its hold once the charge is in the cache; unknown ids are ignored")
+    func releaseByCallID() throws {
+        let s = try Store()
+        let c = try s.client("erin", credits: "0.1")
+        try s.refresh()
+        let cfg = AuthorizeConfig(maxCallSeconds: 60)
+        let a = try s.authorize("erin", "4420", call: "X", cfg) // 31000
+        #expect(a.hold == 31_000)
+        #expect(try s.authorize("erin", "4420", cfg).reserved == 31_000)
+        // The daemon charges the call's CDR (20 s → 10334), commits, then releases the call id.
+        try s.charge(c, cost: 10_334)
+        s.book.release(callIDs: ["X", "no-such-call"])
+        #expect(s.book.liveCount == 0)
+        // Until the cache reloads, the released hold still counts: the charge is not visible yet.
+        #expect(try s.authorize("erin", "4420", cfg).reserved == 31_000)
+        try s.refresh()
+        let after = try s.authorize("erin", "4420", cfg)
+        #expect(after.reserved == 0 && after.available == 100_000 - 10_334)
+    }
+
+    @Test("a hold expires after reservation_seconds")
+    func expiry() throws {
+        let s = try Store()
+        try s.client("fay", credits: "0.05")
+        try s.refresh()
+        let cfg = AuthorizeConfig(maxCallSeconds: 60, reservationSeconds: 120)
+        #expect(try s.authorize("fay", "3361", call: "1", cfg).allow)
+        #expect(try s.authorize("fay", "3361", call: "2", cfg).reason == .noCredit)
+        s.clock.advance(seconds: 119)
+        #expect(try s.authorize("fay", "3361", call: "2", cfg).reason == .noCredit)
+        s.clock.advance(seconds: 1)
+        #expect(try s.authorize("fay", "3361", call: "2", cfg).allow)
+        s.clock.advance(seconds: 120)
+        s.book.sweep()
+        #expect(s.book.liveCount == 0)
+    }
+
+    @Test("max_concurrent_calls caps live holds with too_many_calls")
+    func concurrencyCap() throws {
+        let s = try Store()
+        try s.client("gus", credits: "100")
+        try s.refresh()
+        let cfg = AuthorizeConfig(maxCallSeconds: 60, maxConcurrentCalls: 2)
+        #expect(try s.authorize("gus", "4420", call: "1", cfg).allow)
+        #expect(try s.authorize("gus", "4420", call: "2", cfg).allow)
+        #expect(try s.authorize("gus", "4420", call: "3", cfg).reason == .tooManyCalls)
+        #expect(try s.authorize("gus", "4420", cfg).reason == .tooManyCalls)
+        // Re-asking for a call that holds a slot is not a new call.
+        #expect(try s.authorize("gus", "4420", call: "2", cfg).allow)
+        s.book.release(callIDs: ["1"])
+        #expect(try s.authorize("gus", "4420", call: "3", cfg).allow)
+    }
+
+    @Test("disabled clients are authorized unless deny_disabled")
+    func disabled() throws {
+        let s = try Store()
+        try s.client("hal", credits: "10")
+        _ = try s.writer.setDisabled(username: "hal", true, now: 1_700_000_100)
+        try s.refresh()
+        #expect(try s.authorize("hal", "4420").allow)
+        let d = try s.authorize("hal", "4420", AuthorizeConfig(denyDisabled: true))
+        #expect(d.reason == .disabled && !d.allow && d.username == "hal")
+    }
+
+    @Test("unknown account, no rate, and accounts other than the username")
+    func unknownAndNoRate() throws {
+        let s = try Store()
+        try s.client("ivy", credits: "10", accounts: ["2001", "2002"])
+        try s.refresh()
+        let u = try s.authorize("ivy", "4420")
+        #expect(u.reason == .unknownAccount && u.username == nil && u.available == nil)
+        #expect(try s.authorize("2002", "+4420").allow)
+        let deckNoCatchAll = try RateDeck(rows: [RateRow(prefix: "44", ratePerMinute: 1000)])
+        let settings = APISettings(decks: ["default": deckNoCatchAll], plans: ["default"])
+        let d = s.authorizer.authorize(account: "2001", destination: "3361", call: nil, settings: settings)
+        #expect(d.reason == .noRate && d.username == "ivy")
+        // A plan without a deck (the config lost it) is no_rate too, not a crash.
+        let none = s.authorizer.authorize(account: "2001", destination: "4420", call: nil, settings: APISettings(decks: [:]))
+        #expect(none.reason == .noRate)
+    }
+
+    @Test("text and JSON forms of a decision")
+    func renderings() throws {
+        let s = try Store()
+        try s.client("joe", credits: "1")
+        try s.refresh()
+        let ok = try s.authorize("joe", "4420", call: "c1", AuthorizeConfig(maxCallSeconds: 60))
+        #expect(ok.text == "ALLOW 60")
+        #expect(ok.json.serialized() == #"{"allow":true,"max_seconds":60,"reason":"ok","username":"joe","account":"joe","available":"1","reserved":"0","hold":"0.031","call":"c1","prefix":"44"}"#)
+        let no = try s.authorize("nobody", "4420")
+        #expect(no.text == "DENY unknown_account")
+    }
+}
+
+@Suite("constant-time token comparison")
+struct TokenTests {
+    @Test("equal only for the exact token")
+    func semantics() {
+        let t = Array("admin-token-0123456789".utf8)
+        #expect(ConstantTime.equals(t, t))
+        #expect(!ConstantTime.equals(Array("admin-token-012345678".utf8), t))   // prefix
+        #expect(!ConstantTime.equals(Array("admin-token-01234567890".utf8), t)) // longer
+        #expect(!ConstantTime.equals(Array("Admin-token-0123456789".utf8), t))  // first byte
+        #expect(!ConstantTime.equals(Array("admin-token-0123456788".utf8), t))  // last byte
+        #expect(!ConstantTime.equals([], t))
+        #expect(!ConstantTime.equals(t, []))
+        #expect(ConstantTime.equals("", ""))
+        // A guess that repeats the token's prefix cyclically must not pass by the modulo indexing.
+        #expect(!ConstantTime.equals(Array("ab".utf8), Array("abab".utf8)))
+    }
+}
