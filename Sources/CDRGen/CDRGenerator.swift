@@ -1,4 +1,5 @@
 import CDRParser
+import MeterCore
 
 /// Generates realistic, deterministic CDR lines as a PBX would write them, for replay tests
 /// and benchmarks (`creditmeter cdrgen`).
@@ -355,19 +356,5 @@ private func hex16(_ v: UInt64) -> String {
     return s
 }
 
-/// `YYYY-MM-DD HH:MM:SS` of a UTC epoch (H. Hinnant's civil-from-days).
-func utcText(_ t: Int64) -> String {
-    let days = t >= 0 ? t / 86_400 : (t - 86_399) / 86_400
-    let secs = t - days * 86_400
-    let z = days + 719_468
-    let era = (z >= 0 ? z : z - 146_096) / 146_097
-    let doe = z - era * 146_097
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
-    let mp = (5 * doy + 2) / 153
-    let d = doy - (153 * mp + 2) / 5 + 1
-    let m = mp < 10 ? mp + 3 : mp - 9
-    let y = yoe + era * 400 + (m <= 2 ? 1 : 0)
-    func two(_ v: Int64) -> String { v < 10 ? "0\(v)" : String(v) }
-    return "\(y)-\(two(m))-\(two(d)) \(two(secs / 3600)):\(two(secs % 3600 / 60)):\(two(secs % 60))"
-}
+/// `YYYY-MM-DD HH:MM:SS` of a UTC epoch.
+func utcText(_ t: Int64) -> String { CivilTime.cdrText(t) }

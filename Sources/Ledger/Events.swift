@@ -22,27 +22,7 @@ enum EventFactory {
         return String(decoding: bytes, as: UTF8.self)
     }
 
-    /// Unix seconds as RFC 3339 UTC, e.g. `2021-02-25T15:02:10Z` (no Foundation formatter: pure and thread-safe).
-    static func rfc3339(_ t: Int64) -> String {
-        // Floor division so times before 1970 land on the right day.
-        let days = t >= 0 ? t / 86_400 : -((-t + 86_399) / 86_400)
-        let secs = t - days * 86_400
-        // Howard Hinnant's civil_from_days.
-        let z = days + 719_468
-        let era = (z >= 0 ? z : z - 146_096) / 146_097
-        let doe = z - era * 146_097
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
-        let mp = (5 * doy + 2) / 153
-        let day = doy - (153 * mp + 2) / 5 + 1
-        let month = mp < 10 ? mp + 3 : mp - 9
-        let year = yoe + era * 400 + (month <= 2 ? 1 : 0)
-        func pad(_ v: Int64, _ width: Int) -> String {
-            let s = String(v)
-            return s.count >= width ? s : String(repeating: "0", count: width - s.count) + s
-        }
-        return "\(pad(year, 4))-\(pad(month, 2))-\(pad(day, 2))T\(pad(secs / 3600, 2)):\(pad(secs % 3600 / 60, 2)):\(pad(secs % 60, 2))Z"
-    }
+    static func rfc3339(_ t: Int64) -> String { CivilTime.rfc3339(t) }
 
     static func body(type: String, now: Int64, data: [(String, JSONValue)]) -> String {
         JSONValue.object([("type", .string(type)), ("timestamp", .string(rfc3339(now))), ("data", .object(data))]).text

@@ -136,8 +136,4 @@ func parseDate(_ text: String, option: String) throws -> Int64 {
     throw CLIError(.usage, "\(option): '\(text)' is not a date (use YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ)")
 }
 
-func rfc3339(_ epoch: Int64) -> String {
-    let f = ISO8601DateFormatter()
-    f.formatOptions = [.withInternetDateTime]
-    return f.string(from: Date(timeIntervalSince1970: TimeInterval(epoch)))
-}
+func rfc3339(_ epoch: Int64) -> String { CivilTime.rfc3339(epoch) }

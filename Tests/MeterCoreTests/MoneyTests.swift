@@ -117,3 +117,19 @@ import Testing
         #expect(f.serialized() == #"{"available":"5","used":"95","assigned":"100","percent":5,"level":"critical","color":"red"}"#)
     }
 }
+
+@Suite struct CivilTimeTests {
+    static let cases: [(Int64, String)] = [
+        (0, "1970-01-01T00:00:00Z"), (1_614_265_330, "2021-02-25T15:02:10Z"), (-1, "1969-12-31T23:59:59Z"),
+        (951_782_400, "2000-02-29T00:00:00Z"), (4_107_542_399, "2100-02-28T23:59:59Z"), (-86_400 * 366, "1968-12-31T00:00:00Z"),
+    ]
+
+    @Test(arguments: cases)
+    func formats(_ epoch: Int64, _ text: String) {
+        #expect(CivilTime.rfc3339(epoch) == text)
+    }
+
+    @Test func cdrLayout() {
+        #expect(CivilTime.cdrText(1_706_368_044) == "2024-01-27 15:07:24")
+    }
+}
