@@ -20,6 +20,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.0.0"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.4.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
     ],
@@ -61,6 +62,7 @@ let package = Package(
         .target(name: "API", dependencies: [
             "MeterCore", "MeterConfig", "Ledger", "Rater", "CDRParser",
             .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "HTTPTypes", package: "swift-http-types"),
             .product(name: "Metrics", package: "swift-metrics"),
             .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "Logging", package: "swift-log"),
@@ -89,7 +91,9 @@ let package = Package(
         // Helpers shared by test targets (the sample webhook receiver as a child process).
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "DeliveryTests", dependencies: ["Delivery", "Outbox", "Ledger", "MeterCore", "MeterConfig", "TestSupport"]),
-        .testTarget(name: "APITests", dependencies: ["API", "Ledger", "MeterCore", "MeterConfig", "Rater"]),
+        .testTarget(name: "APITests", dependencies: ["API", "Ledger", "MeterCore", "MeterConfig", "Rater", "TestSupport"]),
         .testTarget(name: "IntegrationTests", dependencies: ["MeterCore", "CDRGen", "CDRParser", "TestSupport"]),
+        // Seeded structured fuzzing of every input parser and the config loader (bench/fuzz.sh runs it bigger).
+        .testTarget(name: "FuzzTests", dependencies: ["CDRParser", "CDRGen", "MeterConfig", "Rater", "MeterCore"]),
     ]
 )

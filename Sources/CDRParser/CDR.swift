@@ -73,4 +73,88 @@ public struct CDR: Sendable, Equatable {
         for byte in b { s.unicodeScalars.append(Unicode.Scalar(byte)) }
         return s
     }
+
+    /// `displayString` for the hot path: CDR fields are nearly always ASCII, which needs neither
+    /// the generic validator nor the Latin-1 fallback.
+    static func displayString(_ b: UnsafeBufferPointer<UInt8>) -> String {
+        if isASCII(b) { return String(decoding: b, as: UTF8.self) }
+        return displayString(b[...])
+    }
+
+    @inline(__always)
+    static func isASCII(_ b: UnsafeBufferPointer<UInt8>) -> Bool {
+        var bits: UInt8 = 0
+        for byte in b { bits |= byte }
+        return bits < 0x80
+    }
+
+    /// Runs `body` on a borrowed view of this record (how `CDRFilter` and `Metering` read any CDR).
+    public func withView<R>(_ body: (CDRView) throws -> R) rethrows -> R {
+        try storage.withUnsafeBufferPointer { all in
+            try spans.withUnsafeBufferPointer { sp in
+                try body(CDRView(storage: all, spans: sp, format: format, isAnswered: isAnswered,
+                                 billableSeconds: billableSeconds, startEpoch: startEpoch, knownIdentity: identity))
+            }
+        }
+    }
+}
+
+/// A parsed record whose field bytes are borrowed from the parser's scratch space: valid only inside
+/// the closure it is handed to. It lets the ingest hot path read a line without allocating a `CDR`,
+/// and computes the identity only for the lines that need one.
+public struct CDRView {
+    @usableFromInline let storage: UnsafeBufferPointer<UInt8>
+    /// Same layout as `CDR.spans`.
+    @usableFromInline let spans: UnsafeBufferPointer<Int32>
+    public let format: CDRFormat
+    /// See `CDR.isAnswered`.
+    public let isAnswered: Bool
+    /// See `CDR.billableSeconds`.
+    public let billableSeconds: Int64
+    /// See `CDR.startEpoch`.
+    public let startEpoch: Int64?
+    /// Set when the view comes from a `CDR`, which has computed its identity already.
+    let knownIdentity: String?
+
+    init(storage: UnsafeBufferPointer<UInt8>, spans: UnsafeBufferPointer<Int32>, format: CDRFormat, isAnswered: Bool,
+         billableSeconds: Int64, startEpoch: Int64?, knownIdentity: String?) {
+        self.storage = storage
+        self.spans = spans
+        self.format = format
+        self.isAnswered = isAnswered
+        self.billableSeconds = billableSeconds
+        self.startEpoch = startEpoch
+        self.knownIdentity = knownIdentity
+    }
+
+    /// Billable per SPEC 3: answered and at least one billable second.
+    public var isBillable: Bool { isAnswered && billableSeconds > 0 }
+
+    /// The field's raw bytes (borrowed, like the view); nil when the format/line has no such field.
+    @inlinable
+    public func bytes(_ field: CDRField) -> UnsafeBufferPointer<UInt8>? {
+        let i = field.index &* 2
+        let s = Int(spans[i])
+        guard s >= 0 else { return nil }
+        return UnsafeBufferPointer(rebasing: storage[s..<Int(spans[i &+ 1])])
+    }
+
+    /// The field's value as `CDR.value` gives it; nil when absent.
+    public func value(_ field: CDRField) -> String? {
+        bytes(field).map { CDR.displayString($0) }
+    }
+
+    /// The dedupe key, as `CDR.identity`; computed on each call unless the view came from a `CDR`.
+    public var identity: String {
+        knownIdentity ?? CDRBuilder.identity(storage, spans: spans)
+    }
+
+    /// Whether every byte is ASCII: then the bytes are exactly the UTF-8 of `value`'s String.
+    public static func isASCII(_ b: UnsafeBufferPointer<UInt8>) -> Bool { CDR.isASCII(b) }
+
+    /// An owned copy that outlives the view.
+    public func makeCDR() -> CDR {
+        CDR(storage: Array(storage), spans: Array(spans), format: format, isAnswered: isAnswered,
+            billableSeconds: billableSeconds, startEpoch: startEpoch, identity: identity)
+    }
 }

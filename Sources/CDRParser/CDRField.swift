@@ -19,7 +19,7 @@ public enum CDRField: String, Sendable, CaseIterable, Codable {
     case writeCodec = "write_codec"
 
     /// Dense position in `allCases`, used for the per-CDR span table.
-    var index: Int {
+    @usableFromInline var index: Int {
         switch self {
         case .accountcode: return 0
         case .src: return 1

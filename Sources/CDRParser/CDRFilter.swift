@@ -44,19 +44,22 @@ public struct CDRFilter: Sendable {
     }
 
     public func accepts(_ cdr: CDR) -> Bool {
+        cdr.withView { accepts($0) }
+    }
+
+    public func accepts(_ cdr: CDRView) -> Bool {
         if let set = contextSet {
-            let v = cdr.bytes(.dcontext) ?? []
-            if !set.contains(Array(v)) { return false }
+            if !set.contains(cdr.bytes(.dcontext).map { Array($0) } ?? []) { return false }
         }
         if let set = appSet {
-            if !set.contains(Self.lowered(cdr.bytes(.lastapp) ?? [])) { return false }
+            if !set.contains(cdr.bytes(.lastapp).map { Self.lowered($0) } ?? []) { return false }
         }
         if let r = channelRegex, !r.matches(cdr.value(.channel) ?? "") { return false }
         if let r = dstchannelRegex, !r.matches(cdr.value(.dstchannel) ?? "") { return false }
         return true
     }
 
-    private static func lowered(_ b: ArraySlice<UInt8>) -> [UInt8] {
+    private static func lowered<C: Collection>(_ b: C) -> [UInt8] where C.Element == UInt8 {
         b.map { $0 >= 0x41 && $0 <= 0x5A ? $0 + 0x20 : $0 }
     }
 

@@ -10,6 +10,8 @@ public struct CDRParser: Sendable {
     let zone: ZoneTable
     /// Column → CDRField.index (or -1 to ignore), by the number of columns in the line.
     let layouts: [Int: [Int8]]
+    /// `layouts` as an array indexed by column count, so a line costs no dictionary lookup.
+    let layoutByCount: [[Int8]?]
     /// The text of the column_count failure for counts with no layout.
     let countHint: String
     let ambiguousCounts: Set<Int>
@@ -81,6 +83,9 @@ public struct CDRParser: Sendable {
             hint = ""
         }
         self.layouts = layouts
+        var byCount = [[Int8]?](repeating: nil, count: Splitter.maxColumns + 1)
+        for (n, map) in layouts where n < byCount.count { byCount[n] = map }
+        self.layoutByCount = byCount
         self.ambiguousCounts = ambiguous
         self.countHint = hint
     }
@@ -107,6 +112,39 @@ public struct CDRParser: Sendable {
 
     /// Parses one line (no trailing newline; a trailing CR is ignored).
     public func parse(_ line: UnsafeBufferPointer<UInt8>) -> Result<CDR, ParseFailure> {
+        let body: UnsafeBufferPointer<UInt8>
+        switch Self.trim(line) {
+        case .failure(let f): return .failure(f)
+        case .success(let b): body = b
+        }
+        // JSON lines build an owned CDR anyway; copying it out of a view would only add work.
+        if options.format == .jsonl {
+            do throws(ParseFailure) { return .success(try parseJSON(body)) } catch { return .failure(error) }
+        }
+        var result: Result<CDR, ParseFailure> = .failure(.badLine("empty line"))
+        withDelimited(body) { result = $0.map { $0.makeCDR() } }
+        return result
+    }
+
+    /// Parses one line like `parse` and hands `body` a borrowed view of the record instead of an
+    /// owned `CDR`: the field bytes live in scratch space for the duration of the call, so the hot
+    /// path allocates nothing per line. Callers keep what they need by capturing it.
+    public func withParsed(_ line: UnsafeBufferPointer<UInt8>, _ body: (Result<CDRView, ParseFailure>) -> Void) {
+        let trimmed: UnsafeBufferPointer<UInt8>
+        switch Self.trim(line) {
+        case .failure(let f): return body(.failure(f))
+        case .success(let b): trimmed = b
+        }
+        if options.format == .jsonl {
+            let cdr: CDR
+            do throws(ParseFailure) { cdr = try parseJSON(trimmed) } catch { return body(.failure(error)) }
+            return cdr.withView { body(.success($0)) }
+        }
+        withDelimited(trimmed, body)
+    }
+
+    /// The line without a trailing CR or a leading byte-order mark; a blank line is a failure.
+    private static func trim(_ line: UnsafeBufferPointer<UInt8>) -> Result<UnsafeBufferPointer<UInt8>, ParseFailure> {
         var n = line.count
         if n > 0, line[n - 1] == 0x0D { n -= 1 }
         // A file re-saved by an editor may start with a UTF-8 byte-order mark.
@@ -115,14 +153,7 @@ public struct CDRParser: Sendable {
         var blank = true
         for b in body where b != 0x20 && b != 0x09 { blank = false; break }
         if blank { return .failure(.badLine("empty line")) }
-        do throws(ParseFailure) {
-            switch options.format {
-            case .jsonl: return .success(try parseJSON(body))
-            default: return .success(try parseDelimited(body))
-            }
-        } catch {
-            return .failure(error)
-        }
+        return .success(body)
     }
 
     /// The UTC epoch of a time field of `cdr`, read in this parser's time zone; nil when absent,
@@ -137,39 +168,51 @@ public struct CDRParser: Sendable {
 
     // MARK: - Delimited formats
 
-    private func parseDelimited(_ line: UnsafeBufferPointer<UInt8>) throws(ParseFailure) -> CDR {
+    private func withDelimited(_ line: UnsafeBufferPointer<UInt8>, _ body: (Result<CDRView, ParseFailure>) -> Void) {
         let fs = options.format == .freeswitchCSV
         let quotedFS = fs && Splitter.isFullyQuoted(line)
         if fs, !quotedFS, options.columns == nil {
-            throw .badLine("FreeSWITCH writes every field in double quotes and this line is not (re-saved by a spreadsheet?)")
+            return body(.failure(.badLine("FreeSWITCH writes every field in double quotes and this line is not (re-saved by a spreadsheet?)")))
         }
         let delimiter = options.format == .csv ? options.delimiter : UInt8(ascii: ",")
-        var failure: ParseFailure?
-        var columns = 0
-        var spans = [Int32](repeating: -1, count: CDRField.count * 2)
-        let storage = [UInt8](unsafeUninitializedCapacity: line.count * 2 + 2) { buf, initialized in
-            guard let out = buf.baseAddress else { return }
-            withUnsafeTemporaryAllocation(of: Int32.self, capacity: Splitter.maxColumns * 2) { colBuf in
-                guard let cols = colBuf.baseAddress else { return }
+        // One scratch block per line, on the stack when it fits: the column table, the span table,
+        // then the unescaped field bytes (at most twice the line: every byte plus a separator per column).
+        let spanCount = CDRField.count * 2
+        let colCount = Splitter.maxColumns * 2
+        withUnsafeTemporaryAllocation(of: Int32.self, capacity: spanCount + colCount) { ints in
+            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: line.count * 2 + 2) { bytes in
+                guard let table = ints.baseAddress, let out = bytes.baseAddress else {
+                    return body(.failure(.badLine("out of memory")))
+                }
+                let spans = table
+                let cols = table + spanCount
+                let r: Splitter.Output
                 do throws(ParseFailure) {
-                    let r = quotedFS
+                    r = quotedFS
                         ? try Splitter.freeswitch(line, out: out, cols: cols)
                         : try Splitter.quoted(line, delimiter: delimiter, out: out, cols: cols)
-                    initialized = r.length
-                    columns = r.columns
-                    guard let map = layouts[r.columns] else { return }
-                    for (c, f) in map.enumerated() where f >= 0 {
-                        spans[Int(f) &* 2] = cols[2 &* c]
-                        spans[Int(f) &* 2 &+ 1] = cols[2 &* c &+ 1]
-                    }
                 } catch {
-                    failure = error
+                    return body(.failure(error))
+                }
+                guard r.columns < layoutByCount.count, let map = layoutByCount[r.columns] else {
+                    return body(.failure(countFailure(r.columns)))
+                }
+                spans.initialize(repeating: -1, count: spanCount)
+                for (c, f) in map.enumerated() where f >= 0 {
+                    spans[Int(f) &* 2] = cols[2 &* c]
+                    spans[Int(f) &* 2 &+ 1] = cols[2 &* c &+ 1]
+                }
+                let all = UnsafeBufferPointer(start: out, count: r.length)
+                let sp = UnsafeBufferPointer(start: spans, count: spanCount)
+                do throws(ParseFailure) {
+                    let facts = try CDRBuilder.facts(all, spans: sp, format: options.format, zone: zone)
+                    body(.success(CDRView(storage: all, spans: sp, format: options.format, isAnswered: facts.answered,
+                                          billableSeconds: facts.billable, startEpoch: facts.start, knownIdentity: nil)))
+                } catch {
+                    body(.failure(error))
                 }
             }
         }
-        if let failure { throw failure }
-        guard layouts[columns] != nil else { throw countFailure(columns) }
-        return try CDRBuilder.build(storage: storage, spans: spans, format: options.format, zone: zone)
     }
 
     private func countFailure(_ n: Int) -> ParseFailure {
@@ -220,61 +263,98 @@ extension CDR {
 
 /// Computes the derived facts of a CDR (answered, billable seconds, start, identity) once.
 enum CDRBuilder {
+    struct Facts {
+        var answered: Bool
+        var billable: Int64
+        var start: Int64?
+    }
+
     static func build(storage: [UInt8], spans: [Int32], format: CDRFormat, zone: ZoneTable) throws(ParseFailure) -> CDR {
         try storage.withUnsafeBufferPointer { (all: UnsafeBufferPointer<UInt8>) throws(ParseFailure) -> CDR in
-            func field(_ f: CDRField) -> UnsafeBufferPointer<UInt8>? {
-                let s = Int(spans[f.index &* 2])
-                guard s >= 0 else { return nil }
-                return UnsafeBufferPointer(rebasing: all[s..<Int(spans[f.index &* 2 &+ 1])])
+            try spans.withUnsafeBufferPointer { (sp: UnsafeBufferPointer<Int32>) throws(ParseFailure) -> CDR in
+                let f = try facts(all, spans: sp, format: format, zone: zone)
+                return CDR(storage: storage, spans: spans, format: format, isAnswered: f.answered,
+                           billableSeconds: f.billable, startEpoch: f.start, identity: identity(all, spans: sp))
             }
-
-            var billable: Int64 = 0
-            if let ms = field(.billmsec), !isBlank(ms) {
-                let v = try number(ms, .billmsec)
-                billable = v / 1000 + (v % 1000 == 0 ? 0 : 1)
-            } else if let s = field(.billsec), !isBlank(s) {
-                billable = try number(s, .billsec)
-            }
-
-            let answered: Bool
-            if format == .freeswitchCSV {
-                if let a = field(.answer) { answered = !isBlank(a) && !isZero(a) } else { answered = true }
-            } else if let d = field(.disposition) {
-                answered = equalsIgnoringCase(d, "ANSWERED")
-            } else if let a = field(.answer) {
-                answered = !isBlank(a) && !isZero(a)
-            } else {
-                answered = true
-            }
-
-            var start: Int64?
-            if let s = field(.start) {
-                switch TimeText.parse(s, zone: zone) {
-                case .empty: start = nil
-                case .epoch(let t): start = t
-                case .invalid:
-                    throw .badTime("start \"\(CDR.displayString(s))\" is not a time like 2024-01-27 15:07:24")
-                }
-            }
-
-            let identity: String
-            if let l = field(.linkedid), !isBlank(l), let q = field(.sequence), !isBlank(q) {
-                var b: [UInt8] = Array("ast:".utf8)
-                b.append(contentsOf: l); b.append(UInt8(ascii: ":"))
-                b.append(contentsOf: q); b.append(UInt8(ascii: ":"))
-                if let s = field(.start) { b.append(contentsOf: s) }
-                identity = CDR.displayString(b[...])
-            } else if let u = field(.uuid), !isBlank(u) {
-                var b: [UInt8] = Array("fs:".utf8)
-                b.append(contentsOf: u)
-                identity = CDR.displayString(b[...])
-            } else {
-                identity = hashIdentity(all)
-            }
-
-            return CDR(storage: storage, spans: spans, format: format, isAnswered: answered,
-                       billableSeconds: billable, startEpoch: start, identity: identity)
         }
+    }
+
+    @inline(__always)
+    static func field(_ f: CDRField, _ all: UnsafeBufferPointer<UInt8>, _ spans: UnsafeBufferPointer<Int32>) -> UnsafeBufferPointer<UInt8>? {
+        let s = Int(spans[f.index &* 2])
+        guard s >= 0 else { return nil }
+        return UnsafeBufferPointer(rebasing: all[s..<Int(spans[f.index &* 2 &+ 1])])
+    }
+
+    static func facts(_ all: UnsafeBufferPointer<UInt8>, spans: UnsafeBufferPointer<Int32>, format: CDRFormat,
+                      zone: ZoneTable) throws(ParseFailure) -> Facts {
+        var billable: Int64 = 0
+        if let ms = field(.billmsec, all, spans), !isBlank(ms) {
+            let v = try number(ms, .billmsec)
+            billable = v / 1000 + (v % 1000 == 0 ? 0 : 1)
+        } else if let s = field(.billsec, all, spans), !isBlank(s) {
+            billable = try number(s, .billsec)
+        }
+
+        let answered: Bool
+        if format == .freeswitchCSV {
+            if let a = field(.answer, all, spans) { answered = !isBlank(a) && !isZero(a) } else { answered = true }
+        } else if let d = field(.disposition, all, spans) {
+            answered = equalsIgnoringCase(d, "ANSWERED")
+        } else if let a = field(.answer, all, spans) {
+            answered = !isBlank(a) && !isZero(a)
+        } else {
+            answered = true
+        }
+
+        var start: Int64?
+        if let s = field(.start, all, spans) {
+            switch TimeText.parse(s, zone: zone) {
+            case .empty: start = nil
+            case .epoch(let t): start = t
+            case .invalid:
+                throw .badTime("start \"\(CDR.displayString(s))\" is not a time like 2024-01-27 15:07:24")
+            }
+        }
+        return Facts(answered: answered, billable: billable, start: start)
+    }
+
+    /// The key the ledger dedupes on (SPEC 7): `ast:linkedid:sequence:start`, `fs:uuid`, or `h:` + hash.
+    static func identity(_ all: UnsafeBufferPointer<UInt8>, spans: UnsafeBufferPointer<Int32>) -> String {
+        if let l = field(.linkedid, all, spans), !isBlank(l), let q = field(.sequence, all, spans), !isBlank(q) {
+            // A record without a start still gets the trailing ":", as it always has.
+            return joined("ast:", l, q, field(.start, all, spans) ?? UnsafeBufferPointer(start: nil, count: 0))
+        } else if let u = field(.uuid, all, spans), !isBlank(u) {
+            return joined("fs:", u)
+        } else {
+            return hashIdentity(all)
+        }
+    }
+
+    /// `tag` followed by the parts joined with ":", shown as `CDR.displayString` would.
+    private static func joined(_ tag: StaticString, _ a: UnsafeBufferPointer<UInt8>,
+                               _ b: UnsafeBufferPointer<UInt8>? = nil, _ c: UnsafeBufferPointer<UInt8>? = nil) -> String {
+        let t = tag.utf8CodeUnitCount
+        let count = t + a.count + (b.map { $0.count + 1 } ?? 0) + (c.map { $0.count + 1 } ?? 0)
+        func fill(_ out: UnsafeMutableBufferPointer<UInt8>) -> Int {
+            guard let base = out.baseAddress else { return 0 }
+            base.update(from: tag.utf8Start, count: t)
+            var o = t
+            func put(_ p: UnsafeBufferPointer<UInt8>) {
+                if let src = p.baseAddress { (base + o).update(from: src, count: p.count) }
+                o += p.count
+            }
+            put(a)
+            if let b { base[o] = UInt8(ascii: ":"); o += 1; put(b) }
+            if let c { base[o] = UInt8(ascii: ":"); o += 1; put(c) }
+            return o
+        }
+        // ASCII (the norm) needs no validation beyond the initializer's own quick pass.
+        if CDR.isASCII(a), b.map(CDR.isASCII) ?? true, c.map(CDR.isASCII) ?? true {
+            return String(unsafeUninitializedCapacity: count, initializingUTF8With: fill)
+        }
+        let bytes = [UInt8](unsafeUninitializedCapacity: count) { buf, n in n = fill(buf) }
+        return CDR.displayString(bytes[...])
     }
 
     /// "h:" + the first 16 bytes of SHA-256 over every column's value, each followed by 0x1F,

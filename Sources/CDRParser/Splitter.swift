@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// Byte-level field splitters. Each writes every column's unescaped value followed by 0x1F into
 /// `out` (capacity at least 2 * line.count + 2) and the column's [start, end) into `cols`.
 enum Splitter {
@@ -16,6 +22,11 @@ enum Splitter {
     static func quoted(_ line: UnsafeBufferPointer<UInt8>, delimiter d: UInt8,
                        out: UnsafeMutablePointer<UInt8>, cols: UnsafeMutablePointer<Int32>) throws(ParseFailure) -> Output {
         let n = line.count
+        // A blank line never gets here (the parser rejects it first), but an empty buffer has no address.
+        guard let base = line.baseAddress else {
+            cols[0] = 0; cols[1] = 0; out[0] = unitSeparator
+            return Output(length: 1, columns: 1)
+        }
         var i = 0
         var o = 0
         var c = 0
@@ -23,29 +34,34 @@ enum Splitter {
             guard c < maxColumns else { throw .columnCount("more than \(maxColumns) columns") }
             let colStart = o
             var j = i
-            while j < n, line[j] == 0x20 { j += 1 }
-            if j < n, line[j] == quote {
+            while j < n, base[j] == 0x20 { j += 1 }
+            if j < n, base[j] == quote {
                 i = j + 1
                 var closed = false
                 while i < n {
-                    let b = line[i]
-                    if b == quote {
-                        if i + 1 < n, line[i + 1] == quote {
-                            out[o] = quote; o += 1; i += 2
-                            continue
-                        }
-                        i += 1
-                        closed = true
-                        break
+                    // Runs between quotes are copied whole; only a quote needs a decision.
+                    let q = find(quote, base, from: i, to: n)
+                    (out + o).update(from: base + i, count: q - i)
+                    o += q - i
+                    i = q
+                    guard i < n else { break }
+                    if i + 1 < n, base[i + 1] == quote {
+                        out[o] = quote; o += 1; i += 2
+                        continue
                     }
-                    out[o] = b; o += 1; i += 1
+                    i += 1
+                    closed = true
+                    break
                 }
                 guard closed else { throw .badLine("column \(c + 1): a quoted field has no closing quote") }
-                if i < n, line[i] != d {
+                if i < n, base[i] != d {
                     throw .badLine("column \(c + 1): unexpected character after a closing quote (an unescaped quote inside a field?)")
                 }
             } else {
-                while i < n, line[i] != d { out[o] = line[i]; o += 1; i += 1 }
+                let e = find(d, base, from: i, to: n)
+                (out + o).update(from: base + i, count: e - i)
+                o += e - i
+                i = e
             }
             cols[2 &* c] = Int32(colStart)
             cols[2 &* c &+ 1] = Int32(o)
@@ -55,6 +71,13 @@ enum Splitter {
             i += 1  // the delimiter; a trailing one yields a final empty column
         }
         return Output(length: o, columns: c)
+    }
+
+    /// Index of the first `byte` in `base[i..<n]`, or `n`.
+    @inline(__always)
+    private static func find(_ byte: UInt8, _ base: UnsafePointer<UInt8>, from i: Int, to n: Int) -> Int {
+        guard i < n, let hit = memchr(base + i, Int32(byte), n - i) else { return n }
+        return UnsafeRawPointer(hit) - UnsafeRawPointer(base)
     }
 
     /// Whether a line has FreeSWITCH's all-quoted shape: starts and ends with a quote.

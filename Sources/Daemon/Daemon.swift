@@ -1,3 +1,4 @@
+import API
 import Delivery
 import Foundation
 import Ingest
@@ -11,6 +12,8 @@ import ServiceLifecycle
 public struct Daemon {
     public let runtime: Runtime
     public let group: ServiceGroup
+    /// Tells `/readyz` that the sources are open.
+    let ready = ReadyFlag()
     let ledger: Ledger
     let sources: Int
 
@@ -30,6 +33,18 @@ public struct Daemon {
             runtime.onCommit { _ in delivery.wake() }
             services.append(("delivery", delivery))
         }
+        // The local HTTP API (SPEC 9): its own ledger connection; charged calls release their holds.
+        let reservations = ReservationBook()
+        let runtime = self.runtime
+        let api = try APIService(
+            config: config,
+            settings: { let g = runtime.generation; return APISettings(config: g.config, decks: g.decks) },
+            reservations: reservations, ready: ready, registry: APIMetrics.bootstrap(), logger: logger)
+        runtime.onCommit { info in
+            reservations.release(callIDs: info.callIDs)
+            api.refreshBalances()
+        }
+        services.append(("api", api))
         services += try extraServices(runtime, ledger).map { ("\(type(of: $0))", $0) }
         services.append(("purge", PurgeService(runtime: runtime, ledger: ledger)))
         services.append(("reload", ReloadService(runtime: runtime, ledger: ledger, configPath: configPath)))
@@ -46,6 +61,7 @@ public struct Daemon {
         runtime.logger.notice("creditmeter started", metadata: [
             "sources": "\(sources)", "store": "\(runtime.generation.config.store.path)", "pid": "\(getpid())",
         ])
+        ready.set()
         runtime.notifier.ready(status: "tailing \(sources) sources")
         defer { runtime.notifier.stopping() }
         try await group.run()

@@ -1,3 +1,4 @@
+import API
 import CDRParser
 import CDRSource
 import Dispatch
@@ -53,6 +54,7 @@ public final class SourceService: Service, @unchecked Sendable {
             tailer.committed(cp)
             lastCommitted = cp
         }
+        MeterMetrics.declare(source: source.name)
         runtime.logger.info("source opened", metadata: [
             "source": "\(name)", "path": "\(path)", "offset": "\(lastCommitted?.offset ?? 0)",
         ])
@@ -92,11 +94,23 @@ public final class SourceService: Service, @unchecked Sendable {
             charges.reserveCapacity(min(batchSize, 1024))
             let metering = self.metering
             let settings = self.settings
+            var callIDs: [String] = []
             let batch = try tailer.read(maxLines: batchSize) { line, offset, number in
                 var line = line
                 if let last = line.last, last == 0x0D { line = UnsafeBufferPointer(rebasing: line.dropLast()) }
                 if line.isEmpty { return }
-                switch metering.classify(line, offset: offset, lineNumber: number, source: settings) {
+                // Parsed here rather than inside `classify` so the call id can release its authorization hold.
+                let outcome: LineOutcome
+                switch settings.parser.parse(line) {
+                case .failure:
+                    outcome = metering.classify(line, offset: offset, lineNumber: number, source: settings)
+                case .success(let cdr):
+                    outcome = metering.classify(cdr, raw: line, offset: offset, lineNumber: number, source: settings)
+                    if case .charge = outcome, let id = cdr.value(.uniqueid) ?? cdr.value(.uuid), !id.isEmpty {
+                        callIDs.append(id)
+                    }
+                }
+                switch outcome {
                 case .charge(let c): charges.append(c)
                 case .notBillable: notBillable += 1
                 case .filtered: filtered += 1
@@ -113,7 +127,7 @@ public final class SourceService: Service, @unchecked Sendable {
                 lastCommitted = cp
                 if let outcome, outcome.charged > 0 || !outcome.levelChanges.isEmpty {
                     runtime.committed(CommitInfo(source: name, charged: outcome.charged,
-                                                 levelChanges: outcome.levelChanges.count, callIDs: []))
+                                                 levelChanges: outcome.levelChanges.count, callIDs: callIDs))
                 }
             }
             if failures > 0 {
@@ -146,6 +160,10 @@ public final class SourceService: Service, @unchecked Sendable {
             ])
         }
         let status = tailer.status
+        MeterMetrics.batch(source: name, read: batch.lines, charged: outcome?.charged ?? 0,
+                           quarantined: quarantined.count,
+                           microcredits: outcome.map { $0.costByClient.values.reduce(0, +) } ?? 0)
+        MeterMetrics.sourceLag(source: name, bytes: status.lagBytes)
         runtime.update(source: name) { c in
             c.linesRead += batch.lines
             c.charged += outcome?.charged ?? 0

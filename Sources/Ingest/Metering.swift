@@ -1,5 +1,10 @@
 import CDRParser
 import Crypto
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import Ledger
 import MeterCore
 import Rater
@@ -31,29 +36,42 @@ public struct SourceSettings: Sendable {
 /// the caller refreshes the directory after clients change.
 public struct Metering: Sendable {
     public var accountField: CDRField
-    public var directory: [String: AccountOwner]
-    public var decks: [String: RateDeck]
+    public var directory: [String: AccountOwner] { didSet { index = AccountIndex(directory, decks) } }
+    public var decks: [String: RateDeck] { didSet { index = AccountIndex(directory, decks) } }
+    /// `directory` and `decks` joined and keyed by the account's bytes, so a line is attributed
+    /// without building a String or hashing one.
+    private var index: AccountIndex
 
     public init(accountField: CDRField, directory: [String: AccountOwner], decks: [String: RateDeck]) {
         self.accountField = accountField
         self.directory = directory
         self.decks = decks
+        self.index = AccountIndex(directory, decks)
     }
 
     public func classify(_ line: UnsafeBufferPointer<UInt8>, offset: Int64, lineNumber: Int64,
                          source: SourceSettings) -> LineOutcome {
-        switch source.parser.parse(line) {
-        case .failure(let failure):
-            return .quarantine(QuarantineEntry(
-                key: Self.rawKey(line, source: source.name, offset: offset),
-                source: source.name, position: offset, line: lineNumber,
-                reason: failure.reason, message: failure.message, raw: Array(line)))
-        case .success(let cdr):
-            return classify(cdr, raw: line, offset: offset, lineNumber: lineNumber, source: source)
+        var outcome = LineOutcome.notBillable
+        source.parser.withParsed(line) { parsed in
+            switch parsed {
+            case .failure(let failure):
+                outcome = .quarantine(QuarantineEntry(
+                    key: Self.rawKey(line, source: source.name, offset: offset),
+                    source: source.name, position: offset, line: lineNumber,
+                    reason: failure.reason, message: failure.message, raw: Array(line)))
+            case .success(let cdr):
+                outcome = classify(cdr, raw: line, offset: offset, lineNumber: lineNumber, source: source)
+            }
         }
+        return outcome
     }
 
     public func classify(_ cdr: CDR, raw: UnsafeBufferPointer<UInt8>, offset: Int64, lineNumber: Int64,
+                         source: SourceSettings) -> LineOutcome {
+        cdr.withView { classify($0, raw: raw, offset: offset, lineNumber: lineNumber, source: source) }
+    }
+
+    public func classify(_ cdr: CDRView, raw: UnsafeBufferPointer<UInt8>, offset: Int64, lineNumber: Int64,
                          source: SourceSettings) -> LineOutcome {
         if let filter = source.filter, !filter.accepts(cdr) { return .filtered }
         guard cdr.isBillable else { return .notBillable }
@@ -61,18 +79,30 @@ public struct Metering: Sendable {
             .quarantine(QuarantineEntry(key: cdr.identity, source: source.name, position: offset,
                                         line: lineNumber, reason: reason, message: message, raw: Array(raw)))
         }
-        let account = cdr.value(accountField) ?? ""
-        guard !account.isEmpty else {
+        let accountBytes = cdr.bytes(accountField) ?? UnsafeBufferPointer(start: nil, count: 0)
+        guard !accountBytes.isEmpty else {
             return quarantine("unknown_account", "the CDR's \(accountField.rawValue) is empty")
         }
-        guard let owner = directory[account] else {
-            return quarantine("unknown_account", "no client has account code '\(account)'")
+        let entry: AccountIndex.Entry
+        if let k = index.find(accountBytes) {
+            entry = index.entries[k]
+        } else {
+            // Not an ASCII key byte for byte: String equality (canonical equivalence) still decides.
+            let account = cdr.value(accountField) ?? ""
+            guard let owner = directory[account] else {
+                return quarantine("unknown_account", "no client has account code '\(account)'")
+            }
+            entry = AccountIndex.Entry(account: account, owner: owner, deck: decks[owner.plan])
         }
-        guard let deck = decks[owner.plan] else {
+        let account = entry.account, owner = entry.owner
+        guard let deck = entry.deck else {
             return quarantine("no_rate", "client \(owner.username)'s plan '\(owner.plan)' is not configured")
         }
-        let dst = cdr.dst
-        guard let row = deck.match(dst) else {
+        let dstBytes = cdr.bytes(.dst) ?? UnsafeBufferPointer(start: nil, count: 0)
+        let dst = cdr.value(.dst) ?? ""
+        // An ASCII destination's bytes are its String's UTF-8; anything else is matched as the String
+        // it is stored as, exactly as before.
+        guard let row = CDRView.isASCII(dstBytes) ? deck.match(bytes: dstBytes) : deck.match(dst) else {
             return quarantine("no_rate", "plan '\(owner.plan)' has no rate for destination '\(dst)'")
         }
         let rated = Rating.cost(row, billsec: cdr.billableSeconds)
@@ -92,5 +122,68 @@ public struct Metering: Sendable {
             return b < 16 ? "0" + s : s
         }.joined()
         return "raw:\(source):\(offset):\(hex)"
+    }
+}
+
+/// The account directory as an open-addressing table over the accounts' UTF-8 bytes.
+///
+/// Only ASCII account codes are indexed: for those, equal bytes and equal Strings are the same thing.
+/// A lookup that misses here is settled by the String-keyed directory (see `Metering.classify`).
+struct AccountIndex: Sendable {
+    struct Entry: Sendable {
+        var account: String
+        var owner: AccountOwner
+        /// The owner's plan's deck, resolved once; nil when the plan is not configured.
+        var deck: RateDeck?
+    }
+
+    private(set) var entries: [Entry] = []
+    private var keyBytes: [UInt8] = []
+    private var keyStart: [Int] = [0]
+    /// Entry index + 1 per slot, 0 for empty; the count is a power of two at least twice the entries.
+    private var slots: [Int32] = []
+
+    init(_ directory: [String: AccountOwner], _ decks: [String: RateDeck]) {
+        for (account, owner) in directory where account.utf8.allSatisfy({ $0 < 0x80 }) {
+            entries.append(Entry(account: account, owner: owner, deck: decks[owner.plan]))
+            keyBytes.append(contentsOf: account.utf8)
+            keyStart.append(keyBytes.count)
+        }
+        var size = 16
+        while size < entries.count * 2 { size *= 2 }
+        slots = [Int32](repeating: 0, count: size)
+        keyBytes.withUnsafeBufferPointer { keys in
+            for k in entries.indices {
+                let key = UnsafeBufferPointer(rebasing: keys[keyStart[k]..<keyStart[k + 1]])
+                var s = Self.hash(key) & (size - 1)
+                while slots[s] != 0 { s = (s + 1) & (size - 1) }
+                slots[s] = Int32(k + 1)
+            }
+        }
+    }
+
+    /// The entry whose account is exactly these bytes.
+    func find(_ bytes: UnsafeBufferPointer<UInt8>) -> Int? {
+        let mask = slots.count - 1
+        var s = Self.hash(bytes) & mask
+        return keyBytes.withUnsafeBufferPointer { keys -> Int? in
+            while true {
+                let k = Int(slots[s]) - 1
+                if k < 0 { return nil }
+                let a = keyStart[k], b = keyStart[k + 1]
+                if b - a == bytes.count {
+                    guard let kb = keys.baseAddress, let qb = bytes.baseAddress else { return k }  // both empty
+                    if memcmp(kb + a, qb, bytes.count) == 0 { return k }
+                }
+                s = (s + 1) & mask
+            }
+        }
+    }
+
+    /// FNV-1a: account codes are short, and the table is private to this process.
+    private static func hash(_ bytes: UnsafeBufferPointer<UInt8>) -> Int {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for b in bytes { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01b3 }
+        return Int(truncatingIfNeeded: h ^ (h >> 29))
     }
 }

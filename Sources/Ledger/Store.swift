@@ -1,4 +1,5 @@
 import CSQLite
+import Glibc // EXPERIMENT-ONLY
 
 /// The one owner of a SQLite connection: opens it, migrates it, caches prepared statements and nests transactions.
 ///
@@ -54,6 +55,9 @@ final class Store {
         }
         try execute("PRAGMA synchronous=FULL", purpose: "setting synchronous=FULL")
         try execute("PRAGMA foreign_keys=ON", purpose: "enabling foreign keys")
+        // EXPERIMENT-ONLY (remove)
+        if let v = getenv("CM_CACHE") { try execute("PRAGMA cache_size=\(String(cString: v))", purpose: "x") }
+        if let v = getenv("CM_CKPT") { try execute("PRAGMA wal_autocheckpoint=\(String(cString: v))", purpose: "x") }
     }
 
     private func migrate() throws(LedgerError) {
@@ -112,6 +116,15 @@ final class Store {
 
     /// Rows changed by the last INSERT/UPDATE/DELETE: 0 after an upsert's DO NOTHING.
     var changes: Int { Int(sqlite3_changes64(db)) }
+    /// Whether a transaction is open (SQLite rolls one back by itself after some errors).
+    var inTransaction: Bool { sqlite3_get_autocommit(db) == 0 }
+
+    /// Whether `error` is a constraint failure (UNIQUE, FOREIGN KEY, NOT NULL, CHECK, STRICT type):
+    /// SQLite has then undone the failing statement and nothing else.
+    static func isConstraint(_ error: LedgerError) -> Bool {
+        if case .sqlite(let code, _, _) = error { return code & 0xFF == SQLITE_CONSTRAINT }
+        return false
+    }
     var lastInsertRowID: Int64 { sqlite3_last_insert_rowid(db) }
 
     func error(_ rc: Int32, _ context: String) -> LedgerError {
@@ -225,6 +238,19 @@ final class Statement {
         }
         try check(rc)
     }
+
+    /// Binds text without SQLite copying it (SQLITE_STATIC). The bytes must stay valid and unchanged until
+    /// the statement has been reset and `clearBindings()` has run: bind, step, reset and clear inside one
+    /// borrow of the buffer.
+    func bind(_ index: Int32, borrowedText text: UnsafeBufferPointer<UInt8>) throws(LedgerError) {
+        // An empty buffer may have no address, and a nil pointer would bind NULL instead of ''.
+        guard let base = text.baseAddress else { return try bind(index, "") }
+        let chars = UnsafeRawPointer(base).assumingMemoryBound(to: CChar.self)
+        try check(sqlite3_bind_text64(handle, index, chars, UInt64(text.count), nil, UInt8(SQLITE_UTF8)))
+    }
+
+    /// Drops every binding (to NULL), so no borrowed pointer outlives its buffer.
+    func clearBindings() { sqlite3_clear_bindings(handle) }
 
     func bind(_ index: Int32, _ value: String?) throws(LedgerError) {
         if let value { try bind(index, value) } else { try check(sqlite3_bind_null(handle, index)) }

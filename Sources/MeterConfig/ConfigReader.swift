@@ -23,6 +23,11 @@ struct ConfigReader {
                           "api", "authorize", "retention"]
 
     mutating func read() throws(ConfigError) -> Config {
+        let scanned = KeyLines(scanning: text)
+        if let line = scanned.malformedHeaderLine {
+            throw ConfigError(file: file, issues: [ConfigIssue(key: "", line: line,
+                message: "TOML syntax: a table header must name its table, as in [source] or [[source]]")])
+        }
         let root: TOMLTable
         do {
             root = try TOMLTable(string: text)
@@ -32,7 +37,7 @@ struct ConfigReader {
         } catch {
             throw ConfigError(file: file, issues: [ConfigIssue(key: "", line: nil, message: "TOML syntax: \(error)")])
         }
-        lines = KeyLines(scanning: text)
+        lines = scanned
         var config = Config(file: file, environment: environment)
         config.keyLines = lines
 

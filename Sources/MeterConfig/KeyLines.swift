@@ -6,6 +6,10 @@
 /// tables, comments) so that nothing inside a value is mistaken for a key.
 struct KeyLines: Sendable {
     private(set) var lines: [String: Int] = [:]
+    /// The first line holding a table header whose key does not start with a key character or quote
+    /// (`[$]`, `[=]`, `[` alone on a line). toml++ 3.x inside TOMLKit 0.6.0 asserts on those, aborting
+    /// the process (release builds too), so `ConfigReader` must refuse them before TOMLKit sees them.
+    private(set) var malformedHeaderLine: Int?
 
     /// The line of `path`, or of its nearest ancestor that has one (a key inside an inline table
     /// that the scanner could not place still points at its table).
@@ -25,6 +29,7 @@ struct KeyLines: Sendable {
         var s = Scanner(bytes: Array(text.utf8))
         s.run()
         lines = s.lines
+        malformedHeaderLine = s.malformedHeaderLine
     }
 
     private struct Scanner {
@@ -34,6 +39,12 @@ struct KeyLines: Sendable {
         var lines: [String: Int] = [:]
         var arrayCounts: [String: Int] = [:]
         var table = ""
+        var malformedHeaderLine: Int?
+        /// Arrays and inline tables open right now. The scanner recurses per level and now also reads
+        /// text TOMLKit has not validated, so past toml++'s own limit (256, an error there) it stops
+        /// descending and steps over the brackets one at a time instead of overflowing the stack.
+        var depth = 0
+        static let maxDepth = 300
 
         init(bytes: [UInt8]) { self.bytes = bytes }
 
@@ -80,6 +91,7 @@ struct KeyLines: Sendable {
                 if atEnd { return }
                 let l = line
                 if cur == UInt8(ascii: "[") {
+                    if malformedHeaderLine == nil, !headerStartsWithKey() { malformedHeaderLine = l }
                     let isArray = peek(1) == UInt8(ascii: "[")
                     pos += isArray ? 2 : 1
                     let parts = readKeyPath()
@@ -94,6 +106,22 @@ struct KeyLines: Sendable {
                     skipValue(path: path)
                 }
             }
+        }
+
+        /// What toml++ checks only with an assertion: after `[` or `[[` and blanks comes a key (bare or
+        /// quoted), or something it reports as an error itself (`]`, the end, `[ [`).
+        func headerStartsWithKey() -> Bool {
+            var k = pos + 1
+            var blank = false
+            while k < bytes.count, bytes[k] == 0x20 || bytes[k] == 0x09 { k += 1; blank = true }
+            if k < bytes.count, bytes[k] == UInt8(ascii: "["), !blank {
+                k += 1
+                while k < bytes.count, bytes[k] == 0x20 || bytes[k] == 0x09 { k += 1 }
+            }
+            guard k < bytes.count else { return true }
+            let b = bytes[k]
+            return isBareKeyByte(b) || b == UInt8(ascii: "\"") || b == UInt8(ascii: "'") || b == UInt8(ascii: "]")
+                || (blank && b == UInt8(ascii: "["))
         }
 
         /// Records every prefix of a dotted key (`a.b = 1` defines `a` too) and returns the full path.
@@ -214,6 +242,9 @@ struct KeyLines: Sendable {
         }
 
         mutating func skipArray(path: String) {
+            guard depth < Self.maxDepth else { return }
+            depth += 1
+            defer { depth -= 1 }
             pos += 1
             var index = 0
             while true {
@@ -230,6 +261,9 @@ struct KeyLines: Sendable {
         }
 
         mutating func skipInlineTable(path: String) {
+            guard depth < Self.maxDepth else { return }
+            depth += 1
+            defer { depth -= 1 }
             pos += 1
             while true {
                 skipTrivia()

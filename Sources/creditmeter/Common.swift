@@ -1,3 +1,4 @@
+import API
 import ArgumentParser
 import Delivery
 import Foundation
@@ -43,6 +44,7 @@ func explain(_ error: any Error) -> (ExitStatus, String) {
     case let e as LedgerError: return (ledgerStatus(e), e.description)
     case let e as Assembly.Failure: return (.config, e.description)
     case let e as DeliveryError: return (.config, e.description)
+    case let e as APIStartupError: return (.config, e.description)
     default: return (.software, "\(error)")
     }
 }

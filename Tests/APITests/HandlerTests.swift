@@ -207,10 +207,11 @@ struct HandlerTests {
             unknown.append(await clock.measure { _ = await h.call("GET", "/v1/me", basic: ("nobody", "Wrong-pass1")) })
             wrong.append(await clock.measure { _ = await h.call("GET", "/v1/me", basic: ("gail", "Wrong-pass1")) })
         }
-        let mu = unknown.sorted()[2], mw = wrong.sorted()[2]
-        print("api: /v1/me median unknown user \(mu), wrong password \(mw)")
+        // Minimums: other tests run in parallel, and interference only ever adds time.
+        let mu = unknown.min() ?? .zero, mw = wrong.min() ?? .zero
+        print("api: /v1/me fastest unknown user \(mu), wrong password \(mw)")
         // Without the dummy hash an unknown user would answer in microseconds, >100x faster.
-        #expect(mu > mw / 3 && mw > mu / 3)
+        #expect(mu > mw / 4 && mw > mu / 4)
     }
 
     @Test("/metrics is Prometheus text and counts authorize answers by reason")
@@ -231,14 +232,16 @@ struct HandlerTests {
         for line in lines where !line.hasPrefix("#") {
             #expect(PromLine.parse(line) != nil, "not a sample line: \(line)")
         }
-        let samples = Dictionary(lines.compactMap(PromLine.parse).map { ($0.key, $0.value) }, uniquingKeysWith: { a, _ in a })
-        #expect((samples[#"creditmeter_authorize_total{reason="unknown_account"}"#] ?? 0) >= 1)
-        #expect((samples[#"creditmeter_authorize_total{reason="ok"}"#] ?? 0) >= 1)
-        #expect(samples[#"creditmeter_authorize_total{reason="too_many_calls"}"#] != nil)
-        #expect(samples[#"creditmeter_credits_charged_microcredits_total{source="unit"}"#] == 1234)
-        #expect(samples[#"creditmeter_source_lag_bytes{source="unit"}"#] == 77)
-        #expect(samples[#"creditmeter_outbox_pending{endpoint="mgmt"}"#] == 4)
-        #expect(samples[#"creditmeter_deliveries_total{endpoint="mgmt",result="delivered"}"#] == 1)
+        let samples = Dictionary(lines.compactMap(PromLine.parse).map { ($0.key, $0.text) }, uniquingKeysWith: { a, _ in a })
+        func count(_ key: String) -> Int64? { samples[key].flatMap { Int64($0) } }
+        #expect((count(#"creditmeter_authorize_total{reason="unknown_account"}"#) ?? 0) >= 1)
+        #expect((count(#"creditmeter_authorize_total{reason="ok"}"#) ?? 0) >= 1)
+        #expect(count(#"creditmeter_authorize_total{reason="too_many_calls"}"#) != nil)
+        // µcr stay integers all the way to the scrape.
+        #expect(count(#"creditmeter_credits_charged_microcredits_total{source="unit"}"#) == 1234)
+        #expect(samples[#"creditmeter_source_lag_bytes{source="unit"}"#].flatMap { Double($0) } == 77)
+        #expect(samples[#"creditmeter_outbox_pending{endpoint="mgmt"}"#].flatMap { Double($0) } == 4)
+        #expect(count(#"creditmeter_deliveries_total{endpoint="mgmt",result="delivered"}"#) == 1)
         #expect(samples["creditmeter_reservations_live"] != nil)
     }
 }
@@ -277,10 +280,11 @@ struct SupportTests {
 
 /// One Prometheus sample line: `name{labels} value`, labels optional.
 enum PromLine {
-    static func parse(_ line: String) -> (key: String, value: Double)? {
+    static func parse(_ line: String) -> (key: String, text: String)? {
         guard let space = line.lastIndex(of: " ") else { return nil }
         let key = String(line[..<space])
-        guard let value = Double(line[line.index(after: space)...]) else { return nil }
+        let text = String(line[line.index(after: space)...])
+        guard Double(text) != nil || ["NaN", "+Inf", "-Inf"].contains(text) else { return nil }
         let name: Substring
         if let brace = key.firstIndex(of: "{") {
             guard key.hasSuffix("}") else { return nil }
@@ -296,6 +300,6 @@ enum PromLine {
         }
         guard let first = name.first, first.isLetter || first == "_" || first == ":",
               name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == ":") }) else { return nil }
-        return (key, value)
+        return (key, text)
     }
 }

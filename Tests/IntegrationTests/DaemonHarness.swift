@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 
 /// A running `creditmeter run` child process, its log file, and the CDR file it tails.
 final class DaemonProcess: @unchecked Sendable {
@@ -54,7 +55,11 @@ final class DaemonProcess: @unchecked Sendable {
 extension Harness {
     /// A harness whose config tails `Master.csv` in its directory from the beginning.
     static func tailing(format: String = "asterisk-csv", startAt: String = "beginning", extra: String = "") throws -> Harness {
+        // Each daemon gets its own API port, so tests never fight over 127.0.0.1:8787.
         try Harness(config: """
+            [api]
+            listen = "127.0.0.1:\(try freePort())"
+
             [[source]]
             name = "pbx"
             path = "Master.csv"

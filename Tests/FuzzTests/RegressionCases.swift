@@ -1,0 +1,130 @@
+import Testing
+
+/// Inputs the fuzzer found or that sit exactly on a limit, kept as regression tests: each must keep
+/// every fuzz property, and where `expect` is set, give exactly that outcome. Add a crashing or
+/// hanging input written to FUZZ_OUT here (bytes as an array, or text) with what it broke.
+enum RegressionCases {
+    /// One CDR line for one of `ParserFuzzTests.targets`.
+    struct Line: Sendable, CustomTestStringConvertible {
+        var target: String
+        var bytes: [UInt8]
+        var note: String
+        var expect: FuzzOutcome?
+        var testDescription: String { "\(target): \(note)" }
+
+        init(_ target: String, _ text: String, _ note: String, expect: FuzzOutcome? = nil) {
+            self.init(target, Array(text.utf8), note, expect: expect)
+        }
+
+        init(_ target: String, _ bytes: [UInt8], _ note: String, expect: FuzzOutcome? = nil) {
+            self.target = target
+            self.bytes = bytes
+            self.note = note
+            self.expect = expect
+        }
+    }
+
+    /// A whole deck or config file.
+    struct Blob: Sendable, CustomTestStringConvertible {
+        var text: String
+        var note: String
+        var expect: FuzzOutcome?
+        var testDescription: String { note }
+
+        init(_ text: String, _ note: String, expect: FuzzOutcome? = nil) {
+            self.text = text
+            self.note = note
+            self.expect = expect
+        }
+    }
+
+    static let asteriskLine = #""c0001","100","12125550100","out","x","SIP/1","SIP/2","Dial","","2026-01-01 10:00:00","2026-01-01 10:00:05","2026-01-01 10:01:05",65,60,"ANSWERED","DOCUMENTATION","1767261600.1","","","1767261600.1",1"#
+    static let fsLine = #""Alice","1000","+4420794","default","2024-01-01 10:00:00","2024-01-01 10:00:05","2024-01-01 10:01:05","65","60","NORMAL_CLEARING","a1b2","","1000","PCMU","PCMU""#
+
+    static let cdrLines: [Line] = [
+        Line("asterisk-csv", asteriskLine, "the unmutated line parses", expect: .accepted),
+        Line("asterisk-csv", asteriskLine.replacingOccurrences(of: ",60,", with: ",9223372036854775807,"),
+             "billsec Int64.max: parses, rating saturates instead of trapping", expect: .accepted),
+        Line("asterisk-csv", asteriskLine.replacingOccurrences(of: ",60,", with: ",9223372036854775808,"),
+             "billsec one past Int64.max", expect: .rejected),
+        Line("asterisk-csv", asteriskLine.replacingOccurrences(of: "2026-01-01 10:00:00", with: "2026-02-30 10:00:00"),
+             "a start on a day that does not exist", expect: .rejected),
+        Line("asterisk-csv", asteriskLine.replacingOccurrences(of: "2026-01-01 10:00:00", with: "-999-01-01 00:00:00"),
+             "a negative year", expect: .rejected),
+        Line("asterisk-csv", asteriskLine.replacingOccurrences(of: "2026-01-01 10:00:00", with: "9999-12-31 23:59:60+14:00"),
+             "the last second of year 9999, leap second, +14:00", expect: .accepted),
+        Line("asterisk-csv", String(repeating: ",", count: 254), "255 empty columns: the limit", expect: .rejected),
+        Line("asterisk-csv", String(repeating: ",", count: 255), "256 columns: one past the limit", expect: .rejected),
+        Line("asterisk-csv", [0x22], "a lone quote", expect: .rejected),
+        Line("asterisk-csv", [0x00, 0xFF, 0x0D], "NUL, 0xFF, CR", expect: .rejected),
+        Line("asterisk-csv", [0xEF, 0xBB, 0xBF], "only a byte-order mark", expect: .rejected),
+        Line("asterisk-csv", asteriskLine + "\r\n" + asteriskLine, "two lines glued by CRLF"),
+        Line("asterisk-csv", String(repeating: "\"\"", count: 50_000), "100 000 quotes", expect: .rejected),
+        Line("freeswitch-csv", fsLine, "the unmutated FreeSWITCH line parses", expect: .accepted),
+        Line("freeswitch-csv", "\"\"", "two quotes: one empty column", expect: .rejected),
+        Line("freeswitch-csv", "\"\",\"\"", "quote comma quote", expect: .rejected),
+        Line("freeswitch-csv", "\"" + String(repeating: "\",\"", count: 300) + "\"", "300 quoted columns", expect: .rejected),
+        Line("freeswitch-csv", fsLine.replacingOccurrences(of: "\"Alice\"", with: "\"Al\",\"\",\"ice\""),
+             "ambiguous quotes around a comma", expect: .rejected),
+        Line("freeswitch-csv-columns", fsLine.replacingOccurrences(of: "\"60\"", with: "\"9223372036854775807\""),
+             "billmsec Int64.max rounds up without overflow", expect: .accepted),
+        Line("csv-pipe", String(repeating: "|", count: 20), "21 empty columns: dst and billsec empty"),
+        Line("jsonl", #"{"dst":"1","billsec":5}"#, "the smallest CDR object", expect: .accepted),
+        Line("jsonl", "{\"dst\":\"1\",\"billsec\":5,\"x\":" + String(repeating: "[", count: 64) + String(repeating: "]", count: 64) + "}",
+             "nesting 64 deep: the limit", expect: .accepted),
+        Line("jsonl", "{\"dst\":\"1\",\"billsec\":5,\"x\":" + String(repeating: "[", count: 65) + String(repeating: "]", count: 65) + "}",
+             "nesting 65 deep: refused", expect: .rejected),
+        Line("jsonl", String(repeating: "{\"a\":", count: 100_000), "100 000 unclosed objects", expect: .rejected),
+        Line("jsonl", #"{"dst":"\uD800","billsec":"1.000"}"#, "a lone surrogate becomes U+FFFD", expect: .accepted),
+        Line("jsonl", #"{"dst":"\uDBFF\uDFFF","billmsec":1}"#, "the highest surrogate pair", expect: .accepted),
+        Line("jsonl", #"{"dst":"1","billsec":1e999}"#, "an exponent is not a whole number of seconds", expect: .rejected),
+        Line("jsonl", #"{"dst":"1","billsec":5,"x":"\"#, "an escape at the end of the line", expect: .rejected),
+        Line("jsonl", #"{"dst":"1","billsec":5,"x":["\"]}"#, "an escape inside a skipped array's string", expect: .rejected),
+    ]
+
+    static let decks: [Blob] = [
+        Blob("prefix,rate_per_minute,connect_fee,initial_increment,subsequent_increment\n1,0.01,0,0,1\n",
+             "the smallest deck", expect: .accepted),
+        Blob("prefix,rate_per_minute,connect_fee,initial_increment,subsequent_increment\n1,9223372036854.775807,9223372036854.775807,9223372036854775807,9223372036854775807\n",
+             "every column at its maximum: rating saturates", expect: .accepted),
+        Blob("prefix,rate_per_minute,connect_fee,initial_increment,subsequent_increment\n1,0.01,0,0,0\n",
+             "subsequent_increment 0 is refused", expect: .rejected),
+        Blob("prefix,rate_per_minute,connect_fee,initial_increment,subsequent_increment\n+,0.01,0,0,1\n",
+             "a prefix that is only +", expect: .rejected),
+        Blob("prefix,rate_per_minute,connect_fee,initial_increment,subsequent_increment\n++44,0.01,0,0,1\n44,0.02,0,0,1\n",
+             "++44 keeps one +: a different prefix from 44", expect: .accepted),
+        Blob("\u{FEFF}prefix,rate_per_minute,connect_fee,initial_increment,subsequent_increment,description\r\n\"\",0.01,0,0,1,\"\"\"\"\r\n",
+             "BOM, CRLF, empty quoted catch-all, a description that is one quote", expect: .accepted),
+        Blob("prefix,rate_per_minute,connect_fee,initial_increment,subsequent_increment\n\"1,0.01,0,0,1\n",
+             "an unterminated quote", expect: .rejected),
+        Blob("", "an empty file", expect: .rejected),
+    ]
+
+    static let configs: [Blob] = [
+        Blob(ConfigFuzzTests.full, "the full example is valid", expect: .accepted),
+        Blob("", "an empty config is valid", expect: .accepted),
+        Blob("[thresholds]\nlow_percent = 5\ncritical_percent = 50\n", "critical above low", expect: .rejected),
+        Blob("a = " + String(repeating: "[", count: 5_000) + String(repeating: "]", count: 5_000),
+             "arrays nested 5 000 deep", expect: .rejected),
+        Blob("\"\" = 1\n", "an empty quoted key", expect: .rejected),
+        // Found by the fuzzer (config, FUZZ_SEED=20261129, case 56: a line of 2 000 '[' in a mutated
+        // config): toml++ 3.x in TOMLKit asserts, aborting the process, on a table header that does not
+        // start with a key. `config check` and a SIGHUP reload of the daemon died on a one-character typo.
+        Blob("[[[\n", "crash: [[[ (toml++ parse_key assertion)", expect: .rejected),
+        Blob("[store]\npath = \"x\"\n[$]\n", "crash: [$]", expect: .rejected),
+        Blob("[=]", "crash: [=]", expect: .rejected),
+        Blob("[\n", "crash: [ alone on a line", expect: .rejected),
+        Blob("[[ \r\n", "crash: [[ then CR LF", expect: .rejected),
+        Blob("[\u{E9}]", "crash: a non-ASCII first key byte", expect: .rejected),
+        Blob("  [\t.a]", "crash: indented, a tab, a dot", expect: .rejected),
+        Blob("[store]\npath = \"\"\"\n[=]\"\"\"\n[api]\n", "[=] inside a multi-line string is not a header", expect: .accepted),
+        Blob("x = [\n[ +1 ],\n[ {a = 1} ]\n]\n", "[ +1 ] inside a multi-line array is not a header"),
+        Blob("[ [a]]\n", "[ [ is toml++'s own error, not an assertion", expect: .rejected),
+        Blob("[[source]]\n[source.filter]\nchannel = \"[(\"\n", "a bad regex and missing keys", expect: .rejected),
+        Blob("[api]\nlisten = \"[::1]:99999\"\n", "a port out of range", expect: .rejected),
+        Blob("[[source]]\nname = \"a\"\npath = \"x\"\nformat = \"csv\"\ndelimiter = \"\\\"\"\ncolumns = [\"dst\", \"billsec\"]\n",
+             "a quote as delimiter", expect: .rejected),
+        Blob("[[source]]\nname = \"a\"\npath = \"x\"\nformat = \"csv\"\ncolumns = [\"dst\", \"billmsec\", \"\", \"-\"]\ntimezone = \"Etc/GMT-14\"\n",
+             "a minimal csv source", expect: .accepted),
+    ]
+}

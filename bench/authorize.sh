@@ -1,0 +1,139 @@
+#!/usr/bin/env bash
+# Latency of GET /v1/authorize on loopback, measured with wrk against the release binary.
+#
+#   bench/authorize.sh [CLIENTS] [RATE] [SECONDS]      defaults: 1000 clients, 1000 req/s, 20 s
+#
+# Starts `creditmeter run` with a scratch config and store, creates CLIENTS clients through the admin
+# API (each with one account code, recharged), then runs wrk twice:
+#   1. paced: CONNS connections, each waiting CONNS*1000/RATE ms between requests (wrk's Lua delay()),
+#      so the offered load is about RATE req/s. Plain wrk has no exact constant-rate mode (wrk2 does,
+#      and is not in Debian); the script prints the rate it achieved next to the target.
+#   2. closed loop: CONNS connections back to back, to show the ceiling on this machine.
+# Each request names one of 4 call ids per client, so it takes the reservation path (drop the call's
+# old hold, recompute, hold again), as a PBX retrying or re-authorizing a call would.
+#
+# Env: CREDITMETER_BIN (default .build/release/creditmeter, built if missing), CONNS (default 10),
+#      THREADS (default 2), KEEP=1 keeps the scratch directory.
+set -euo pipefail
+
+CLIENTS=${1:-1000}
+RATE=${2:-1000}
+SECONDS_RUN=${3:-20}
+CONNS=${CONNS:-10}
+THREADS=${THREADS:-2}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BIN=${CREDITMETER_BIN:-$ROOT/.build/release/creditmeter}
+
+if ! command -v wrk >/dev/null 2>&1; then
+    echo "installing wrk (Debian package)..." >&2
+    if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq wrk >/dev/null
+    else sudo apt-get update -qq && sudo apt-get install -y -qq wrk >/dev/null; fi
+fi
+if [ ! -x "$BIN" ]; then
+    echo "building the release binary (a few minutes on 2 cores)..." >&2
+    (cd "$ROOT" && swift build -c release --product creditmeter >&2)
+fi
+
+DIR=$(mktemp -d /tmp/cm-bench-authorize.XXXXXX)
+PID=""
+cleanup() {
+    if [ -n "$PID" ]; then kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; fi
+    if [ "${KEEP:-0}" = 1 ]; then echo "kept $DIR" >&2; else rm -rf "$DIR"; fi
+}
+trap cleanup EXIT
+
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+TOKEN=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
+printf '%s\n' "$TOKEN" > "$DIR/admin.token"
+cat > "$DIR/rates.csv" <<'EOF'
+prefix,rate_per_minute,connect_fee,initial_increment,subsequent_increment,description
+*,0.05,0,60,60,catch-all
+1,0.0123,0,6,6,NANP
+1212,0.0099,0.001,30,6,New York
+44,0.031,0,1,1,UK
+447,0.107,0.0005,30,1,UK mobile
+33,0.02,0,30,6,France
+EOF
+cat > "$DIR/creditmeter.toml" <<EOF
+[store]
+path = "$DIR/store.db"
+
+[[plan]]
+name = "default"
+rates = "$DIR/rates.csv"
+
+[api]
+listen = "127.0.0.1:$PORT"
+admin_token_file = "$DIR/admin.token"
+
+[authorize]
+max_call_seconds = 3600
+EOF
+
+"$BIN" run --config "$DIR/creditmeter.toml" --log-level warning 2> "$DIR/daemon.log" &
+PID=$!
+BASE="http://127.0.0.1:$PORT"
+for _ in $(seq 1 200); do
+    curl -fsS "$BASE/healthz" >/dev/null 2>&1 && break
+    kill -0 "$PID" 2>/dev/null || { cat "$DIR/daemon.log" >&2; echo "the daemon exited" >&2; exit 1; }
+    sleep 0.05
+done
+curl -fsS "$BASE/healthz" >/dev/null || { cat "$DIR/daemon.log" >&2; echo "the API never answered" >&2; exit 1; }
+
+echo "creating $CLIENTS clients through the admin API..." >&2
+for i in $(seq 1 "$CLIENTS"); do
+    u=$(printf 'c%05d' "$i")
+    curl -fsS -o /dev/null -H "Authorization: Bearer $TOKEN" -X POST "$BASE/v1/clients" --data-binary \
+        "{\"username\":\"$u\",\"first_name\":\"Bench\",\"last_name\":\"Client\",\"email\":\"$u@example.com\",\"password\":\"Passw0rd!\",\"password_confirmation\":\"Passw0rd!\",\"accounts\":[\"$((100000 + i))\"]}"
+    curl -fsS -o /dev/null -H "Authorization: Bearer $TOKEN" -X POST "$BASE/v1/clients/$u/recharge" \
+        --data-binary '{"amount":"250"}'
+done
+
+cat > "$DIR/authorize.lua" <<'EOF'
+local clients = tonumber(os.getenv("BENCH_CLIENTS"))
+local delay_ms = tonumber(os.getenv("BENCH_DELAY_MS"))
+local dsts = {"442071234567", "447700900123", "12125550123", "13105550123", "33142685300", "4930123456"}
+local threads = 0
+local n = 0
+-- setup runs in the main state; "tid" becomes a global in each thread's own state.
+function setup(thread) thread:set("tid", threads); threads = threads + 1 end
+function init(args) n = (tid or 0) * 104729 end
+function request()
+    n = n + 1
+    local c = (n * 7919) % clients + 1
+    local path = string.format("/v1/authorize?account=%d&dst=%s&call=bench-%d-%d&format=text",
+        100000 + c, dsts[n % #dsts + 1], c, n % 4)
+    return wrk.format("GET", path)
+end
+function delay() return delay_ms end
+function done(summary, latency, requests)
+    local e = summary.errors
+    io.write(string.format("RESULT requests=%d duration_us=%d p50_us=%d p90_us=%d p99_us=%d max_us=%d socket_errors=%d non2xx=%d\n",
+        summary.requests, summary.duration, math.floor(latency:percentile(50)), math.floor(latency:percentile(90)),
+        math.floor(latency:percentile(99)), math.floor(latency.max), e.connect + e.read + e.write + e.timeout, e.status))
+end
+EOF
+
+run_wrk() { # label delay_ms
+    local out
+    out=$(BENCH_CLIENTS=$CLIENTS BENCH_DELAY_MS=$2 wrk -t"$THREADS" -c"$CONNS" -d"${SECONDS_RUN}s" --latency \
+        -s "$DIR/authorize.lua" "$BASE" | grep '^RESULT')
+    python3 - "$1" "$out" <<'EOF'
+import sys
+label, line = sys.argv[1], sys.argv[2]
+kv = dict(p.split("=") for p in line.split()[1:])
+rate = int(kv["requests"]) / (int(kv["duration_us"]) / 1e6)
+ms = lambda k: int(kv[k]) / 1000
+print(f"{label:<44} {rate:9.0f} req/s   p50 {ms('p50_us'):6.3f} ms   p90 {ms('p90_us'):6.3f} ms   "
+      f"p99 {ms('p99_us'):6.3f} ms   max {ms('max_us'):7.3f} ms   errors {kv['socket_errors']}/{kv['non2xx']}")
+EOF
+}
+
+# Warm up (connections, caches), then measure.
+BENCH_CLIENTS=$CLIENTS BENCH_DELAY_MS=0 wrk -t"$THREADS" -c"$CONNS" -d2s -s "$DIR/authorize.lua" "$BASE" >/dev/null
+echo "authorize on loopback: $CLIENTS clients, $CONNS connections, $THREADS wrk threads, ${SECONDS_RUN}s per run, $(nproc) cores"
+DELAY=$(( CONNS * 1000 / RATE ))
+run_wrk "paced, target $RATE req/s (delay ${DELAY} ms/conn)" "$DELAY"
+run_wrk "closed loop, $CONNS connections" 0
+echo "answers by reason:"
+curl -fsS "$BASE/metrics" | grep '^creditmeter_authorize_total' | sed 's/^/  /'
