@@ -175,43 +175,48 @@ public struct CDRParser: Sendable {
             return body(.failure(.badLine("FreeSWITCH writes every field in double quotes and this line is not (re-saved by a spreadsheet?)")))
         }
         let delimiter = options.format == .csv ? options.delimiter : UInt8(ascii: ",")
-        // One scratch block per line, on the stack when it fits: the column table, the span table,
-        // then the unescaped field bytes (at most twice the line: every byte plus a separator per column).
-        let spanCount = CDRField.count * 2
-        let colCount = Splitter.maxColumns * 2
-        withUnsafeTemporaryAllocation(of: Int32.self, capacity: spanCount + colCount) { ints in
-            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: line.count * 2 + 2) { bytes in
-                guard let table = ints.baseAddress, let out = bytes.baseAddress else {
-                    return body(.failure(.badLine("out of memory")))
-                }
-                let spans = table
-                let cols = table + spanCount
-                let r: Splitter.Output
-                do throws(ParseFailure) {
-                    r = quotedFS
-                        ? try Splitter.freeswitch(line, out: out, cols: cols)
-                        : try Splitter.quoted(line, delimiter: delimiter, out: out, cols: cols)
-                } catch {
-                    return body(.failure(error))
-                }
-                guard r.columns < layoutByCount.count, let map = layoutByCount[r.columns] else {
-                    return body(.failure(countFailure(r.columns)))
-                }
-                spans.initialize(repeating: -1, count: spanCount)
-                for (c, f) in map.enumerated() where f >= 0 {
-                    spans[Int(f) &* 2] = cols[2 &* c]
-                    spans[Int(f) &* 2 &+ 1] = cols[2 &* c &+ 1]
-                }
-                let all = UnsafeBufferPointer(start: out, count: r.length)
-                let sp = UnsafeBufferPointer(start: spans, count: spanCount)
-                do throws(ParseFailure) {
-                    let facts = try CDRBuilder.facts(all, spans: sp, format: options.format, zone: zone)
-                    body(.success(CDRView(storage: all, spans: sp, format: options.format, isAnswered: facts.answered,
-                                          billableSeconds: facts.billable, startEpoch: facts.start, knownIdentity: nil)))
-                } catch {
-                    body(.failure(error))
+        // Scratch space per line, on the stack: each block stays within the 1 KiB that
+        // withUnsafeTemporaryAllocation always puts there (a bigger one may go to the heap), except
+        // the field bytes of a line over 511 bytes.
+        withUnsafeTemporaryAllocation(of: Int32.self, capacity: Splitter.maxColumns) { ends in
+            withUnsafeTemporaryAllocation(of: Int32.self, capacity: CDRField.count * 2) { spans in
+                withUnsafeTemporaryAllocation(of: UInt8.self, capacity: line.count * 2 + 2) { out in
+                    split(line, quotedFS: quotedFS, delimiter: delimiter, ends: ends, spans: spans, out: out, body)
                 }
             }
+        }
+    }
+
+    private func split(_ line: UnsafeBufferPointer<UInt8>, quotedFS: Bool, delimiter: UInt8,
+                       ends endBuf: UnsafeMutableBufferPointer<Int32>, spans spanBuf: UnsafeMutableBufferPointer<Int32>,
+                       out outBuf: UnsafeMutableBufferPointer<UInt8>, _ body: (Result<CDRView, ParseFailure>) -> Void) {
+        guard let ends = endBuf.baseAddress, let spans = spanBuf.baseAddress, let out = outBuf.baseAddress else {
+            return body(.failure(.badLine("out of memory")))
+        }
+        let r: Splitter.Output
+        do throws(ParseFailure) {
+            r = quotedFS
+                ? try Splitter.freeswitch(line, out: out, ends: ends)
+                : try Splitter.quoted(line, delimiter: delimiter, out: out, ends: ends)
+        } catch {
+            return body(.failure(error))
+        }
+        guard r.columns < layoutByCount.count, let map = layoutByCount[r.columns] else {
+            return body(.failure(countFailure(r.columns)))
+        }
+        spanBuf.initialize(repeating: -1)
+        for (c, f) in map.enumerated() where f >= 0 {
+            spans[Int(f) &* 2] = c == 0 ? 0 : ends[c &- 1] &+ 1
+            spans[Int(f) &* 2 &+ 1] = ends[c]
+        }
+        let all = UnsafeBufferPointer(start: out, count: r.length)
+        let sp = UnsafeBufferPointer(spanBuf)
+        do throws(ParseFailure) {
+            let facts = try CDRBuilder.facts(all, spans: sp, format: options.format, zone: zone)
+            body(.success(CDRView(storage: all, spans: sp, format: options.format, isAnswered: facts.answered,
+                                  billableSeconds: facts.billable, startEpoch: facts.start, knownIdentity: nil)))
+        } catch {
+            body(.failure(error))
         }
     }
 

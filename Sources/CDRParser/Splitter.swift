@@ -5,7 +5,8 @@ import Darwin
 #endif
 
 /// Byte-level field splitters. Each writes every column's unescaped value followed by 0x1F into
-/// `out` (capacity at least 2 * line.count + 2) and the column's [start, end) into `cols`.
+/// `out` (capacity at least 2 * line.count + 2) and the column's end into `ends` (capacity
+/// `maxColumns`); a column starts one past the previous column's end (its separator), the first at 0.
 enum Splitter {
     static let unitSeparator: UInt8 = 0x1F
     static let quote = UInt8(ascii: "\"")
@@ -20,11 +21,11 @@ enum Splitter {
     /// RFC 4180-style: quoted fields with `""` escapes, bare fields up to the delimiter. Blanks
     /// before an opening quote are skipped (`"a", "b"`); a bare field may hold a stray quote.
     static func quoted(_ line: UnsafeBufferPointer<UInt8>, delimiter d: UInt8,
-                       out: UnsafeMutablePointer<UInt8>, cols: UnsafeMutablePointer<Int32>) throws(ParseFailure) -> Output {
+                       out: UnsafeMutablePointer<UInt8>, ends: UnsafeMutablePointer<Int32>) throws(ParseFailure) -> Output {
         let n = line.count
         // A blank line never gets here (the parser rejects it first), but an empty buffer has no address.
         guard let base = line.baseAddress else {
-            cols[0] = 0; cols[1] = 0; out[0] = unitSeparator
+            ends[0] = 0; out[0] = unitSeparator
             return Output(length: 1, columns: 1)
         }
         var i = 0
@@ -32,7 +33,6 @@ enum Splitter {
         var c = 0
         while true {
             guard c < maxColumns else { throw .columnCount("more than \(maxColumns) columns") }
-            let colStart = o
             var j = i
             while j < n, base[j] == 0x20 { j += 1 }
             if j < n, base[j] == quote {
@@ -63,8 +63,7 @@ enum Splitter {
                 o += e - i
                 i = e
             }
-            cols[2 &* c] = Int32(colStart)
-            cols[2 &* c &+ 1] = Int32(o)
+            ends[c] = Int32(o)
             out[o] = unitSeparator; o += 1
             c += 1
             if i >= n { break }
@@ -89,11 +88,10 @@ enum Splitter {
     /// and last quote of the line delimit the record and `","` (also `", "`, as in the built-in
     /// default template) separates values; any other quote belongs to a value.
     static func freeswitch(_ line: UnsafeBufferPointer<UInt8>,
-                           out: UnsafeMutablePointer<UInt8>, cols: UnsafeMutablePointer<Int32>) throws(ParseFailure) -> Output {
+                           out: UnsafeMutablePointer<UInt8>, ends: UnsafeMutablePointer<Int32>) throws(ParseFailure) -> Output {
         let end = line.count - 1  // index of the closing quote
         var o = 0
         var c = 0
-        var colStart = 0
         var j = 1
         while j < end {
             let b = line[j]
@@ -112,11 +110,9 @@ enum Splitter {
                             throw .badLine("column \(c + 2): ambiguous quotes around a comma (FreeSWITCH does not escape quotes)")
                         }
                     }
-                    cols[2 &* c] = Int32(colStart)
-                    cols[2 &* c &+ 1] = Int32(o)
+                    ends[c] = Int32(o)
                     out[o] = unitSeparator; o += 1
                     c += 1
-                    colStart = o
                     j = k + 1
                     continue
                 }
@@ -124,8 +120,7 @@ enum Splitter {
             out[o] = b; o += 1
             j += 1
         }
-        cols[2 &* c] = Int32(colStart)
-        cols[2 &* c &+ 1] = Int32(o)
+        ends[c] = Int32(o)
         out[o] = unitSeparator; o += 1
         c += 1
         return Output(length: o, columns: c)

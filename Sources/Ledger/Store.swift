@@ -1,5 +1,4 @@
 import CSQLite
-import Glibc // EXPERIMENT-ONLY
 
 /// The one owner of a SQLite connection: opens it, migrates it, caches prepared statements and nests transactions.
 ///
@@ -55,9 +54,9 @@ final class Store {
         }
         try execute("PRAGMA synchronous=FULL", purpose: "setting synchronous=FULL")
         try execute("PRAGMA foreign_keys=ON", purpose: "enabling foreign keys")
-        // EXPERIMENT-ONLY (remove)
-        if let v = getenv("CM_CACHE") { try execute("PRAGMA cache_size=\(String(cString: v))", purpose: "x") }
-        if let v = getenv("CM_CKPT") { try execute("PRAGMA wal_autocheckpoint=\(String(cString: v))", purpose: "x") }
+        // A multi-row write (charges go in up to 256 to a statement) keeps a statement journal so that a
+        // failing row undoes only its statement; on disk that is a temporary file and a write per page.
+        try execute("PRAGMA temp_store=MEMORY", purpose: "keeping temporary data in memory")
     }
 
     private func migrate() throws(LedgerError) {
@@ -116,6 +115,8 @@ final class Store {
 
     /// Rows changed by the last INSERT/UPDATE/DELETE: 0 after an upsert's DO NOTHING.
     var changes: Int { Int(sqlite3_changes64(db)) }
+    /// The most `?` parameters one statement may have on this connection.
+    var variableLimit: Int { Int(sqlite3_limit(db, SQLITE_LIMIT_VARIABLE_NUMBER, -1)) }
     /// Whether a transaction is open (SQLite rolls one back by itself after some errors).
     var inTransaction: Bool { sqlite3_get_autocommit(db) == 0 }
 

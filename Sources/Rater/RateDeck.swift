@@ -61,19 +61,20 @@ public struct RateDeckError: Error, CustomStringConvertible, Equatable, Sendable
 /// destination, so `+44` and `44` are the same prefix (and a duplicate if both are present).
 /// `*` alone, or an empty prefix, is the catch-all; `*97` is an ordinary prefix.
 ///
-/// Lookup: prefixes are kept sorted bytewise with, for each one, the index of its longest proper
-/// prefix in the deck (its "parent"). The longest prefix of a destination `d` is found by a binary
-/// search for the greatest key `q <= d`, then walking `q`'s parent chain until a key is a prefix of
-/// `d`: any key `p` that prefixes `d` with `p <= q <= d` must also prefix `q`, so it is on that chain.
-/// That is O(log n) plus a chain no longer than the longest prefix.
+/// Lookup: every prefix is in a hash table keyed by its bytes. The longest prefix of a destination
+/// `d` is found by trying `d`'s own prefixes from the longest a key can have down to the empty one,
+/// hashing them in one pass over `d`: at most `maxKeyLength + 1` probes, with no comparison of
+/// bytes except on a hash hit.
 public struct RateDeck: Sendable {
     /// Rows in bytewise prefix order.
     public let rows: [RateRow]
     /// All prefixes' bytes back to back; key k is `keyBytes[keyStart[k] ..< keyStart[k+1]]`.
     private let keyBytes: [UInt8]
     private let keyStart: [Int]
-    /// Index of the longest other key that prefixes key k, or -1.
-    private let parent: [Int]
+    /// Open addressing: row index + 1 per slot, 0 for empty; the count is a power of two at least
+    /// twice the rows.
+    private let slots: [Int32]
+    private let maxKeyLength: Int
 
     public var count: Int { rows.count }
 
@@ -104,25 +105,28 @@ public struct RateDeck: Sendable {
         bytes.reserveCapacity(entries.reduce(0) { $0 + $1.key.count })
         var starts: [Int] = [0]
         starts.reserveCapacity(entries.count + 1)
-        var parents: [Int] = []
-        parents.reserveCapacity(entries.count)
-        var chain: [Int] = []  // keys that prefix the current one, shortest first
         for (k, e) in entries.enumerated() {
             if k > 0, Self.compare(entries[k - 1].key, e.key) == 0 {
                 let shown = e.key.isEmpty ? "* (catch-all)" : "\"\(e.row.prefix)\""
                 throw RateDeckError(file: file, line: e.line, column: "prefix",
                                     message: "duplicate prefix \(shown) (first on \(lineWord) \(entries[k - 1].line))")
             }
-            while let top = chain.last, !Self.isPrefix(entries[top].key, of: e.key) { chain.removeLast() }
-            parents.append(chain.last ?? -1)
-            chain.append(k)
             bytes.append(contentsOf: e.key)
             starts.append(bytes.count)
+        }
+        var size = 16
+        while size < entries.count * 2 { size *= 2 }
+        var slots = [Int32](repeating: 0, count: size)
+        for (k, e) in entries.enumerated() {
+            var s = Self.finish(e.key.reduce(Self.hashSeed) { Self.hash($0, $1) }) & (size - 1)
+            while slots[s] != 0 { s = (s + 1) & (size - 1) }
+            slots[s] = Int32(k + 1)
         }
         self.rows = entries.map(\.row)
         self.keyBytes = bytes
         self.keyStart = starts
-        self.parent = parents
+        self.slots = slots
+        self.maxKeyLength = entries.reduce(0) { max($0, $1.key.count) }
     }
 
     /// The row whose prefix is the longest prefix of `destination` after removing one leading `+`;
@@ -146,24 +150,42 @@ public struct RateDeck: Sendable {
         if let first = d.first, first == UInt8(ascii: "+") {
             d = UnsafeBufferPointer(rebasing: d[1...])
         }
-        return keyBytes.withUnsafeBufferPointer { keys -> Int? in
-            // Greatest k with key[k] <= d.
-            var lo = 0
-            var hi = rows.count
-            while lo < hi {
-                let mid = (lo + hi) / 2
-                let key = UnsafeBufferPointer(rebasing: keys[keyStart[mid] ..< keyStart[mid + 1]])
-                if Self.compare(key, d) <= 0 { lo = mid + 1 } else { hi = mid }
+        let longest = min(d.count, maxKeyLength)
+        // hashes[n] is the running hash of d's first n bytes; at most one small stack block per lookup.
+        return withUnsafeTemporaryAllocation(of: UInt64.self, capacity: longest + 1) { hashes -> Int? in
+            var h = Self.hashSeed
+            hashes[0] = h
+            for n in 0..<longest {
+                h = Self.hash(h, d[n])
+                hashes[n + 1] = h
             }
-            var k = lo - 1
-            while k >= 0 {
-                let key = UnsafeBufferPointer(rebasing: keys[keyStart[k] ..< keyStart[k + 1]])
-                if Self.isPrefix(key, of: d) { return k }
-                k = parent[k]
+            return keyBytes.withUnsafeBufferPointer { keys -> Int? in
+                slots.withUnsafeBufferPointer { table -> Int? in
+                    let mask = table.count - 1
+                    for n in stride(from: longest, through: 0, by: -1) {
+                        var s = Self.finish(hashes[n]) & mask
+                        while true {
+                            let k = Int(table[s]) - 1
+                            if k < 0 { break }
+                            let key = UnsafeBufferPointer(rebasing: keys[keyStart[k] ..< keyStart[k + 1]])
+                            if key.count == n, Self.isPrefix(key, of: d) { return k }
+                            s = (s + 1) & mask
+                        }
+                    }
+                    return nil
+                }
             }
-            return nil
         }
     }
+
+    // FNV-1a over the key's bytes, finished with a shift so the low bits used as the slot mix in the high ones.
+    private static let hashSeed: UInt64 = 0xcbf2_9ce4_8422_2325
+
+    @inline(__always)
+    private static func hash(_ h: UInt64, _ byte: UInt8) -> UInt64 { (h ^ UInt64(byte)) &* 0x0000_0100_0000_01b3 }
+
+    @inline(__always)
+    private static func finish(_ h: UInt64) -> Int { Int(truncatingIfNeeded: h ^ (h >> 29)) }
 
     static func normalize(_ prefix: some StringProtocol) -> String {
         var p = Substring(prefix)
@@ -191,9 +213,5 @@ public struct RateDeck: Sendable {
         guard p.count <= d.count else { return false }
         guard p.count > 0, let pp = p.baseAddress, let pd = d.baseAddress else { return true }
         return memcmp(pp, pd, p.count) == 0
-    }
-
-    static func isPrefix(_ p: [UInt8], of d: [UInt8]) -> Bool {
-        p.withUnsafeBufferPointer { pp in d.withUnsafeBufferPointer { pd in isPrefix(pp, of: pd) } }
     }
 }

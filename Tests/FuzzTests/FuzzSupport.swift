@@ -6,6 +6,10 @@ import Glibc
 import Darwin
 #endif
 
+/// The parent of every fuzz suite, serialised (nested suites inherit it): the crash handler and the
+/// watchdog follow one input at a time, and timings are not inflated by a neighbour's fuzzing.
+@Suite(.serialized) struct Fuzz {}
+
 /// SplitMix64: tiny, fast, and the same sequence on every platform for a seed, so a case number and a
 /// seed are enough to rebuild any input the fuzzer ever produced.
 struct FuzzRNG: RandomNumberGenerator {
@@ -28,8 +32,9 @@ struct FuzzRNG: RandomNumberGenerator {
 }
 
 /// The budget of a fuzz run: a fixed seed and a modest count by default (CI), bigger through the
-/// environment (`bench/fuzz.sh`): FUZZ_SEED, FUZZ_ITERATIONS (per target), FUZZ_CASE (replay one case),
-/// FUZZ_HANG_SECONDS (watchdog), FUZZ_OUT (where failing inputs are written).
+/// environment (`bench/fuzz.sh`): FUZZ_SEED, FUZZ_SCALE (times each target's default count) or
+/// FUZZ_ITERATIONS (per target), FUZZ_CASE (replay one case), FUZZ_HANG_SECONDS (watchdog),
+/// FUZZ_SLOW_SECONDS (slowest input allowed), FUZZ_OUT (where failing inputs are written).
 enum FuzzBudget {
     static let env = ProcessInfo.processInfo.environment
     static let seed: UInt64 = env["FUZZ_SEED"].flatMap { UInt64($0) } ?? 20_261_129
@@ -38,12 +43,15 @@ enum FuzzBudget {
     static let hangSeconds: Double = env["FUZZ_HANG_SECONDS"].flatMap { Double($0) } ?? 10
     static let outDirectory: String = env["FUZZ_OUT"] ?? (NSTemporaryDirectory() + "creditmeter-fuzz")
     /// A slower-than-this single input fails the run even if it finished (debug builds are ~20x slower).
-    static let slowSeconds: Double = env["FUZZ_SLOW_SECONDS"].flatMap { Double($0) } ?? 2
+    static let slowSeconds: Double = env["FUZZ_SLOW_SECONDS"].flatMap { Double($0) } ?? 5
 
     /// FUZZ_KEEP_SLOWEST=1 writes each target's slowest input to FUZZ_OUT (to see what costs time).
     static let keepSlowest = env["FUZZ_KEEP_SLOWEST"] == "1"
 
-    static func count(default n: Int) -> Int { iterations ?? n }
+    /// FUZZ_SCALE multiplies every target's default count (targets differ a lot in cost per input).
+    static let scale: Double = env["FUZZ_SCALE"].flatMap { Double($0) } ?? 1
+
+    static func count(default n: Int) -> Int { iterations ?? max(1, Int(Double(n) * scale)) }
 
     /// A stable per-target, per-case seed (Swift's own hashing is randomised per process).
     static func caseSeed(_ target: String, _ index: Int) -> UInt64 {
@@ -98,6 +106,7 @@ func fuzz(_ target: String, count defaultCount: Int,
     var slowestInput: [UInt8] = []
     for index in indices {
         var rng = FuzzRNG(seed: FuzzBudget.caseSeed(target, index))
+        FuzzGuard.generating(target: target, index: index)
         let input = generate(&rng, index)
         let t0 = clock.now
         let outcome = input.withUnsafeBytes { raw -> FuzzOutcome in
@@ -199,12 +208,20 @@ enum FuzzGuard {
         }
     }
 
-    static func begin(target: String, index: Int, input: UnsafeRawBufferPointer) {
+    /// Marks the generator at work: a crash now is the fuzzer's own bug, and is named as such.
+    static func generating(target: String, index: Int) {
         lock.lock()
         if paths[target] == nil {
             paths[target] = strdup("\(FuzzBudget.outDirectory)/crash-\(target)-seed\(FuzzBudget.seed).bin")
         }
         guardPath = paths[target]
+        guardInput = nil
+        guardIndex = index
+        lock.unlock()
+    }
+
+    static func begin(target: String, index: Int, input: UnsafeRawBufferPointer) {
+        lock.lock()
         guardInput = input.baseAddress
         guardCount = input.count
         guardIndex = index
@@ -219,6 +236,7 @@ enum FuzzGuard {
         lock.lock()
         guardInput = nil
         guardCount = 0
+        guardIndex = -1
         watchIndex = -1
         watchInput = nil
         lock.unlock()
@@ -252,6 +270,14 @@ enum FuzzGuard {
 
 /// Saves the input of the case in hand, names it on stderr, and lets the signal kill the process.
 private func fuzzFatalSignal(_ sig: Int32) {
+    if guardInput == nil, guardIndex >= 0 {
+        var msg = Array("\nfuzz: CRASH (signal ".utf8)
+        appendDecimal(&msg, Int(sig))
+        msg += Array(") in the fuzzer's own generator, case ".utf8)
+        appendDecimal(&msg, guardIndex)
+        msg.append(0x0A)
+        msg.withUnsafeBytes { _ = write(2, $0.baseAddress, $0.count) }
+    }
     if let path = guardPath, let input = guardInput {
         let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         if fd >= 0 {
@@ -276,4 +302,26 @@ private func appendDecimal(_ out: inout [UInt8], _ v: Int) {
     if v < 0 { out.append(UInt8(ascii: "-")); appendDecimal(&out, -v); return }
     if v >= 10 { appendDecimal(&out, v / 10) }
     out.append(UInt8(0x30 + v % 10))
+}
+
+extension Fuzz {
+    /// The harness itself: a broken property must fail the run, and the same seed must give the same inputs.
+    @Suite struct HarnessTests {
+        @Test func aViolationIsRecorded() {
+            withKnownIssue("every input breaks the property on purpose") {
+                let r = fuzz("self-test", count: 3, generate: { rng, _ in [UInt8(truncatingIfNeeded: rng.next())] },
+                             check: { _ in .violation("on purpose") })
+                #expect(r.violations.count == 3)
+            }
+        }
+
+        @Test func inputsAreReproducibleFromSeedAndCase() {
+            var a = FuzzRNG(seed: FuzzBudget.caseSeed("x", 41))
+            var b = FuzzRNG(seed: FuzzBudget.caseSeed("x", 41))
+            var c = FuzzRNG(seed: FuzzBudget.caseSeed("x", 42))
+            let first = (0..<8).map { _ in a.next() }
+            #expect(first == (0..<8).map { _ in b.next() })
+            #expect(first != (0..<8).map { _ in c.next() })
+        }
+    }
 }

@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// Structured mutation of real input lines: byte flips, truncation, inserted delimiters, quotes, line
 /// breaks, NULs and 0xFF, field swaps and replacements with edge-case tokens, huge fields, many
 /// columns, deep nesting, and splices of two inputs. One to four mutations are stacked per input.
@@ -82,15 +88,15 @@ struct Mutator {
             let at = rng.below(b.count + 1)
             let n = rng.pick([2, 5, 16, 254, 255, 256, 300, 1_000, 10_000])
             let cell: [UInt8] = rng.chance(50) ? [delimiter] : Array("\"x\"".utf8) + [delimiter]
-            b.insert(contentsOf: Array([[UInt8]](repeating: cell, count: n).joined()), at: at)
+            b.insert(contentsOf: Self.repeated(cell, n), at: at)
         case 80..<84:  // deep nesting
             let at = rng.below(b.count + 1)
             let n = rng.pick([1, 2, 63, 64, 65, 100, 1_000, 100_000])
             let open: [UInt8] = rng.chance(50) ? [UInt8(ascii: "[")] : Array("{\"a\":".utf8)
-            var nest = Array([[UInt8]](repeating: open, count: n).joined())
+            var nest = Self.repeated(open, n)
             if rng.chance(60) {
-                nest += Array([[UInt8]](repeating: [open[0] == UInt8(ascii: "[") ? UInt8(ascii: "]") : UInt8(ascii: "}")],
-                                        count: rng.chance(80) ? n : rng.below(n + 1)).joined())
+                let close: [UInt8] = [open[0] == UInt8(ascii: "[") ? UInt8(ascii: "]") : UInt8(ascii: "}")]
+                nest += Self.repeated(close, rng.chance(80) ? n : rng.below(n + 1))
             }
             b.insert(contentsOf: nest, at: at)
         case 84..<88:  // line ends, BOMs and stray separators at the edges
@@ -116,13 +122,32 @@ struct Mutator {
     /// Byte ranges of the fields separated by `delimiter` (quotes ignored: mutations may split a
     /// quoted field, which is itself a useful mutation).
     func fieldRanges(_ b: [UInt8]) -> [Range<Int>] {
-        var out: [Range<Int>] = []
-        var start = 0
-        for (i, x) in b.enumerated() where x == delimiter {
-            out.append(start..<i)
-            start = i + 1
+        // memchr rather than a Swift loop: the test target is built without optimisation and inputs
+        // reach a few hundred KiB, so a byte loop here would dominate the fuzzing budget.
+        b.withUnsafeBufferPointer { p -> [Range<Int>] in
+            var out: [Range<Int>] = []
+            guard let base = p.baseAddress else { return [0..<0] }
+            var start = 0
+            while start <= p.count {
+                guard start < p.count, let hit = memchr(base + start, Int32(delimiter), p.count - start) else {
+                    out.append(start..<p.count)
+                    break
+                }
+                let i = base.distance(to: hit.assumingMemoryBound(to: UInt8.self))
+                out.append(start..<i)
+                start = i + 1
+            }
+            return out
         }
-        out.append(start..<b.count)
+    }
+
+    /// `unit` repeated `n` times, by doubling (few large copies instead of many small appends).
+    static func repeated(_ unit: [UInt8], _ n: Int) -> [UInt8] {
+        guard n > 0, !unit.isEmpty else { return [] }
+        var out = unit
+        out.reserveCapacity(unit.count * n)
+        while out.count * 2 <= unit.count * n { out += out }
+        out += out[0..<(unit.count * n - out.count)]
         return out
     }
 
@@ -154,7 +179,13 @@ struct Mutator {
         default:
             parts.shuffle(using: &rng)
         }
-        return Array(parts.joined(separator: [delimiter]))
+        var out: [UInt8] = []
+        out.reserveCapacity(b.count + 1)
+        for (k, part) in parts.enumerated() {
+            if k > 0 { out.append(delimiter) }
+            out += part
+        }
+        return out
     }
 
     mutating func requoteField(_ b: [UInt8]) -> [UInt8] {

@@ -101,7 +101,7 @@ enum RegressionCases {
     ]
 
     static let configs: [Blob] = [
-        Blob(ConfigFuzzTests.full, "the full example is valid", expect: .accepted),
+        Blob(Fuzz.ConfigFuzzTests.full, "the full example is valid", expect: .accepted),
         Blob("", "an empty config is valid", expect: .accepted),
         Blob("[thresholds]\nlow_percent = 5\ncritical_percent = 50\n", "critical above low", expect: .rejected),
         Blob("a = " + String(repeating: "[", count: 5_000) + String(repeating: "]", count: 5_000),

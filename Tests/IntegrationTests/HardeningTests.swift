@@ -125,7 +125,8 @@ import Glibc
         let h = try Self.harness()
         let db = h.path("db")
         #expect(Self.sh("mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", db).status == 0)
-        defer { Self.sh("umount", "-l", db) }
+        // Mentioning h keeps the harness (whose deinit deletes the directory) alive until after the unmount.
+        defer { Self.sh("umount", "-l", db); withExtendedLifetime(h) {} }
         var filler = ""
         try breakAndMend(h, clients: 5, seed: 41, expectedError: "database or disk is full", breakStore: {
             filler = Self.fill(db)
@@ -141,7 +142,7 @@ import Glibc
     func readOnlyStoreStopsChargingAndCatchesUp() throws {
         let h = try Self.harness()
         let files = ["store.db", "store.db-wal"].map { h.path("db/\($0)") }
-        defer { for f in files { Self.sh("chattr", "-i", f) } }
+        defer { for f in files { Self.sh("chattr", "-i", f) }; withExtendedLifetime(h) {} }
         try breakAndMend(h, clients: 4, seed: 42, expectedError: "sqlite error", breakStore: {
             for f in files { #expect(Self.sh("chattr", "+i", f).status == 0, "chattr +i \(f)") }
         }, mend: {
@@ -156,7 +157,8 @@ import Glibc
         let h = try Self.harness()
         let db = h.path("db")
         #expect(Self.sh("mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", db).status == 0)
-        defer { Self.sh("umount", "-l", db) }
+        // Mentioning h keeps the harness (whose deinit deletes the directory) alive until after the unmount.
+        defer { Self.sh("umount", "-l", db); withExtendedLifetime(h) {} }
         try h.createClients(3)
         let lines = try h.generate(count: 3_000, clients: 3, seed: 43)
         try h.append(lines[0..<100])
