@@ -29,7 +29,9 @@ public struct Daemon {
         }
         sources = services.count
         if !config.endpoints.isEmpty {
-            let delivery = try DeliveryService(config: config, version: version, logger: logger)
+            // Our own commits wake delivery at once; the poll only finds events queued by the CLI.
+            let delivery = try DeliveryService(config: config, version: version, logger: logger,
+                                               options: DeliveryService.Options(pollMilliseconds: 500))
             runtime.onCommit { _ in delivery.wake() }
             services.append(("delivery", delivery))
         }
@@ -39,7 +41,9 @@ public struct Daemon {
         let api = try APIService(
             config: config,
             settings: { let g = runtime.generation; return APISettings(config: g.config, decks: g.decks) },
-            reservations: reservations, ready: ready, registry: APIMetrics.bootstrap(), logger: logger)
+            reservations: reservations, ready: ready, registry: APIMetrics.bootstrap(), logger: logger,
+            // Refreshed after every commit of ours; the poll only finds changes made by the CLI.
+            pollInterval: .milliseconds(500))
         runtime.onCommit { info in
             reservations.release(callIDs: info.callIDs)
             api.refreshBalances()
