@@ -28,6 +28,10 @@ struct ConfigReader {
             throw ConfigError(file: file, issues: [ConfigIssue(key: "", line: line,
                 message: "TOML syntax: a table header must name its table, as in [source] or [[source]]")])
         }
+        if let line = scanned.nulKeyLine {
+            throw ConfigError(file: file, issues: [ConfigIssue(key: "", line: line,
+                message: "a key must not contain a NUL character (\\u0000)")])
+        }
         let root: TOMLTable
         do {
             root = try TOMLTable(string: text)

@@ -10,6 +10,10 @@ struct KeyLines: Sendable {
     /// (`[$]`, `[=]`, `[` alone on a line). toml++ 3.x inside TOMLKit 0.6.0 asserts on those, aborting
     /// the process (release builds too), so `ConfigReader` must refuse them before TOMLKit sees them.
     private(set) var malformedHeaderLine: Int?
+    /// The first line with a quoted key holding a NUL escape (`"a\u0000"`): TOMLKit hands keys over as C
+    /// strings, so such a key comes back cut short, is then not found in its own table, and TOMLKit's
+    /// table iterator traps on the missing value. `ConfigReader` refuses these too.
+    private(set) var nulKeyLine: Int?
 
     /// The line of `path`, or of its nearest ancestor that has one (a key inside an inline table
     /// that the scanner could not place still points at its table).
@@ -30,6 +34,7 @@ struct KeyLines: Sendable {
         s.run()
         lines = s.lines
         malformedHeaderLine = s.malformedHeaderLine
+        nulKeyLine = s.nulKeyLine
     }
 
     private struct Scanner {
@@ -40,6 +45,7 @@ struct KeyLines: Sendable {
         var arrayCounts: [String: Int] = [:]
         var table = ""
         var malformedHeaderLine: Int?
+        var nulKeyLine: Int?
         /// Arrays and inline tables open right now. The scanner recurses per level and now also reads
         /// text TOMLKit has not validated, so past toml++'s own limit (256, an error there) it stops
         /// descending and steps over the brackets one at a time instead of overflowing the stack.
@@ -86,6 +92,8 @@ struct KeyLines: Sendable {
         }
 
         mutating func run() {
+            // toml++ skips a UTF-8 byte-order mark; so must this, or a header right after it goes unseen.
+            if bytes.starts(with: [0xEF, 0xBB, 0xBF]) { pos = 3 }
             while true {
                 skipTrivia()
                 if atEnd { return }
@@ -185,6 +193,7 @@ struct KeyLines: Sendable {
             var out: [UInt8] = []
             while !atEnd, cur != q, cur != 0x0A {
                 if q == UInt8(ascii: "\""), cur == UInt8(ascii: "\\"), let n = peek(1) {
+                    if nulKeyLine == nil, isNulEscape(n) { nulKeyLine = line }
                     // Only the escapes a key is likely to use; others keep their letter.
                     out.append(n == UInt8(ascii: "t") ? 0x09 : n)
                     pos += 2
@@ -195,6 +204,13 @@ struct KeyLines: Sendable {
             }
             if !atEnd, cur == q { pos += 1 }
             return String(decoding: out, as: UTF8.self)
+        }
+
+        /// `\u0000` or `\U00000000` at `pos` (the backslash), `n` being the letter after it.
+        func isNulEscape(_ n: UInt8) -> Bool {
+            let digits = n == UInt8(ascii: "u") ? 4 : n == UInt8(ascii: "U") ? 8 : 0
+            guard digits > 0, pos + 2 + digits <= bytes.count else { return false }
+            return bytes[(pos + 2)..<(pos + 2 + digits)].allSatisfy { $0 == UInt8(ascii: "0") }
         }
 
         mutating func skipValue(path: String) {

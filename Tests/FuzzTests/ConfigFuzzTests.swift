@@ -119,7 +119,7 @@ extension Fuzz {
             "low_percent", "critical_percent", "balance_interval_seconds", "max_age_hours", "url", "events", "secret",
             "secret_file", "token_file", "timeout_seconds", "listen", "admin_token_file", "deny_disabled",
             "max_call_seconds", "max_concurrent_calls", "reservation_seconds", "disabled_days", "dcontext", "lastapp",
-            "channel", "dstchannel", "nmae", "paths", "\"quoted key\"", "\"\"", "a.b.c", "'lit'", "ключ", "store",
+            "channel", "dstchannel", "nmae", "paths", "\"quoted key\"", "\"\"", "\"k\\u0000\"", "a.b.c", "'lit'", "ключ", "store",
         ]
 
         static let headers: [String] = [

@@ -120,6 +120,20 @@ enum RegressionCases {
         Blob("[store]\npath = \"\"\"\n[=]\"\"\"\n[api]\n", "[=] inside a multi-line string is not a header", expect: .accepted),
         Blob("x = [\n[ +1 ],\n[ {a = 1} ]\n]\n", "[ +1 ] inside a multi-line array is not a header"),
         Blob("[ [a]]\n", "[ [ is toml++'s own error, not an assertion", expect: .rejected),
+        // Found by bench/fuzz.sh (config, FUZZ_SEED=795940103, case 6028): a quoted key with a NUL escape.
+        // TOMLKit returns keys as C strings, cut at the NUL; looking the cut key up finds nothing and its
+        // table iterator force-unwraps it (a trap), so config check and a reload died on it.
+        Blob("\n\"\\u0000\"= 14400\n[store.path]", "crash: the fuzzer's input, verbatim", expect: .rejected),
+        Blob("\"a\\u0000b\" = 1\n", "crash: a NUL escape inside a key", expect: .rejected),
+        Blob("[store]\n\"\\U00000000\" = 1\n", "crash: the long NUL escape, in a table", expect: .rejected),
+        Blob("x = { \"\\u0000\" = 1 }\n", "crash: a NUL key in an inline table", expect: .rejected),
+        Blob("[\"\\u0000\"]\n", "crash: a NUL key in a header", expect: .rejected),
+        // Found by bench/fuzz.sh (config, FUZZ_SEED=795940103, case 14464): the header check skipped the
+        // first line when it began with a byte-order mark, which toml++ skips before asserting on `[[[`.
+        // (Config.load strips a BOM; Config.parse given text that starts with U+FEFF did not.)
+        Blob("\u{FEFF}[[[[store]", "crash: a BOM, then [[[", expect: .rejected),
+        Blob("\u{FEFF}[store]\npath = \"x\"\n", "a BOM before a good header", expect: .accepted),
+        Blob("[store]\npath = 'a\\u0000b'\n", "a literal string holds backslash-u text, not a NUL", expect: .accepted),
         Blob("[[source]]\n[source.filter]\nchannel = \"[(\"\n", "a bad regex and missing keys", expect: .rejected),
         Blob("[api]\nlisten = \"[::1]:99999\"\n", "a port out of range", expect: .rejected),
         Blob("[[source]]\nname = \"a\"\npath = \"x\"\nformat = \"csv\"\ndelimiter = \"\\\"\"\ncolumns = [\"dst\", \"billsec\"]\n",
