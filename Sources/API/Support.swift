@@ -70,24 +70,7 @@ enum URLText {
 
 /// Unix seconds as RFC 3339 UTC (`2024-05-01T12:00:00Z`), the form the CLI's `--json` prints.
 enum Timestamp {
-    static func rfc3339(_ epoch: Int64) -> String {
-        var days = epoch / 86_400
-        var secs = epoch % 86_400
-        if secs < 0 { secs += 86_400; days -= 1 }
-        // Howard Hinnant's days-to-civil algorithm.
-        let z = days + 719_468
-        let era = (z >= 0 ? z : z - 146_096) / 146_097
-        let doe = z - era * 146_097
-        let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
-        let mp = (5 * doy + 2) / 153
-        let d = doy - (153 * mp + 2) / 5 + 1
-        let m = mp < 10 ? mp + 3 : mp - 9
-        let y = yoe + era * 400 + (m <= 2 ? 1 : 0)
-        func two(_ v: Int64) -> String { v < 10 ? "0\(v)" : "\(v)" }
-        let year = y >= 0 && y < 10_000 ? String(repeating: "0", count: 4 - String(y).count) + String(y) : String(y)
-        return "\(year)-\(two(m))-\(two(d))T\(two(secs / 3600)):\(two(secs % 3600 / 60)):\(two(secs % 60))Z"
-    }
+    static func rfc3339(_ epoch: Int64) -> String { CivilTime.rfc3339(epoch) }
 }
 
 /// The client JSON shapes of `creditmeter clients list|show --json`, shared by the admin API and `/v1/me`.

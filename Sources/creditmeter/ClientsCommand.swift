@@ -1,3 +1,4 @@
+import API
 import ArgumentParser
 import Foundation
 import Ledger
@@ -263,24 +264,9 @@ struct ClientsCommand: ParsableCommand {
         }
     }
 
-    static func summaryJSON(_ c: ClientRecord, _ config: Config) -> JSONValue {
-        .object([("username", .string(c.username)), ("status", .string(c.status.rawValue))]
-            + c.meter.jsonFields(config.thresholds)
-            + [("plan", .string(c.plan)), ("accounts", .array(c.accounts.map { .string($0) }))])
-    }
-
-    static func detailJSON(_ c: ClientRecord, _ config: Config) -> JSONValue {
-        guard case .object(var pairs) = summaryJSON(c, config) else { return .null }
-        pairs += [
-            ("first_name", .string(c.firstName)), ("last_name", .string(c.lastName)), ("email", .string(c.email)),
-            ("phone", .string(c.phone)), ("country", .string(c.country)), ("state", .string(c.state)),
-            ("city", .string(c.city)), ("zip", .string(c.zip)), ("address1", .string(c.address1)),
-            ("address2", .string(c.address2)), ("company", .string(c.company)), ("role", .string(c.role)),
-            ("created_at", .string(rfc3339(c.createdAt))),
-            ("disabled_at", c.disabledAt.map { .string(rfc3339($0)) } ?? .null),
-        ]
-        return .object(pairs)
-    }
+    // The same shapes the admin API answers with (API.ClientJSON), so scripts can use either.
+    static func summaryJSON(_ c: ClientRecord, _ config: Config) -> JSONValue { ClientJSON.summary(c, config.thresholds) }
+    static func detailJSON(_ c: ClientRecord, _ config: Config) -> JSONValue { ClientJSON.detail(c, config.thresholds) }
 
     static func print(_ c: ClientRecord, config: Config, json: Bool) {
         if json { Console.out(detailJSON(c, config).serialized()); return }
