@@ -59,13 +59,13 @@ grep -E '^fuzz: .*inputs in' "$out/run.log" | grep -v self-test | sed 's/^fuzz: 
 # Property violations (recorded issues), crashes and hangs, with the file holding each input.
 # (The harness's self-test breaks a property on purpose, as a known issue: not a finding.)
 failures=$(grep -E 'FUZZ_CASE=|fuzz: (CRASH|HANG)|Expectation failed|recorded an issue|unexpected signal' "$out/run.log" \
-    | grep -v 'self-test' | sort -u || true)
+    | grep -v -e 'self-test' -e 'known issue' | sort -u || true)
 total=$(grep -E '^fuzz: .*inputs in' "$out/run.log" | grep -v self-test | awk '{ s += $3 } END { print s + 0 }')
 echo "fuzz.sh: ${total:-0} inputs in ${elapsed} s (seed $seed), test status $status"
 if [[ $status -ne 0 || -n $failures ]]; then
     echo "fuzz.sh: FAILING CASES (reproduce with: bench/fuzz.sh --seed $seed --case K):"
     echo "$failures" | sed 's/^/  /'
-    ls -1 "$out" | grep -E '^(crash|hang|violation)-' | grep -v self-test | sed "s|^|  $out/|" || true
+    ls -1 "$out" | grep -E "^(crash|hang|violation)-.*seed${seed}" | grep -v self-test | sed "s|^|  $out/|" || true
     exit 1
 fi
 echo "fuzz.sh: no crash, no hang, no property broken"

@@ -23,14 +23,10 @@ struct ConfigReader {
                           "api", "authorize", "retention"]
 
     mutating func read() throws(ConfigError) -> Config {
+        // Text that TOMLKit would crash on rather than report (see KeyLines.refusal).
         let scanned = KeyLines(scanning: text)
-        if let line = scanned.malformedHeaderLine {
-            throw ConfigError(file: file, issues: [ConfigIssue(key: "", line: line,
-                message: "TOML syntax: a table header must name its table, as in [source] or [[source]]")])
-        }
-        if let line = scanned.nulKeyLine {
-            throw ConfigError(file: file, issues: [ConfigIssue(key: "", line: line,
-                message: "a key must not contain a NUL character (\\u0000)")])
+        if let r = scanned.refusal {
+            throw ConfigError(file: file, issues: [ConfigIssue(key: "", line: r.line, message: r.message)])
         }
         let root: TOMLTable
         do {

@@ -6,14 +6,14 @@
 /// tables, comments) so that nothing inside a value is mistaken for a key.
 struct KeyLines: Sendable {
     private(set) var lines: [String: Int] = [:]
-    /// The first line holding a table header whose key does not start with a key character or quote
-    /// (`[$]`, `[=]`, `[` alone on a line). toml++ 3.x inside TOMLKit 0.6.0 asserts on those, aborting
-    /// the process (release builds too), so `ConfigReader` must refuse them before TOMLKit sees them.
-    private(set) var malformedHeaderLine: Int?
-    /// The first line with a quoted key holding a NUL escape (`"a\u0000"`): TOMLKit hands keys over as C
-    /// strings, so such a key comes back cut short, is then not found in its own table, and TOMLKit's
-    /// table iterator traps on the missing value. `ConfigReader` refuses these too.
-    private(set) var nulKeyLine: Int?
+    /// The first text TOMLKit 0.6.0 would crash on instead of reporting (found by fuzzing), with the
+    /// error to report instead; `ConfigReader` refuses the config before TOMLKit sees it:
+    /// - a table header whose key does not start with a key character or quote (`[$]`, `[=]`, `[` alone on
+    ///   a line), and `}` where an array element should be (`a = [}`): toml++ 3.x asserts, aborting the
+    ///   process, release builds included;
+    /// - a quoted key with a NUL escape (`"a\u0000"`): TOMLKit hands keys over as C strings, so the key
+    ///   comes back cut short, is not found in its own table, and the table iterator traps.
+    private(set) var refusal: (line: Int, message: String)?
 
     /// The line of `path`, or of its nearest ancestor that has one (a key inside an inline table
     /// that the scanner could not place still points at its table).
@@ -33,8 +33,7 @@ struct KeyLines: Sendable {
         var s = Scanner(bytes: Array(text.utf8))
         s.run()
         lines = s.lines
-        malformedHeaderLine = s.malformedHeaderLine
-        nulKeyLine = s.nulKeyLine
+        refusal = s.refusal
     }
 
     private struct Scanner {
@@ -44,8 +43,7 @@ struct KeyLines: Sendable {
         var lines: [String: Int] = [:]
         var arrayCounts: [String: Int] = [:]
         var table = ""
-        var malformedHeaderLine: Int?
-        var nulKeyLine: Int?
+        var refusal: (line: Int, message: String)?
         /// Arrays and inline tables open right now. The scanner recurses per level and now also reads
         /// text TOMLKit has not validated, so past toml++'s own limit (256, an error there) it stops
         /// descending and steps over the brackets one at a time instead of overflowing the stack.
@@ -99,7 +97,9 @@ struct KeyLines: Sendable {
                 if atEnd { return }
                 let l = line
                 if cur == UInt8(ascii: "[") {
-                    if malformedHeaderLine == nil, !headerStartsWithKey() { malformedHeaderLine = l }
+                    if !headerStartsWithKey() {
+                        refuse(l, "TOML syntax: a table header must name its table, as in [source] or [[source]]")
+                    }
                     let isArray = peek(1) == UInt8(ascii: "[")
                     pos += isArray ? 2 : 1
                     let parts = readKeyPath()
@@ -193,7 +193,7 @@ struct KeyLines: Sendable {
             var out: [UInt8] = []
             while !atEnd, cur != q, cur != 0x0A {
                 if q == UInt8(ascii: "\""), cur == UInt8(ascii: "\\"), let n = peek(1) {
-                    if nulKeyLine == nil, isNulEscape(n) { nulKeyLine = line }
+                    if isNulEscape(n) { refuse(line, "a key must not contain a NUL character (\\u0000)") }
                     // Only the escapes a key is likely to use; others keep their letter.
                     out.append(n == UInt8(ascii: "t") ? 0x09 : n)
                     pos += 2
@@ -204,6 +204,10 @@ struct KeyLines: Sendable {
             }
             if !atEnd, cur == q { pos += 1 }
             return String(decoding: out, as: UTF8.self)
+        }
+
+        mutating func refuse(_ line: Int, _ message: String) {
+            if refusal == nil { refusal = (line, message) }
         }
 
         /// `\u0000` or `\U00000000` at `pos` (the backslash), `n` being the letter after it.
@@ -263,11 +267,16 @@ struct KeyLines: Sendable {
             defer { depth -= 1 }
             pos += 1
             var index = 0
+            var expectingValue = true
             while true {
                 skipTrivia()
                 guard !atEnd else { return }
                 if cur == UInt8(ascii: "]") { pos += 1; return }
-                if cur == UInt8(ascii: ",") { pos += 1; index += 1; continue }
+                if cur == UInt8(ascii: ",") { pos += 1; index += 1; expectingValue = true; continue }
+                if cur == UInt8(ascii: "}"), expectingValue {
+                    refuse(line, "TOML syntax: '}' where an array element or ']' should be")
+                }
+                expectingValue = false
                 let element = path + "[\(index)]"
                 record(element, line)
                 let before = pos

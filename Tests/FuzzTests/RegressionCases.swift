@@ -133,6 +133,13 @@ enum RegressionCases {
         // (Config.load strips a BOM; Config.parse given text that starts with U+FEFF did not.)
         Blob("\u{FEFF}[[[[store]", "crash: a BOM, then [[[", expect: .rejected),
         Blob("\u{FEFF}[store]\npath = \"x\"\n", "a BOM before a good header", expect: .accepted),
+        // Found by bench/fuzz.sh (config, FUZZ_SEED=795940103, case 22288): `}` where an array element
+        // should be: another toml++ assertion (parse_value: !is_value_terminator).
+        Blob("[store]\n\"NaN\"= [[[[[[[[[[[[[[[[[[[[[[}[[[[", "crash: the fuzzer's input, shortened", expect: .rejected),
+        Blob("a = [}", "crash: [}", expect: .rejected),
+        Blob("a = [1,\n # c\n }", "crash: } after a comma, a line break and a comment", expect: .rejected),
+        Blob("a = [1 }", "} right after an element is toml++'s own error", expect: .rejected),
+        Blob("[store]\npath = \"}\"\n[[plan]]\nname = \"a\"\nrates = \"r.csv\"\n", "} inside a string is fine", expect: .accepted),
         Blob("[store]\npath = 'a\\u0000b'\n", "a literal string holds backslash-u text, not a NUL", expect: .accepted),
         Blob("[[source]]\n[source.filter]\nchannel = \"[(\"\n", "a bad regex and missing keys", expect: .rejected),
         Blob("[api]\nlisten = \"[::1]:99999\"\n", "a port out of range", expect: .rejected),
