@@ -210,6 +210,17 @@ struct KeyLines: Sendable {
             if refusal == nil { refusal = (line, message) }
         }
 
+        /// `2024-12-31 1` then a blank or the end of the value: toml++ takes the space for a date-time
+        /// separator and asserts on the one-digit "time" (`!is_value_terminator` in parse_value).
+        func isDateThenOneDigit(_ start: Int) -> Bool {
+            guard pos - start >= 12 else { return false }
+            func digit(_ k: Int) -> Bool { bytes[start + k] >= 0x30 && bytes[start + k] <= 0x39 }
+            guard (0..<4).allSatisfy(digit), bytes[start + 4] == UInt8(ascii: "-"), digit(5), digit(6),
+                  bytes[start + 7] == UInt8(ascii: "-"), digit(8), digit(9), bytes[start + 10] == 0x20, digit(11)
+            else { return false }
+            return pos - start == 12 || bytes[start + 12] == 0x20 || bytes[start + 12] == 0x09
+        }
+
         /// `\u0000` or `\U00000000` at `pos` (the backslash), `n` being the letter after it.
         func isNulEscape(_ n: UInt8) -> Bool {
             let digits = n == UInt8(ascii: "u") ? 4 : n == UInt8(ascii: "U") ? 8 : 0
@@ -227,11 +238,15 @@ struct KeyLines: Sendable {
             case UInt8(ascii: "{"):
                 skipInlineTable(path: path)
             default:
+                let start = pos
                 while !atEnd {
                     let c = cur
                     if c == 0x0A || c == 0x0D || c == UInt8(ascii: ",") || c == UInt8(ascii: "]")
                         || c == UInt8(ascii: "}") || c == UInt8(ascii: "#") { break }
                     pos += 1
+                }
+                if isDateThenOneDigit(start) {
+                    refuse(line, "TOML syntax: a date followed by a space must continue with a time (HH:MM:SS)")
                 }
             }
         }

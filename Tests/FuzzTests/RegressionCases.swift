@@ -140,6 +140,13 @@ enum RegressionCases {
         Blob("a = [1,\n # c\n }", "crash: } after a comma, a line break and a comment", expect: .rejected),
         Blob("a = [1 }", "} right after an element is toml++'s own error", expect: .rejected),
         Blob("[store]\npath = \"}\"\n[[plan]]\nname = \"a\"\nrates = \"r.csv\"\n", "} inside a string is fine", expect: .accepted),
+        // Found by fuzzing (config, FUZZ_SEED=777, FUZZ_SCALE=100, case 3533): a date, a space, one digit.
+        Blob("[thresholds]\nlow_percent = 25\n\"9999-12-31 23:59:59\"=2024-13-31 0 90\n", "crash: the fuzzer's line", expect: .rejected),
+        Blob("a = [2024-12-31 1,2]\n", "crash: in an array", expect: .rejected),
+        Blob("a = {b = 2024-12-31 1}\n", "crash: in an inline table", expect: .rejected),
+        Blob("a = 2024-12-31 1#\n", "crash: before a comment", expect: .rejected),
+        Blob("a = 2024-12-31 12\n", "two digits: toml++'s own error", expect: .rejected),
+        Blob("[store]\npath = \"2024-12-31 1\"\n", "the same text in a string is fine", expect: .accepted),
         Blob("[store]\npath = 'a\\u0000b'\n", "a literal string holds backslash-u text, not a NUL", expect: .accepted),
         Blob("[[source]]\n[source.filter]\nchannel = \"[(\"\n", "a bad regex and missing keys", expect: .rejected),
         Blob("[api]\nlisten = \"[::1]:99999\"\n", "a port out of range", expect: .rejected),
