@@ -292,8 +292,14 @@ struct KeyLines: Sendable {
                     refuse(line, "TOML syntax: '}' where an array element or ']' should be")
                 }
                 expectingValue = false
-                let element = path + "[\(index)]"
-                record(element, line)
+                // Each element's path copies its array's path: with a huge key, thousands of elements or
+                // deep nesting that is quadratic (a 400 KB line took minutes). No real config needs
+                // element lines there, so past those bounds elements share the array's line.
+                var element = path
+                if index < 1_000, depth < 64, path.utf8.count < 4_096 {
+                    element = path + "[\(index)]"
+                    record(element, line)
+                }
                 let before = pos
                 skipValue(path: element)
                 if pos == before { pos += 1 }  // never stall on text the scanner does not understand

@@ -38,6 +38,9 @@ struct RunCommand: AsyncParsableCommand {
             throw ExitCode(ExitStatus.usage.rawValue)
         }
         let path = options.path
+        // SIGHUP's default action ends the process; until the reload service traps it (once the service
+        // group runs), a `systemctl reload` during start-up must not kill the agent.
+        signal(SIGHUP, SIG_IGN)
         let daemon: Daemon
         do {
             let config = try options.load()

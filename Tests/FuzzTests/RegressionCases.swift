@@ -147,6 +147,12 @@ enum RegressionCases {
         Blob("a = 2024-12-31 1#\n", "crash: before a comment", expect: .rejected),
         Blob("a = 2024-12-31 12\n", "two digits: toml++'s own error", expect: .rejected),
         Blob("[store]\npath = \"2024-12-31 1\"\n", "the same text in a string is fine", expect: .accepted),
+        // Found by fuzzing (config, FUZZ_SEED=777, FUZZ_SCALE=100, case 40367: a 200 KB quoted key and a
+        // 100 000-deep array): the key-line scanner copied the key's path for every bracket, for minutes.
+        Blob("\"" + String(repeating: "[", count: 100_000) + "\"=" + String(repeating: "[", count: 100_000)
+             + String(repeating: "]", count: 100_000), "hang: a huge key, a deep array", expect: .rejected),
+        Blob("\"" + String(repeating: "k", count: 200_000) + "\" = [" + String(repeating: "1,", count: 50_000) + "1]",
+             "hang: a huge key, a long array (valid TOML, an unknown key)", expect: .rejected),
         Blob("[store]\npath = 'a\\u0000b'\n", "a literal string holds backslash-u text, not a NUL", expect: .accepted),
         Blob("[[source]]\n[source.filter]\nchannel = \"[(\"\n", "a bad regex and missing keys", expect: .rejected),
         Blob("[api]\nlisten = \"[::1]:99999\"\n", "a port out of range", expect: .rejected),

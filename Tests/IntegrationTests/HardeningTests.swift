@@ -179,4 +179,29 @@ import Glibc
         let all = Harness.expectedUsed(lines)
         #expect(try h.waitForUsed(all, clients: 3, timeout: 60) == usedStrings(all, clients: 3), "\(d.log)")
     }
+
+    /// Config text the fuzzer found to crash TOMLKit (an assertion in toml++, a trap in TOMLKit): a SIGHUP
+    /// reload of it must be refused with the daemon still running and still charging.
+    @Test func reloadingAConfigThatCrashedTheTOMLParserIsRefused() throws {
+        let h = try Harness.tailing()
+        try h.createClients(1)
+        let lines = try h.generate(count: 40, clients: 1, seed: 44)
+        let d = try DaemonProcess(h)
+        defer { _ = d.terminate() }
+        #expect(d.waitForLog("source opened"), "\(d.log)")
+        let good = try String(contentsOfFile: h.configPath, encoding: .utf8)
+        let bad = ["[=]\n", "[[[store]]]\n", "a = [}\n", "a = 2024-12-31 1\n", "\"k\\u0000\" = 1\n"]
+        for (n, text) in bad.enumerated() {
+            try h.write("creditmeter.toml", good + text)
+            kill(d.process.processIdentifier, SIGHUP)
+            let deadline = Date().addingTimeInterval(10)
+            while Date() < deadline, d.log.components(separatedBy: "reload refused").count < n + 2 { usleep(50_000) }
+            #expect(d.log.components(separatedBy: "reload refused").count == n + 2, "\(text) refused: \(d.log)")
+            #expect(d.process.isRunning, "still running after reloading \(text)")
+        }
+        try h.write("creditmeter.toml", good)
+        try h.append(lines[...])
+        let want = Harness.expectedUsed(lines)
+        #expect(try h.waitForUsed(want, clients: 1) == usedStrings(want, clients: 1), "still charging: \(d.log)")
+    }
 }
