@@ -56,6 +56,7 @@ public struct ReloadService: Service {
 
     public func run() async throws {
         let signals = await UnixSignalsSequence(trapping: .sighup)
+        runtime.logger.info("reload: SIGHUP re-reads the config and rate decks")
         for await _ in signals.cancelOnGracefulShutdown() {
             runtime.notifier.reloading()
             let before = runtime.generation.config

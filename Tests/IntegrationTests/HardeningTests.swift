@@ -189,6 +189,8 @@ import Glibc
         let d = try DaemonProcess(h)
         defer { _ = d.terminate() }
         #expect(d.waitForLog("source opened"), "\(d.log)")
+        // A SIGHUP before the reload service traps it is ignored (not fatal): wait until it listens.
+        #expect(d.waitForLog("SIGHUP re-reads the config"), "\(d.log)")
         let good = try String(contentsOfFile: h.configPath, encoding: .utf8)
         let bad = ["[=]\n", "[[[store]]]\n", "a = [}\n", "a = 2024-12-31 1\n", "\"k\\u0000\" = 1\n"]
         for (n, text) in bad.enumerated() {
