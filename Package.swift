@@ -86,10 +86,12 @@ let package = Package(
         .testTarget(name: "CDRParserTests", dependencies: ["CDRParser", "CDRGen", "MeterCore"]),
         .testTarget(name: "RaterTests", dependencies: ["Rater", "MeterCore"]),
         .testTarget(name: "MeterConfigTests", dependencies: ["MeterConfig"]),
-        .testTarget(name: "LedgerTests", dependencies: ["Ledger", "MeterCore"]),
+        .testTarget(name: "LedgerTests", dependencies: ["Ledger", "MeterCore", "TestSupport"]),
+        // The pipeline between parser and ledger: attribution, limits, batching, replay totals.
+        .testTarget(name: "IngestTests", dependencies: ["Ingest", "Ledger", "CDRParser", "Rater", "MeterCore", "TestSupport"]),
         .testTarget(name: "CDRSourceTests", dependencies: ["CDRSource"]),
         // Helpers shared by test targets (the sample webhook receiver as a child process).
-        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["Ledger", "MeterCore"], path: "Tests/TestSupport"),
         .testTarget(name: "DeliveryTests", dependencies: ["Delivery", "Outbox", "Ledger", "MeterCore", "MeterConfig", "TestSupport"]),
         .testTarget(name: "APITests", dependencies: ["API", "Ledger", "MeterCore", "MeterConfig", "Rater", "TestSupport"]),
         .testTarget(name: "IntegrationTests", dependencies: ["MeterCore", "CDRGen", "CDRParser", "TestSupport"]),

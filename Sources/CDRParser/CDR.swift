@@ -53,6 +53,9 @@ public struct CDR: Sendable, Equatable {
         return Self.displayString(b)
     }
 
+    /// See `CDRView.startKey`.
+    public var startKey: Int64 { withView { $0.startKey } }
+
     /// The account code a CDR is billed to, read from `field` (`[accounts] field`); "" when absent.
     public func account(for field: CDRField = .accountcode) -> String { value(field) ?? "" }
 
@@ -147,6 +150,15 @@ public struct CDRView {
     /// The dedupe key, as `CDR.identity`; computed on each call unless the view came from a `CDR`.
     public var identity: String {
         knownIdentity ?? CDRBuilder.identity(storage, spans: spans)
+    }
+
+    /// The start field read as wall-clock seconds with no time zone applied, 0 when it is missing or
+    /// unreadable. It depends on the record's bytes alone, so a CDR gets the same key whatever zone its
+    /// source is read in; the ledger leads its dedupe index with it, so that charges of calls that
+    /// started close together land close together in the index, whatever their identity hashes.
+    public var startKey: Int64 {
+        guard let b = bytes(.start), case .epoch(let t) = TimeText.parse(b, zone: ZoneTable.utc) else { return 0 }
+        return t
     }
 
     /// Whether every byte is ASCII: then the bytes are exactly the UTF-8 of `value`'s String.

@@ -28,6 +28,8 @@ struct ZoneTable: Sendable {
         offsets = offs
     }
 
+    static let utc = ZoneTable(TimeZone(identifier: "UTC") ?? .gmt)
+
     var isUTC: Bool { transitions.isEmpty && offsets.first == 0 }
 
     /// Seconds east of UTC in effect at the UTC instant `t`.

@@ -42,7 +42,8 @@ public final class SourceService: Service, @unchecked Sendable {
         let g = runtime.generation
         generation = g.number
         settings = try Assembly.settings(for: source, index: index)
-        metering = Metering(accountField: g.accountField, directory: [:], decks: g.decks)
+        metering = Metering(accountField: g.accountField, directory: [:], decks: g.decks,
+                            maxBillsec: g.config.rating.maxBillsec)
         lastCommitted = try ledger.sourcePosition(name: source.name).map(Self.checkpoint)
         tailer = Tailer(path: source.path, checkpoint: lastCommitted, startAt: startAt)
         watcher = try ChangeWatcher(paths: [source.path])
@@ -162,7 +163,7 @@ public final class SourceService: Service, @unchecked Sendable {
         let status = tailer.status
         MeterMetrics.batch(source: name, read: batch.lines, charged: outcome?.charged ?? 0,
                            quarantined: quarantined.count,
-                           microcredits: outcome.map { $0.costByClient.values.reduce(0, +) } ?? 0)
+                           microcredits: Int64(clamping: outcome?.totalCost ?? 0))
         MeterMetrics.sourceLag(source: name, bytes: status.lagBytes)
         runtime.update(source: name) { c in
             c.linesRead += batch.lines
@@ -184,6 +185,7 @@ public final class SourceService: Service, @unchecked Sendable {
             generation = g.number
             metering.decks = g.decks
             metering.accountField = g.accountField
+            metering.maxBillsec = g.config.rating.maxBillsec
             if let i = g.config.sources.firstIndex(where: { $0.name == name }),
                let s = try? Assembly.settings(for: g.config.sources[i], index: i) {
                 settings = s

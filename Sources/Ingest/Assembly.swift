@@ -65,6 +65,7 @@ public enum Assembly {
         guard let field = CDRField.named(config.accounts.field) else {
             throw Failure(key: "accounts.field", message: "'\(config.accounts.field)' is not a CDR field")
         }
-        return Metering(accountField: field, directory: try ledger.accountDirectory(), decks: decks)
+        return Metering(accountField: field, directory: try ledger.accountDirectory(), decks: decks,
+                        maxBillsec: config.rating.maxBillsec)
     }
 }

@@ -36,14 +36,21 @@ public struct SourceSettings: Sendable {
 /// the caller refreshes the directory after clients change.
 public struct Metering: Sendable {
     public var accountField: CDRField
+    /// `[rating] max_billsec`: a billable CDR longer than this is quarantined as `implausible_duration`
+    /// rather than charged, so no single record can carry a cost near the limits of the arithmetic.
+    public var maxBillsec: Int64
     public var directory: [String: AccountOwner] { didSet { index = AccountIndex(directory, decks) } }
     public var decks: [String: RateDeck] { didSet { index = AccountIndex(directory, decks) } }
     /// `directory` and `decks` joined and keyed by the account's bytes, so a line is attributed
     /// without building a String or hashing one.
     private var index: AccountIndex
 
-    public init(accountField: CDRField, directory: [String: AccountOwner], decks: [String: RateDeck]) {
+    public static let defaultMaxBillsec: Int64 = 604_800
+
+    public init(accountField: CDRField, directory: [String: AccountOwner], decks: [String: RateDeck],
+                maxBillsec: Int64 = Metering.defaultMaxBillsec) {
         self.accountField = accountField
+        self.maxBillsec = maxBillsec
         self.directory = directory
         self.decks = decks
         self.index = AccountIndex(directory, decks)
@@ -77,7 +84,12 @@ public struct Metering: Sendable {
         guard cdr.isBillable else { return .notBillable }
         func quarantine(_ reason: String, _ message: String) -> LineOutcome {
             .quarantine(QuarantineEntry(key: cdr.identity, source: source.name, position: offset,
-                                        line: lineNumber, reason: reason, message: message, raw: Array(raw)))
+                                        line: lineNumber, reason: reason, message: message, raw: Array(raw),
+                                        startKey: cdr.startKey))
+        }
+        guard cdr.billableSeconds <= maxBillsec else {
+            return quarantine("implausible_duration",
+                              "\(cdr.billableSeconds) billable seconds is more than [rating] max_billsec (\(maxBillsec))")
         }
         let accountBytes = cdr.bytes(accountField) ?? UnsafeBufferPointer(start: nil, count: 0)
         guard !accountBytes.isEmpty else {
@@ -110,7 +122,7 @@ public struct Metering: Sendable {
             identity: cdr.identity, clientID: owner.clientID, account: account, source: source.name,
             position: offset, line: lineNumber, destination: dst, prefix: row.prefix,
             billsec: cdr.billableSeconds, chargedSeconds: rated.chargedSeconds, cost: rated.cost,
-            startedAt: cdr.startEpoch))
+            startedAt: cdr.startEpoch, startKey: cdr.startKey))
     }
 
     /// A line that does not parse has no identity; its bytes and place stand in for one, so

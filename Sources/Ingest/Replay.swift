@@ -87,10 +87,13 @@ public struct Replayer {
 
         summary.charged = committed.charged
         summary.duplicates = committed.duplicates
-        let names = Dictionary(uniqueKeysWithValues: metering.directory.values.map { ($0.clientID, $0.username) })
-        var total: Int64 = 0
+        // The directory is keyed by account code: a client with several codes appears once per code.
+        let names = Dictionary(metering.directory.values.map { ($0.clientID, $0.username) }, uniquingKeysWith: { a, _ in a })
+        // Each client's total is checked as it is summed (the ledger refuses one past Int64); the sum across
+        // clients is kept wide instead, so a replay of absurd but accepted costs reports rather than traps.
+        var total: Int128 = 0
         for (id, t) in committed.byClient {
-            total += t.cost
+            total += Int128(t.cost)
             summary.clients[names[id] ?? "#\(id)"] = .init(cdrs: t.cdrs, cost: Money.format(t.cost))
         }
         summary.cost = Money.format(total)
@@ -220,7 +223,11 @@ private final class CommitPipe: @unchecked Sendable {
         defer { condition.unlock() }
         totals.charged += outcome.charged
         totals.duplicates += outcome.duplicates
-        for (id, cost) in outcome.costByClient { totals.byClient[id, default: (0, 0)].cost += cost }
+        for (id, cost) in outcome.costByClient {
+            // Saturating: a replay's per-client figure is a report; the ledger's Used is checked where it is stored.
+            let (sum, overflow) = totals.byClient[id, default: (0, 0)].cost.addingReportingOverflow(cost)
+            totals.byClient[id, default: (0, 0)].cost = overflow ? Int64.max : sum
+        }
         for (id, n) in outcome.countByClient { totals.byClient[id, default: (0, 0)].cdrs += n }
     }
 }

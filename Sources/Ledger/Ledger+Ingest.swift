@@ -33,8 +33,10 @@ extension Ledger {
         if !quarantined.isEmpty {
             // An identity already charged is accounted for: quarantining it again would only make noise.
             let q = try store.statement("""
-                INSERT INTO quarantine (key, source, position, line, reason, message, raw, at)
-                SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8 WHERE NOT EXISTS (SELECT 1 FROM usage WHERE identity = ?1)
+                INSERT INTO quarantine (key, source, position, line, reason, message, raw, at, start_key)
+                SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?10
+                WHERE NOT EXISTS (SELECT 1 FROM usage WHERE start_key = ?9 AND identity = ?1)
+                    AND NOT EXISTS (SELECT 1 FROM usage WHERE start_key IS NULL AND identity = ?1)
                 ON CONFLICT (key) DO NOTHING
                 """, "quarantining a line")
             for e in quarantined {
@@ -47,67 +49,78 @@ extension Ledger {
                 try q.bind(6, e.message)
                 try q.bind(7, blob: e.raw)
                 try q.bind(8, now)
+                // A raw key (a line that did not parse) is never an identity: -1 is no CDR's start.
+                try q.bind(9, e.startKey ?? -1)
+                try q.bind(10, e.startKey)
                 try q.run()
                 if store.changes > 0 { outcome.quarantined += 1 }
             }
         }
 
         if !charges.isEmpty {
-            // One cheap probe per batch spares a DELETE per charge in the usual case of an empty quarantine.
-            let quarantineInUse = try store.scalarInt("SELECT EXISTS (SELECT 1 FROM quarantine)", purpose: "probing the quarantine") != 0
-            let unquarantine = try store.statement("DELETE FROM quarantine WHERE key = ?1", "releasing a charged line from quarantine")
+            if let c = charges.first(where: { $0.cost < 0 }) {
+                throw .invalidAmount("charge \(c.identity) has a negative cost (\(Money.format(c.cost)))")
+            }
+            var fresh = charges[...]
+            // Rows charged before the dedupe index led with the start are only found by identity.
+            if try store.scalarInt("SELECT EXISTS (SELECT 1 FROM usage WHERE start_key IS NULL)",
+                                   purpose: "probing for rows charged before schema version 3") != 0 {
+                let legacy = try store.statement("SELECT 1 FROM usage WHERE start_key IS NULL AND identity = ?1",
+                                                 "looking up a charge made before schema version 3")
+                var kept: [Charge] = []
+                kept.reserveCapacity(charges.count)
+                for c in charges {
+                    defer { legacy.reset() }
+                    try legacy.bind(1, c.identity)
+                    if try legacy.step() { outcome.duplicates += 1 } else { kept.append(c) }
+                }
+                fresh = kept[...]
+            }
+
+            var newlyCharged: [String] = []
+            newlyCharged.reserveCapacity(fresh.count)
             func charged(_ c: Charge) throws(LedgerError) {
                 outcome.charged += 1
                 let (sum, overflow) = outcome.costByClient[c.clientID, default: 0].addingReportingOverflow(c.cost)
                 guard !overflow else { throw .invalidAmount("the batch's total cost for client id \(c.clientID) overflows") }
                 outcome.costByClient[c.clientID] = sum
                 outcome.countByClient[c.clientID, default: 0] += 1
-                if quarantineInUse {
-                    defer { unquarantine.reset() }
-                    try unquarantine.bind(1, c.identity)
-                    try unquarantine.run()
-                }
+                newlyCharged.append(c.identity)
             }
 
-            let one = try store.statement(Self.insertOneSQL, "recording a charge")
-            // Chunk sizes this connection's variable limit allows (13 per charge), largest first.
+            // Chunk sizes this connection's variable limit allows (14 per charge), largest first.
             let sizes = Self.chunkSizes.filter { $0 * Self.usageParameters <= store.variableLimit }
             // Looked up once per size and batch: the cache is keyed by the SQL text, which is long.
             var chunkStatements: [Int: Statement] = [:]
             func chunkStatement(_ rows: Int) throws(LedgerError) -> Statement {
                 if let s = chunkStatements[rows] { return s }
-                let s = try store.statement(Self.insertChunkSQL(rows: rows), "recording charges")
+                let s = try store.statement(Self.insertChunkSQL(rows: rows), "recording a charge")
                 chunkStatements[rows] = s
                 return s
             }
             var text = ChargeText()
-            // Chunks go in as one statement each while they can; after a chunk with a repeat in it the rest
-            // of the batch goes one charge at a time, so a replayed file is not tried twice per chunk.
-            var chunked = true
-            var start = charges.startIndex
-            while start < charges.endIndex {
-                let left = charges.endIndex - start
-                if chunked, let size = sizes.first(where: { $0 <= left }) {
-                    let run = charges[start..<(start + size)]
-                    if run.allSatisfy({ $0.cost >= 0 }) {
-                        if try insertChunk(try chunkStatement(size), run, text: &text, now: now) {
-                            for c in run { try charged(c) }
-                            start = run.endIndex
-                            continue
-                        }
-                    }
-                    // A repeat, another constraint or a negative cost somewhere in the chunk: one at a time
-                    // tells which charge it was, and fails the batch exactly where it always did.
-                    chunked = false
+            var inserted: [Bool] = []
+            var start = fresh.startIndex
+            while start < fresh.endIndex {
+                let left = fresh.endIndex - start
+                let size = sizes.first(where: { $0 <= left }) ?? 1
+                let run = fresh[start..<(start + size)]
+                start = run.endIndex
+                try insertChunk(try chunkStatement(size), run, text: &text, now: now, inserted: &inserted)
+                for (k, c) in run.enumerated() {
+                    if inserted[k] { try charged(c) } else { outcome.duplicates += 1 }
                 }
-                let c = charges[start]
-                start += 1
-                guard c.cost >= 0 else { throw .invalidAmount("charge \(c.identity) has a negative cost (\(Money.format(c.cost)))") }
-                guard try insertOne(one, c, text: &text, now: now) else {
-                    outcome.duplicates += 1
-                    continue
-                }
-                try charged(c)
+            }
+
+            // A charged line may have been quarantined before (its client did not exist yet): release it.
+            if !newlyCharged.isEmpty,
+               try store.scalarInt("SELECT EXISTS (SELECT 1 FROM quarantine)", purpose: "probing the quarantine") != 0 {
+                let release = try store.statement(
+                    "DELETE FROM quarantine WHERE key IN (SELECT value FROM json_each(?1))",
+                    "releasing charged lines from quarantine")
+                defer { release.reset() }
+                try release.bind(1, Self.jsonArray(newlyCharged))
+                try release.run()
             }
         }
 
@@ -211,53 +224,61 @@ extension Ledger {
 
     /// Charges per multi-row INSERT, largest first: the per-statement work (cursors, halt, reset, the
     /// statement journal's bookkeeping) is paid once per chunk instead of once per charge, and the
-    /// smaller sizes take a batch's remainder. 256 × 13 parameters fit SQLite's default limit (32,766).
-    static let chunkSizes = [256, 32, 4]
-    static let usageParameters = 13
+    /// smaller sizes take a batch's remainder. 256 × 14 parameters fit SQLite's default limit (32,766).
+    static let chunkSizes = [256, 32, 4, 1]
+    static let usageParameters = 14
 
     private static let usageColumns = """
         INSERT INTO usage (identity, client_id, account, source, position, line, destination, prefix,
-            billsec, charged_seconds, cost, started_at, charged_at)
+            billsec, charged_seconds, cost, started_at, charged_at, start_key)
         """
 
-    /// Inserts one charge; false when its identity was charged before (ON CONFLICT names the identity, so
-    /// every other constraint: NOT NULL, the client foreign key, STRICT types, still fails the batch).
-    private func insertOne(_ s: Statement, _ c: Charge, text: inout ChargeText, now: Int64) throws(LedgerError) -> Bool {
-        text.load(CollectionOfOne(c))
-        try text.bytes.withUnsafeBufferPointer { (buf: UnsafeBufferPointer<UInt8>) throws(LedgerError) in
-            defer { s.reset(); s.clearBindings() }
-            try bind(c, row: 0, to: s, text: buf, spans: text.spans, now: now)
-            try s.run()
-        }
-        return store.changes > 0
-    }
-
-    /// Inserts a chunk of charges in one statement; false when one of them broke a constraint (most
-    /// likely a repeat identity), in which case SQLite has undone the whole statement and nothing else.
-    private func insertChunk(_ s: Statement, _ run: ArraySlice<Charge>, text: inout ChargeText, now: Int64) throws(LedgerError) -> Bool {
+    /// Inserts a chunk of charges in one statement and sets `inserted[k]` for each charge `run[k]` that was
+    /// new. A key already charged is skipped (ON CONFLICT DO NOTHING covers only the uniqueness indexes, so
+    /// NOT NULL, the client foreign key and STRICT types still fail the batch).
+    ///
+    /// Rows go in in VALUES order, so of equal keys in one chunk only the first can be inserted, and the
+    /// RETURNING rows name the inserted keys. SQLite hands them back in insertion order, which lets them be
+    /// matched by walking the chunk once, comparing bytes; should a row ever come back out of that order, the
+    /// match is redone by key, which needs no order at all.
+    private func insertChunk(_ s: Statement, _ run: ArraySlice<Charge>, text: inout ChargeText, now: Int64,
+                             inserted: inout [Bool]) throws(LedgerError) {
         text.load(run)
-        return try text.bytes.withUnsafeBufferPointer { (buf: UnsafeBufferPointer<UInt8>) throws(LedgerError) -> Bool in
+        try text.bytes.withUnsafeBufferPointer { (buf: UnsafeBufferPointer<UInt8>) throws(LedgerError) in
             defer { s.reset(); s.clearBindings() }
             for (row, c) in run.enumerated() {
                 try bind(c, row: row, to: s, text: buf, spans: text.spans, now: now)
             }
-            do throws(LedgerError) {
-                try s.run()
-            } catch {
-                guard Store.isConstraint(error), store.inTransaction else { throw error }
-                return false
+            let base = run.startIndex
+            inserted.removeAll(keepingCapacity: true)
+            inserted.append(contentsOf: repeatElement(false, count: run.count))
+            var next = 0
+            var unordered: [ChargeKey]? = matchInsertsByKey ? [] : nil
+            while try s.step() {
+                if unordered == nil {
+                    let key = s.int64(0)
+                    var j = next
+                    while j < run.count, !(run[base + j].startKey == key && s.text(1, equals: run[base + j].identity)) { j += 1 }
+                    if j < run.count {
+                        inserted[j] = true
+                        next = j + 1
+                        continue
+                    }
+                    unordered = []
+                }
+                unordered?.append(ChargeKey(startKey: s.int64(0), identity: s.text(1)))
             }
-            return true
+            guard let rest = unordered else { return }
+            var unclaimed = Set(rest)
+            for j in 0..<run.count where inserted[j] {
+                unclaimed.insert(ChargeKey(startKey: run[base + j].startKey, identity: run[base + j].identity))
+            }
+            for j in 0..<run.count {
+                inserted[j] = unclaimed.remove(ChargeKey(startKey: run[base + j].startKey, identity: run[base + j].identity)) != nil
+            }
         }
     }
 
-    private static let insertOneSQL = usageColumns + """
-
-        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
-        ON CONFLICT (identity) DO NOTHING
-        """
-
-    /// No ON CONFLICT here: a repeat must fail the chunk, so that `insertOne` can tell which charge it was.
     static func insertChunkSQL(rows: Int) -> String {
         chunkSQL[rows] ?? makeChunkSQL(rows: rows)
     }
@@ -267,6 +288,34 @@ extension Ledger {
     private static func makeChunkSQL(rows: Int) -> String {
         let row = "(" + Array(repeating: "?", count: usageParameters).joined(separator: ", ") + ")"
         return usageColumns + "\nVALUES " + Array(repeating: row, count: rows).joined(separator: ",\n")
+            + "\nON CONFLICT DO NOTHING RETURNING start_key, identity"
+    }
+
+    /// `["a","b",...]` for json_each. Identities are nearly always plain ASCII, copied as they are; any
+    /// other string is escaped as JSON requires.
+    static func jsonArray(_ strings: [String]) -> String {
+        var out: [UInt8] = [UInt8(ascii: "[")]
+        out.reserveCapacity(strings.count * 40)
+        for (i, v) in strings.enumerated() {
+            if i > 0 { out.append(UInt8(ascii: ",")) }
+            out.append(UInt8(ascii: "\""))
+            for b in v.utf8 {
+                switch b {
+                case UInt8(ascii: "\""), UInt8(ascii: "\\"):
+                    out.append(UInt8(ascii: "\\"))
+                    out.append(b)
+                case 0..<0x20:
+                    let hex = Array("0123456789abcdef".utf8)
+                    out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"),
+                                            hex[Int(b >> 4)], hex[Int(b & 0xF)]])
+                default:
+                    out.append(b)
+                }
+            }
+            out.append(UInt8(ascii: "\""))
+        }
+        out.append(UInt8(ascii: "]"))
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// Binds `c` to parameters 13 * row + 1 ... 13 * row + 13 of an insert into usage.
@@ -288,6 +337,7 @@ extension Ledger {
         try s.bind(p + 11, c.cost)
         try s.bind(p + 12, c.startedAt)
         try s.bind(p + 13, now)
+        try s.bind(p + 14, c.startKey)
     }
 }
 
@@ -312,4 +362,10 @@ struct ChargeText {
         bytes.append(contentsOf: s.utf8)
         spans.append(start..<bytes.count)
     }
+}
+
+/// What makes a charge unique in the ledger.
+struct ChargeKey: Hashable {
+    var startKey: Int64
+    var identity: String
 }

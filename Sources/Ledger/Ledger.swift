@@ -10,6 +10,9 @@ public final class Ledger: @unchecked Sendable {
     let store: Store
     private let lock = NSRecursiveLock()
     private var currentThresholds: Thresholds
+    /// Tests set this to match a chunk's RETURNING rows by key, the path taken should SQLite ever return
+    /// them out of insertion order. Read and written under the ledger's lock.
+    var matchInsertsByKey = false
 
     /// Opens (or creates) the database file and migrates it; the parent directory must exist.
     public init(path: String, thresholds: Thresholds = .default) throws(LedgerError) {

@@ -105,9 +105,14 @@ public struct Charge: Sendable, Equatable {
     /// µcr.
     public var cost: Int64
     public var startedAt: Int64?
+    /// The CDR's start as wall-clock seconds with no zone applied (`CDRView.startKey`), 0 without one. With
+    /// `identity` it is the dedupe key; leading the index with it keeps inserts close together.
+    public var startKey: Int64
 
     public init(identity: String, clientID: Int64, account: String, source: String, position: Int64, line: Int64,
-                destination: String, prefix: String, billsec: Int64, chargedSeconds: Int64, cost: Int64, startedAt: Int64?) {
+                destination: String, prefix: String, billsec: Int64, chargedSeconds: Int64, cost: Int64, startedAt: Int64?,
+                startKey: Int64 = 0) {
+        self.startKey = startKey
         self.identity = identity
         self.clientID = clientID
         self.account = account
@@ -133,8 +138,12 @@ public struct QuarantineEntry: Sendable, Equatable {
     public var reason: String
     public var message: String
     public var raw: [UInt8]
+    /// The CDR's `Charge.startKey` when the line parsed (with `key`, the identity it would be charged under).
+    public var startKey: Int64?
 
-    public init(key: String, source: String, position: Int64, line: Int64, reason: String, message: String, raw: [UInt8]) {
+    public init(key: String, source: String, position: Int64, line: Int64, reason: String, message: String, raw: [UInt8],
+                startKey: Int64? = nil) {
+        self.startKey = startKey
         self.key = key
         self.source = source
         self.position = position
@@ -188,6 +197,10 @@ public struct BatchOutcome: Sendable, Equatable {
     public var costByClient: [Int64: Int64]
     /// Client id → number of CDRs newly charged in this batch (same keys as `costByClient`).
     public var countByClient: [Int64: Int]
+
+    /// µcr newly charged in this batch across all clients, summed wide: each client's total fits Int64,
+    /// their sum need not.
+    public var totalCost: Int128 { costByClient.values.reduce(Int128(0)) { $0 + Int128($1) } }
 }
 
 /// Who an account code bills to, for rating.

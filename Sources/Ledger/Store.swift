@@ -1,4 +1,9 @@
 import CSQLite
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// The one owner of a SQLite connection: opens it, migrates it, caches prepared statements and nests transactions.
 ///
@@ -290,6 +295,18 @@ final class Statement {
         guard let p = sqlite3_column_text(handle, column) else { return "" }
         let n = Int(sqlite3_column_bytes(handle, column))
         return String(decoding: UnsafeBufferPointer(start: p, count: n), as: UTF8.self)
+    }
+
+    /// Whether the column's text is exactly `s`'s UTF-8, without making a String of it.
+    func text(_ column: Int32, equals s: String) -> Bool {
+        let p = sqlite3_column_text(handle, column)
+        let n = Int(sqlite3_column_bytes(handle, column))
+        var s = s
+        return s.withUTF8 { u in
+            guard u.count == n else { return false }
+            guard n > 0, let p, let q = u.baseAddress else { return true }
+            return memcmp(p, q, n) == 0
+        }
     }
 
     func blob(_ column: Int32) -> [UInt8] {

@@ -22,6 +22,7 @@ public struct Config: Sendable {
     public var api: APIConfig
     public var authorize: AuthorizeConfig
     public var retention: RetentionConfig
+    public var rating: RatingConfig
     /// Line of each key path, for messages about values checked after loading (rate decks).
     var keyLines: KeyLines
 
@@ -39,6 +40,7 @@ public struct Config: Sendable {
         self.api = APIConfig()
         self.authorize = AuthorizeConfig()
         self.retention = RetentionConfig()
+        self.rating = RatingConfig()
         self.keyLines = KeyLines()
     }
 
@@ -363,4 +365,12 @@ public struct RetentionConfig: Sendable, Equatable {
     public var disabledDays: Int64
 
     public init(disabledDays: Int64 = 90) { self.disabledDays = disabledDays }
+}
+
+/// `[rating]`: limits on what a single CDR may be charged for.
+public struct RatingConfig: Sendable, Equatable {
+    /// Billable seconds above this (a week by default) quarantine the CDR as `implausible_duration`.
+    public var maxBillsec: Int64
+
+    public init(maxBillsec: Int64 = 604_800) { self.maxBillsec = maxBillsec }
 }

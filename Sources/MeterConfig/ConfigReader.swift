@@ -20,7 +20,7 @@ struct ConfigReader {
     }
 
     static let topKeys = ["store", "source", "accounts", "plan", "thresholds", "delivery", "endpoint",
-                          "api", "authorize", "retention"]
+                          "api", "authorize", "retention", "rating"]
 
     mutating func read() throws(ConfigError) -> Config {
         // Text that TOMLKit would crash on rather than report (see KeyLines.refusal).
@@ -52,6 +52,7 @@ struct ConfigReader {
         if let t = table(root, "api", path: "") { readAPI(t, into: &config) }
         if let t = table(root, "authorize", path: "") { readAuthorize(t, into: &config) }
         if let t = table(root, "retention", path: "") { readRetention(t, into: &config) }
+        if let t = table(root, "rating", path: "") { readRating(t, into: &config) }
 
         if !issues.isEmpty {
             // Report in file order; issues without a line (rare) go last.
@@ -383,6 +384,11 @@ struct ConfigReader {
         } else {
             c.authorize.reservationSeconds = c.authorize.maxCallSeconds + 60
         }
+    }
+
+    mutating func readRating(_ t: TOMLTable, into c: inout Config) {
+        checkKeys(t, path: "rating", allowed: ["max_billsec"])
+        if let v = int(t, "max_billsec", in: "rating", range: 1 ... Int64.max) { c.rating.maxBillsec = v }
     }
 
     mutating func readRetention(_ t: TOMLTable, into c: inout Config) {

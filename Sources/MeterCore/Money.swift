@@ -89,9 +89,10 @@ public enum Money {
     }
 
     /// Formats µcr as credits with trailing fractional zeros removed: `100`, `22.5`, `0.000001`, `-3.25`.
-    public static func format(_ micro: Int64) -> String {
-        // Int64.min has no positive counterpart; widen so the sign split is exact.
-        let wide = Int128(micro)
+    public static func format(_ micro: Int64) -> String { format(Int128(micro)) }
+
+    /// A sum of many amounts, which can be past Int64 (totals across clients are summed wide, never trapped).
+    public static func format(_ wide: Int128) -> String {
         let magnitude = wide < 0 ? -wide : wide
         let whole = magnitude / Int128(microPerCredit)
         var frac = magnitude % Int128(microPerCredit)

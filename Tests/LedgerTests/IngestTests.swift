@@ -1,3 +1,4 @@
+import TestSupport
 import Foundation
 import Testing
 import MeterCore
@@ -241,5 +242,29 @@ import MeterCore
         // A negative cost is refused the same way.
         #expect(throws: LedgerError.self) { try t.ledger.commit(batch([charge("c3", client: ann.id, cost: -1)], position: p1), now: 4) }
         #expect(try t.ledger.sourcePosition(name: "master") == p0)
+    }
+}
+
+@Suite struct ChunkMatchingTests {
+    /// Repeats inside one chunk, against earlier batches and new charges, matched both ways: by walking
+    /// the RETURNING rows in order, and by key (what happens should they ever come back in another order).
+    @Test(arguments: [false, true])
+    func repeatsAreCountedOnceWhicheverWayRowsAreMatched(byKey: Bool) throws {
+        let t = try TempLedger()
+        defer { t.cleanup() }
+        let ann = try makeClient(t.ledger, "ann")
+        t.ledger.matchInsertsByKey = byKey
+        _ = try t.ledger.commit(batch((0..<10).map { charge("old-\($0)", client: ann.id, cost: 1, line: Int64($0)) }), now: 1)
+        var charges: [Charge] = []
+        for i in 0..<300 {
+            charges.append(charge("new-\(i)", client: ann.id, cost: 10, line: Int64(i)))
+            if i % 4 == 0 { charges.append(charge("new-\(i)", client: ann.id, cost: 10, line: Int64(i))) }
+            if i % 30 == 0 { charges.append(charge("old-\(i / 30)", client: ann.id, cost: 1, line: Int64(i))) }
+        }
+        let out = try t.ledger.commit(batch(charges), now: 2)
+        #expect(out.charged == 300)
+        #expect(out.duplicates == charges.count - 300)
+        #expect(out.costByClient[ann.id] == 3_000)
+        #expect(try t.ledger.client(username: "ann")?.meter.used == 3_010)
     }
 }

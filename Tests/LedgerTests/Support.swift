@@ -1,28 +1,7 @@
 import Foundation
 import MeterCore
 @testable import Ledger
-
-/// A ledger on a fresh file in a private temp directory, removed by `cleanup()`.
-struct TempLedger {
-    let dir: URL
-    let path: String
-    let ledger: Ledger
-
-    init(thresholds: Thresholds = .default) throws {
-        dir = FileManager.default.temporaryDirectory.appendingPathComponent("ledgertest-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        path = dir.appendingPathComponent("ledger.db").path
-        ledger = try Ledger(path: path, thresholds: thresholds)
-    }
-
-    func reopen(thresholds: Thresholds = .default) throws -> Ledger {
-        try Ledger(path: path, thresholds: thresholds)
-    }
-
-    func cleanup() {
-        try? FileManager.default.removeItem(at: dir)
-    }
-}
+import TestSupport
 
 let fakeHash = "$y$j9T$notarealsalt$notarealhashnotarealhashnotarealhash"
 let credit: Int64 = 1_000_000
@@ -48,7 +27,7 @@ func charge(_ identity: String, client: Int64, cost: Int64, account: String = "a
 
 func entry(_ key: String, reason: String = "unknown_account", raw: String = "\"x\",\"y\"") -> QuarantineEntry {
     QuarantineEntry(key: key, source: "master", position: 42, line: 7, reason: reason, message: "no client for account 'x'",
-                    raw: Array(raw.utf8))
+                    raw: Array(raw.utf8), startKey: 0)
 }
 
 func batch(_ charges: [Charge], quarantined: [QuarantineEntry] = [], position: SourcePosition? = nil) -> ChargeBatch {
