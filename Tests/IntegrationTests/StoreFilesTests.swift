@@ -163,7 +163,9 @@ import Glibc
                 files: ["t": Array("0123456789abcdef".utf8) + [0xFF, 0xFE]], key: "api.admin_token_file"),
         Refusal(name: "an admin token file that is a directory", config: "[api]\nlisten = \"127.0.0.1:PORT\"\nadmin_token_file = \"d\"\n",
                 files: ["d/x": Array("".utf8)], key: "api.admin_token_file"),
-        Refusal(name: "a listen host that does not resolve", config: "[api]\nlisten = \"no-such-host.invalid:PORT\"\n", key: "api.listen"),
+        Refusal(name: "a listen host that does not resolve",
+                config: "[api]\nlisten = \"no-such-host.invalid:PORT\"\nadmin_token_file = \"t\"\n",
+                files: ["t": Array("0123456789abcdef0123456789abcdef\n".utf8)], key: "api.listen"),
         Refusal(name: "a secret_file without a whsec_ secret", config: "[api]\nlisten = \"127.0.0.1:PORT\"\n\n" + endpoint + "secret_file = \"s\"\n",
                 files: ["s": Array("not-a-webhook-secret\n".utf8)], key: "endpoint[0].secret_file"),
         Refusal(name: "an empty token_file", config: "[api]\nlisten = \"127.0.0.1:PORT\"\n\n" + endpoint
