@@ -50,7 +50,7 @@ final class Store {
 
     /// SQLite makes a new database file 0644 (it fchmods past the umask) and gives the -wal, -shm and
     /// -journal files it creates later the database file's mode; so the file is made here, owner-only,
-    /// before SQLite opens it. The password hashes and emails inside are nobody else's business.
+    /// before SQLite opens it: the store holds every client's email and password hash.
     private static func createOwnerOnly(_ path: String) throws(LedgerError) {
         try makeDirectories((path as NSString).deletingLastPathComponent, for: path)
         let fd = Glibc.open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
@@ -81,7 +81,7 @@ final class Store {
         for file in [path, path + "-wal", path + "-shm", path + "-journal"] {
             var st = stat()
             guard stat(file, &st) == 0, st.st_mode & 0o170000 == 0o100000, st.st_mode & 0o077 != 0 else { continue }
-            _ = chmod(file, st.st_mode & 0o7700)
+            _ = chmod(file, st.st_mode & 0o700)
         }
     }
 
