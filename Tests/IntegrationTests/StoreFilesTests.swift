@@ -137,6 +137,21 @@ import Glibc
                 "only the readable file is named: \(d.log)")
     }
 
+    /// SIGHUP goes through the same checks: a config a restart would refuse is not taken while running.
+    @Test func aReloadRefusesWhatAStartWouldRefuse() throws {
+        let h = try Harness.tailing()
+        let d = try DaemonProcess(h)
+        defer { _ = d.terminate() }
+        #expect(d.waitForLog("reload: SIGHUP re-reads"), "\(d.log)")
+        try h.write("short.token", "abcde\n")
+        let toml = try String(contentsOfFile: h.configPath, encoding: .utf8)
+        try h.write("creditmeter.toml", toml.replacingOccurrences(of: "[api]\n", with: "[api]\nadmin_token_file = \"short.token\"\n"))
+        kill(d.process.processIdentifier, SIGHUP)
+        #expect(d.waitForLog("reload refused"), "\(d.log)")
+        #expect(d.log.contains("api.admin_token_file"), "\(d.log)")
+        #expect(d.process.isRunning)
+    }
+
     /// A config `run` refuses at start, the files it names, and the key the refusal must name.
     struct Refusal: Sendable, CustomTestStringConvertible {
         var name: String
