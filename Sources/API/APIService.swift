@@ -37,17 +37,13 @@ public struct APIService: Service {
     ///   - reservations: the book the daemon releases call ids into after each committed batch.
     ///   - ready: set by the daemon when its sources are open (`/readyz`).
     ///   - registry: from `APIMetrics.bootstrap()`, rendered by `/metrics`.
-    /// - Throws: `APIStartupError` naming `api.listen` (non-loopback without a token file),
+    /// - Throws: `APIStartupError` naming `api.listen` (unresolvable, or non-loopback without a token file),
     ///   `api.admin_token_file` (unreadable, empty or short token) or `store.path`.
     public init(config: Config, settings: @escaping @Sendable () -> APISettings, reservations: ReservationBook,
                 ready: ReadyFlag, registry: PrometheusCollectorRegistry, logger: Logger,
                 pollInterval: Duration = .milliseconds(50)) throws(APIStartupError) {
         let api = config.api
-        guard api.adminTokenFile != nil || Self.isLoopback(api.host) else {
-            throw APIStartupError(key: "api.listen", message: "'\(api.listen)' is not a loopback address, and api.admin_token_file "
-                + "is not set: refusing to expose the API without an admin token (set api.admin_token_file, or listen on 127.0.0.1)")
-        }
-        let token = try api.adminTokenFile.map { (path) throws(APIStartupError) -> String in try Self.readToken(path) }
+        let token = try Self.checkStartup(api)
         let ledger: Ledger
         let cache: BalanceCache
         do {
@@ -91,6 +87,32 @@ public struct APIService: Service {
             },
             logger: logger)
         try await app.run()
+    }
+
+    /// What the API refuses about `[api]` before it binds (`config check` runs it too): a listen host
+    /// that does not resolve, a non-loopback one without an admin token, an unusable token file.
+    /// Returns the admin token, nil when the admin endpoints are off. Opens no socket.
+    public static func checkStartup(_ api: APIConfig) throws(APIStartupError) -> String? {
+        guard resolves(api.host) else {
+            throw APIStartupError(key: "api.listen", message: "'\(api.host)' in '\(api.listen)' is not an address of this host "
+                + "and does not resolve to one")
+        }
+        guard api.adminTokenFile != nil || Self.isLoopback(api.host) else {
+            throw APIStartupError(key: "api.listen", message: "'\(api.listen)' is not a loopback address, and api.admin_token_file "
+                + "is not set: refusing to expose the API without an admin token (set api.admin_token_file, or listen on 127.0.0.1)")
+        }
+        return try api.adminTokenFile.map { (path) throws(APIStartupError) -> String in try Self.readToken(path) }
+    }
+
+    /// Whether the server's own lookup (getaddrinfo, as NIO does it) finds an address for `host`.
+    static func resolves(_ host: String) -> Bool {
+        var hints = addrinfo()
+        hints.ai_flags = AI_PASSIVE
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        var result: UnsafeMutablePointer<addrinfo>?
+        let rc = getaddrinfo(host, nil, &hints, &result)
+        if let result { freeaddrinfo(result) }
+        return rc == 0
     }
 
     /// 127.0.0.0/8, ::1 and `localhost`.

@@ -19,7 +19,11 @@ public struct Daemon {
 
     public init(configPath: String, config: Config, logger: Logger, version: String, batchSize: Int = 5_000,
                 extraServices: (Runtime, Ledger) throws -> [any Service] = { _, _ in [] }) throws {
-        let decks = try config.loadRateDecks()
+        let preflight = try Preflight.check(config)
+        for w in preflight.warnings {
+            logger.warning("secret readable by group or others: \(w)", metadata: ["key": "\(w.key)", "file": "\(w.file)", "mode": "\(w.mode)"])
+        }
+        let decks = preflight.decks
         let notifier = SystemdNotifier()
         runtime = try Runtime(config: config, decks: decks, logger: logger, notifier: notifier)
         ledger = try Ledger(path: config.store.path, thresholds: config.thresholds)

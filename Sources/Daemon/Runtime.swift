@@ -37,11 +37,11 @@ public final class Runtime: Sendable {
     /// Validates a new config and its decks fully before swapping; the running generation stays on failure.
     public func reload(path: String) throws -> Generation {
         let config = try Config.load(path: path)
-        let decks = try config.loadRateDecks()
+        // The same refusals as at start: a reload must not take a config that a restart would refuse.
+        let decks = try Preflight.check(config).decks
         guard let field = CDRField.named(config.accounts.field) else {
             throw Assembly.Failure(key: "accounts.field", message: "'\(config.accounts.field)' is not a CDR field")
         }
-        for (i, s) in config.sources.enumerated() { _ = try Assembly.settings(for: s, index: i) }
         return current.withLock { g in
             g = Generation(number: g.number + 1, config: config, decks: decks, accountField: field)
             return g

@@ -14,9 +14,11 @@ public final class Ledger: @unchecked Sendable {
     /// them out of insertion order. Read and written under the ledger's lock.
     var matchInsertsByKey = false
 
-    /// Opens (or creates) the database file and migrates it; the parent directory must exist.
-    public init(path: String, thresholds: Thresholds = .default) throws(LedgerError) {
-        store = try Store(path: path)
+    /// Opens the database file and migrates it. With `create` a missing store is made owner-only (0600,
+    /// its missing directories 0700) whatever the umask; without it a missing store is `.noStore` and
+    /// nothing is created, which is what a command that only reads wants at a mistyped path.
+    public init(path: String, thresholds: Thresholds = .default, create: Bool = true) throws(LedgerError) {
+        store = try Store(path: path, create: create)
         currentThresholds = thresholds
     }
 

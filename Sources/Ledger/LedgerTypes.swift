@@ -224,6 +224,8 @@ public enum LedgerError: Error, CustomStringConvertible, Equatable {
     /// Purge deletes only disabled clients.
     case notDisabled(String)
     case open(path: String, message: String)
+    /// No store at the path, and the caller asked not to create one.
+    case noStore(path: String)
     case schemaTooNew(path: String, found: Int32, known: Int32)
     case passwordHash(String)
     case sqlite(code: Int32, message: String, context: String)
@@ -239,6 +241,8 @@ public enum LedgerError: Error, CustomStringConvertible, Equatable {
         case .idempotencyConflict(let key, let detail): return "idempotency key '\(key)' was already used \(detail)"
         case .notDisabled(let u): return "client '\(u)' is not disabled; only disabled clients can be purged"
         case .open(let path, let message): return "cannot open ledger database \(path): \(message)"
+        case .noStore(let path):
+            return "store.path: no store at \(path) (only run, replay and clients create make a new one)"
         case .schemaTooNew(let path, let found, let known):
             return "ledger database \(path) has schema version \(found), newer than this creditmeter knows (\(known)); upgrade creditmeter"
         case .passwordHash(let why): return "password hashing failed: \(why)"

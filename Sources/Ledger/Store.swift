@@ -1,9 +1,5 @@
 import CSQLite
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
+import Foundation
 
 /// The one owner of a SQLite connection: opens it, migrates it, caches prepared statements and nests transactions.
 ///
@@ -17,10 +13,21 @@ final class Store {
     private var depth = 0
     private var isClosed = false
 
-    init(path: String) throws(LedgerError) {
+    /// - Parameter create: make the file (and its missing directories) when there is none; without it a
+    ///   missing store is `LedgerError.noStore` and nothing is created.
+    init(path: String, create: Bool) throws(LedgerError) {
         self.path = path
+        let onDisk = path != ":memory:" && !path.isEmpty
+        if onDisk {
+            if create {
+                try Self.createOwnerOnly(path)
+            } else if access(path, F_OK) != 0 {
+                throw .noStore(path: path)
+            }
+            Self.tighten(path)
+        }
         var handle: OpaquePointer?
-        let flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX
+        let flags = SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0) | SQLITE_OPEN_NOMUTEX
         let rc = sqlite3_open_v2(path, &handle, flags, nil)
         guard rc == SQLITE_OK, let handle else {
             let message = handle.map { String(cString: sqlite3_errmsg($0)) } ?? "out of memory"
@@ -40,6 +47,43 @@ final class Store {
     }
 
     deinit { closeAll() }
+
+    /// SQLite makes a new database file 0644 (it fchmods past the umask) and gives the -wal, -shm and
+    /// -journal files it creates later the database file's mode; so the file is made here, owner-only,
+    /// before SQLite opens it: the store holds every client's email and password hash.
+    private static func createOwnerOnly(_ path: String) throws(LedgerError) {
+        try makeDirectories((path as NSString).deletingLastPathComponent, for: path)
+        let fd = Glibc.open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard fd >= 0 else {
+            if errno == EEXIST { return }
+            throw .open(path: path, message: "cannot create the file: \(String(cString: strerror(errno)))")
+        }
+        // The umask can only take bits away; a umask such as 0277 would leave the owner unable to write.
+        _ = fchmod(fd, 0o600)
+        Glibc.close(fd)
+    }
+
+    /// Missing directories above the store, created 0700: a world-writable one would let anyone swap the store.
+    private static func makeDirectories(_ dir: String, for path: String) throws(LedgerError) {
+        guard !dir.isEmpty, access(dir, F_OK) != 0 else { return }
+        let parent = (dir as NSString).deletingLastPathComponent
+        if parent != dir { try makeDirectories(parent, for: path) }
+        if mkdir(dir, 0o700) == 0 {
+            _ = chmod(dir, 0o700)
+        } else if errno != EEXIST {
+            throw .open(path: path, message: "cannot create directory \(dir): \(String(cString: strerror(errno)))")
+        }
+    }
+
+    /// A store made before its files were created owner-only loses group and other access when its owner
+    /// (or root) opens it; no bit is ever added. Someone else's file keeps its mode (chmod fails, harmlessly).
+    private static func tighten(_ path: String) {
+        for file in [path, path + "-wal", path + "-shm", path + "-journal"] {
+            var st = stat()
+            guard stat(file, &st) == 0, st.st_mode & 0o170000 == 0o100000, st.st_mode & 0o077 != 0 else { continue }
+            _ = chmod(file, st.st_mode & 0o700)
+        }
+    }
 
     private func closeAll() {
         // A throwing init and the deinit that follows it both land here.

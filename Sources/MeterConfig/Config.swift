@@ -44,6 +44,10 @@ public struct Config: Sendable {
         self.keyLines = KeyLines()
     }
 
+    /// The line of a key path such as `endpoint[1].secret_file` (or of its nearest table), for messages
+    /// about values checked after loading.
+    public func line(of key: String) -> Int? { keyLines.line(key) }
+
     /// The plan called `name`, if the config has one.
     public func plan(named name: String) -> PlanConfig? {
         plans.first { $0.name == name }

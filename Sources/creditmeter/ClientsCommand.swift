@@ -112,7 +112,7 @@ struct ClientsCommand: ParsableCommand {
                 if let bad = ClientRules.usernameViolation(username) { violations.append(bad) }
                 violations += fields.violations(creating: true)
                 if !violations.isEmpty { throw fail(violations) }
-                let (config, ledger) = try options.open()
+                let (config, ledger) = try options.open(creating: true)
                 let plan = fields.plan ?? "default"
                 if !config.plans.isEmpty, config.plan(named: plan) == nil {
                     throw CLIError(.dataError, "plan: '\(plan)' is not a [[plan]] in \(config.file)")

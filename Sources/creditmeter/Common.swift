@@ -51,7 +51,8 @@ func explain(_ error: any Error) -> (ExitStatus, String) {
 
 func ledgerStatus(_ e: LedgerError) -> ExitStatus {
     switch e {
-    case .sqlite: return .ioError
+    case .sqlite, .open: return .ioError
+    case .noStore: return .noInput
     default: return .dataError
     }
 }
@@ -73,24 +74,14 @@ struct ConfigOptions: ParsableArguments {
         try Config.load(path: path)
     }
 
-    /// The config and the ledger it names, opened with the config's thresholds.
-    func open() throws -> (Config, Ledger) {
+    /// The config and the ledger it names, opened with the config's thresholds. Only a command that can
+    /// put something into an empty store passes `creating` (replay, clients create; `run` opens its own):
+    /// the others exit 66 naming the path rather than leave an empty store, and its directories, at a
+    /// mistyped path.
+    func open(creating: Bool = false) throws -> (Config, Ledger) {
         let config = try load()
-        try Self.prepareStore(config)
-        let ledger = try Ledger(path: config.store.path, thresholds: config.thresholds)
+        let ledger = try Ledger(path: config.store.path, thresholds: config.thresholds, create: creating)
         return (config, ledger)
-    }
-
-    /// Creates the store's directory if needed, so a first run needs no manual mkdir.
-    static func prepareStore(_ config: Config) throws {
-        let dir = (config.store.path as NSString).deletingLastPathComponent
-        if !dir.isEmpty, !FileManager.default.fileExists(atPath: dir) {
-            do {
-                try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-            } catch {
-                throw CLIError(.ioError, "store.path: cannot create directory \(dir): \(error.localizedDescription)")
-            }
-        }
     }
 }
 

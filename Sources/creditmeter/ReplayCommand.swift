@@ -50,7 +50,7 @@ struct ReplayCommand: ParsableCommand {
             for f in files where !FileManager.default.isReadableFile(atPath: f) {
                 throw CLIError(.noInput, "\(f): no such readable file")
             }
-            let (config, ledger) = try options.open()
+            let (config, ledger) = try options.open(creating: !dryRun)
             let settings = try resolveSource(config)
             let decks = try config.loadRateDecks()
             let metering = try Assembly.metering(config: config, ledger: ledger, decks: decks)

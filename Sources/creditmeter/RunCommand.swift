@@ -44,7 +44,6 @@ struct RunCommand: AsyncParsableCommand {
         let daemon: Daemon
         do {
             let config = try options.load()
-            try ConfigOptions.prepareStore(config)
             let logger = Logger(label: "creditmeter") { JournalLogHandler(label: $0, level: level) }
             daemon = try Daemon(configPath: path, config: config, logger: logger, version: CreditMeter.version, batchSize: batchLines)
         } catch {

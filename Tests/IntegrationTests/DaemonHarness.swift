@@ -7,11 +7,10 @@ final class DaemonProcess: @unchecked Sendable {
     let process = Process()
     let logPath: String
 
-    init(_ h: Harness, extraEnv: [String: String] = [:], arguments: [String] = []) throws {
+    init(_ h: Harness, extraEnv: [String: String] = [:], arguments: [String] = [], umask: String? = nil) throws {
         logPath = h.path("daemon-\(UUID().uuidString.prefix(8)).log")
         _ = FileManager.default.createFile(atPath: logPath, contents: nil)
-        process.executableURL = URL(fileURLWithPath: Harness.binary)
-        process.arguments = ["run", "--config", h.configPath] + arguments
+        Harness.command(process, ["run", "--config", h.configPath] + arguments, umask: umask)
         process.currentDirectoryURL = h.dir
         var env = ProcessInfo.processInfo.environment
         env.removeValue(forKey: "NOTIFY_SOCKET")
@@ -34,6 +33,14 @@ final class DaemonProcess: @unchecked Sendable {
     /// SIGTERM, then the exit status (or nil if it did not exit within `timeout`).
     func terminate(timeout: TimeInterval = 10) -> Int32? {
         kill(process.processIdentifier, SIGTERM)
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning && Date() < deadline { usleep(20_000) }
+        if process.isRunning { kill9(); return nil }
+        return process.terminationStatus
+    }
+
+    /// The exit status once the process ends by itself, or nil (and killed) if it still runs after `timeout`.
+    func waitForExit(timeout: TimeInterval = 15) -> Int32? {
         let deadline = Date().addingTimeInterval(timeout)
         while process.isRunning && Date() < deadline { usleep(20_000) }
         if process.isRunning { kill9(); return nil }

@@ -65,10 +65,12 @@ final class Harness: @unchecked Sendable {
 
     func path(_ name: String) -> String { dir.appendingPathComponent(name).path }
 
-    func run(_ args: [String], stdin: String? = nil, config: Bool = true) throws -> Result {
+    /// `umask` (octal, e.g. "022") runs the binary under that file-creation mask through /bin/sh; the
+    /// test process's own umask is process-wide and shared with tests running beside it.
+    func run(_ args: [String], stdin: String? = nil, config: Bool = true, umask: String? = nil) throws -> Result {
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: Harness.binary)
-        p.arguments = args + (config && args.first != "cdrgen" ? ["--config", configPath] : [])
+        let full = args + (config && args.first != "cdrgen" ? ["--config", configPath] : [])
+        Harness.command(p, full, umask: umask)
         p.currentDirectoryURL = dir
         var env = ProcessInfo.processInfo.environment
         env["NO_COLOR"] = "1"
@@ -87,6 +89,17 @@ final class Harness: @unchecked Sendable {
         p.waitUntilExit()
         return Result(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self),
                       stderr: String(decoding: e, as: UTF8.self))
+    }
+
+    /// Points `p` at the binary with `args`, under `umask` when given (the shell execs, so the pid is the binary's).
+    static func command(_ p: Process, _ args: [String], umask: String?) {
+        if let umask {
+            p.executableURL = URL(fileURLWithPath: "/bin/sh")
+            p.arguments = ["-c", "umask \(umask) && exec \"$0\" \"$@\"", binary] + args
+        } else {
+            p.executableURL = URL(fileURLWithPath: binary)
+            p.arguments = args
+        }
     }
 
     /// Runs and requires exit 0, returning stdout.

@@ -83,13 +83,24 @@ import MeterCore
         }
     }
 
-    @Test func openErrorNamesThePath() {
-        let path = "/nonexistent-\(UUID().uuidString)/ledger.db"
+    @Test func openErrorNamesThePath() throws {
+        // A missing directory is created now, so the store is put under a regular file, where none can be.
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("cm-notadir-\(UUID().uuidString)").path
+        #expect(FileManager.default.createFile(atPath: file, contents: Data()))
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let path = file + "/ledger.db"
         #expect {
             _ = try Ledger(path: path)
         } throws: { error in
             (error as? LedgerError)?.description.contains(path) == true
         }
+    }
+
+    @Test func withoutCreateAMissingStoreIsNoStoreAndNothingIsMade() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cm-nostore-\(UUID().uuidString)").path
+        let path = dir + "/sub/ledger.db"
+        #expect(throws: LedgerError.noStore(path: path)) { _ = try Ledger(path: path, create: false) }
+        #expect(!FileManager.default.fileExists(atPath: dir))
     }
 
     @Test func nestedTransactionsRollBackOnlyTheInnerLevel() throws {
