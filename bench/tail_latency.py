@@ -6,15 +6,39 @@ store (SQLite, WAL: readers never block the daemon) until the read position comm
 line's charge covers it (every line moves it, billable or not). Prints the median
 and p99 latency and the CPU the daemon used while idle for 10 s.
 
-Usage: bench/tail_latency.py [--bin PATH] [--count N] [--rate PER_SECOND]
+With --prefill N the store first gets N usage rows with random hash identities, charged over the months
+before the appended calls (as a store that has metered a PBX for a while holds them), so the figure is
+the one for a big store, not an empty one.
+
+Usage: bench/tail_latency.py [--bin PATH] [--count N] [--rate PER_SECOND] [--prefill ROWS]
 """
 import argparse, os, signal, sqlite3, statistics, subprocess, sys, tempfile, time
+
+def prefill(path, rows):
+    """N charges of client c0001, one every 2 s up to just before cdrgen's first call (2026-01-01)."""
+    db = sqlite3.connect(path)
+    cid = db.execute("SELECT id FROM clients WHERE username = 'c0001'").fetchone()[0]
+    cols = [r[1] for r in db.execute("PRAGMA table_info(usage)")]
+    first = 1_767_225_600 - 2 * rows - 3600
+    key = ", start_key" if "start_key" in cols else ""
+    keyval = ", ?2 + 2 * i" if key else ""
+    db.execute("BEGIN")
+    db.execute(f"""
+        INSERT INTO usage (identity, client_id, account, source, position, line, destination, prefix, billsec,
+                           charged_seconds, cost, started_at, charged_at{key})
+        WITH RECURSIVE seq(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM seq WHERE i < ?1 - 1)
+        SELECT 'h:' || lower(hex(randomblob(16))), ?3, 'c0001', 'old', i * 300, i + 1, '4420' || (i % 1000000),
+               '44', 60, 60, 1000, ?2 + 2 * i, ?2 + 2 * i + 70{keyval} FROM seq""", (rows, first, cid))
+    db.commit()
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.close()
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", default=".build/release/creditmeter")
     ap.add_argument("--count", type=int, default=2000)
     ap.add_argument("--rate", type=float, default=200.0)
+    ap.add_argument("--prefill", type=int, default=0)
     a = ap.parse_args()
     binary = os.path.abspath(a.bin)
     d = tempfile.mkdtemp(prefix="cm-lat-")
@@ -29,6 +53,11 @@ def main():
     cli("clients", "create", "--username", "c0001", "--first-name", "B", "--last-name", "L",
         "--email", "b@example.com", "--password-stdin", stdin="Bench#Pass1\nBench#Pass1\n")
     cli("clients", "recharge", "c0001", "1000000")
+    if a.prefill:
+        t0 = time.time()
+        prefill(os.path.join(d, "s.db"), a.prefill)
+        print(f"prefilled {a.prefill:,} usage rows in {time.time() - t0:.0f} s "
+              f"({os.path.getsize(os.path.join(d, 's.db')) / 2**20:,.0f} MiB)", file=sys.stderr)
     gen = subprocess.run([binary, "cdrgen", "--format", "asterisk-csv", "--count", str(a.count * 3), "--clients", "1", "--seed", "5"],
                          check=True, capture_output=True, text=True).stdout.splitlines()
     lines = gen[: a.count]
