@@ -49,15 +49,16 @@ for n in "${sizes[@]}"; do
     bytes=$(stat -c %s "$cdrs")
     m0=$(date +%s.%N); mawk -F, '{s[$1]+=$14} END {for (k in s) n++; print n > "/dev/null"}' "$cdrs"; m1=$(date +%s.%N)
     rm -f "$cache/hostile.db"*; cp "$template" "$cache/hostile.db"
-    /usr/bin/time -f '%e %M' -o "$cache/time.txt" "$bin" replay --config "$cache/hostile.toml" --format asterisk-csv \
+    /usr/bin/time -f '%e %M %U %S' -o "$cache/time.txt" "$bin" replay --config "$cache/hostile.toml" --format asterisk-csv \
         --timezone UTC --json "$cdrs" > "$cache/hostile-replay.json" || { echo "replay failed (exit $?)"; exit 1; }
-    read -r secs rss_kb < "$cache/time.txt"
+    read -r secs rss_kb usr sys < "$cache/time.txt"
     took[$n]=$secs
     "$bin" clients list --config "$cache/hostile.toml" --json > "$cache/hostile-clients.json"
     python3 - "$n" "$bytes" "$secs" "$rss_kb" "$m0" "$m1" "$cdrs.expected.json" "$cache/hostile-clients.json" \
-        "$cache/hostile-replay.json" <<'PY'
+        "$cache/hostile-replay.json" "$usr" "$sys" <<'PY'
 import json, sys
-n, size, secs, rss, m0, m1, exp_path, got_path, summary_path = sys.argv[1:]
+n, size, secs, rss, m0, m1, exp_path, got_path, summary_path, usr, sys_ = sys.argv[1:]
+cpu = float(usr) + float(sys_)
 n, size, secs, rss, mawk = int(n), int(size), float(secs), int(rss), float(m1) - float(m0)
 def micro(t):
     neg = t.startswith("-"); t = t.lstrip("-"); w, _, f = t.partition(".")
@@ -67,7 +68,7 @@ got = {c["username"]: micro(c["used"]) for c in json.load(open(got_path))}
 bad = [u for u in expected if got.get(u, 0) != expected[u]]
 s = json.load(open(summary_path))
 print(f"replay {n:>9,} lines ({size/2**20:6.1f} MiB; {s['charged']:,} charged, {s['duplicates']:,} duplicates, "
-      f"{s['quarantined']:,} quarantined): {secs:6.2f} s = {n/secs:>9,.0f} lines/s, peak RSS {rss/1024:5.1f} MiB; "
+      f"{s['quarantined']:,} quarantined): {secs:6.2f} s (CPU {cpu:5.2f} s) = {n/secs:>9,.0f} lines/s, peak RSS {rss/1024:5.1f} MiB; "
       f"mawk {mawk:5.2f} s; ratio {secs/mawk:4.1f}x; " + ("exact" if not bad else f"WRONG for {len(bad)} clients"))
 if bad: sys.exit(1)
 PY
