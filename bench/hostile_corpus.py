@@ -11,7 +11,7 @@ Also writes, next to the corpus, the clients (`.clients.tsv`: username and accou
 expected per-client cost in µcr (`.expected.json`), computed here independently of the Swift code from the
 deck: longest prefix, increments, ceil to the µcr.
 
-Usage: hostile_corpus.py N OUT.csv DECK.csv [--seed S]
+Usage: hostile_corpus.py N OUT.csv DECK.csv [--seed S] [--clients K]   (default 100 clients)
 """
 import json
 import random
@@ -56,17 +56,21 @@ def cost(deck, dst, billsec):
 
 def main():
     args = sys.argv[1:]
-    seed = 11
-    if "--seed" in args:
-        k = args.index("--seed")
-        seed = int(args[k + 1])
+    def option(name, default):
+        if name not in args:
+            return default
+        k = args.index(name)
+        value = int(args[k + 1])
         del args[k:k + 2]
+        return value
+    seed = option("--seed", 11)
+    nclients = option("--clients", 100)
     n, out, deck_path = int(args[0]), args[1], args[2]
     rng = random.Random(seed)
     deck = load_deck(deck_path)
 
     clients = []
-    for i in range(1, 101):
+    for i in range(1, nclients + 1):
         codes = [f"1{i:03d}"] + ([f"2{i:03d}"] if i % 3 == 0 else [])
         clients.append((f"client{i:03d}", codes))
     owner = {code: user for user, codes in clients for code in codes}
