@@ -33,8 +33,8 @@ extension Ledger {
         if !quarantined.isEmpty {
             // An identity already charged is accounted for: quarantining it again would only make noise.
             let q = try store.statement("""
-                INSERT INTO quarantine (key, source, position, line, reason, message, raw, at)
-                SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8 WHERE NOT EXISTS (SELECT 1 FROM usage WHERE identity = ?1)
+                INSERT INTO quarantine (key, source, position, line, reason, message, raw, at, length, sha256)
+                SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10 WHERE NOT EXISTS (SELECT 1 FROM usage WHERE identity = ?1)
                 ON CONFLICT (key) DO NOTHING
                 """, "quarantining a line")
             for e in quarantined {
@@ -47,6 +47,8 @@ extension Ledger {
                 try q.bind(6, e.message)
                 try q.bind(7, blob: e.raw)
                 try q.bind(8, now)
+                try q.bind(9, e.length)
+                try q.bind(10, e.sha256)
                 try q.run()
                 if store.changes > 0 { outcome.quarantined += 1 }
             }

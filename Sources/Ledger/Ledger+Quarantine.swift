@@ -80,12 +80,13 @@ extension Ledger {
         return out
     }
 
-    static let quarantineColumns = "id, key, source, position, line, reason, message, raw, at"
+    static let quarantineColumns = "id, key, source, position, line, reason, message, raw, at, length, sha256"
 
     static func readQuarantine(_ s: Statement) -> QuarantineItem {
         QuarantineItem(id: s.int64(0),
                        entry: QuarantineEntry(key: s.text(1), source: s.text(2), position: s.int64(3), line: s.int64(4),
-                                              reason: s.text(5), message: s.text(6), raw: s.blob(7)),
+                                              reason: s.text(5), message: s.text(6), raw: s.blob(7),
+                                              length: s.optionalInt64(9), sha256: s.isNull(10) ? nil : s.text(10)),
                        at: s.int64(8))
     }
 }

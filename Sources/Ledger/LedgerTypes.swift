@@ -133,8 +133,12 @@ public struct QuarantineEntry: Sendable, Equatable {
     public var reason: String
     public var message: String
     public var raw: [UInt8]
+    /// For a line cut to its start (`line_too_long`): its full length and SHA-256 hex; nil otherwise.
+    public var length: Int64?
+    public var sha256: String?
 
-    public init(key: String, source: String, position: Int64, line: Int64, reason: String, message: String, raw: [UInt8]) {
+    public init(key: String, source: String, position: Int64, line: Int64, reason: String, message: String, raw: [UInt8],
+                length: Int64? = nil, sha256: String? = nil) {
         self.key = key
         self.source = source
         self.position = position
@@ -142,6 +146,8 @@ public struct QuarantineEntry: Sendable, Equatable {
         self.reason = reason
         self.message = message
         self.raw = raw
+        self.length = length
+        self.sha256 = sha256
     }
 }
 

@@ -7,11 +7,19 @@ final class DaemonProcess: @unchecked Sendable {
     let process = Process()
     let logPath: String
 
-    init(_ h: Harness, extraEnv: [String: String] = [:], arguments: [String] = []) throws {
+    /// `openFiles` sets RLIMIT_NOFILE (soft and hard, so the daemon cannot raise it) before exec.
+    init(_ h: Harness, extraEnv: [String: String] = [:], arguments: [String] = [], openFiles: Int? = nil) throws {
         logPath = h.path("daemon-\(UUID().uuidString.prefix(8)).log")
         _ = FileManager.default.createFile(atPath: logPath, contents: nil)
-        process.executableURL = URL(fileURLWithPath: Harness.binary)
-        process.arguments = ["run", "--config", h.configPath] + arguments
+        if let openFiles {
+            // `exec` keeps the pid, so `process.processIdentifier` is the daemon's.
+            process.executableURL = URL(fileURLWithPath: "/bin/bash")
+            process.arguments = ["-c", "ulimit -n \(openFiles) && exec \"$0\" \"$@\"", Harness.binary,
+                                 "run", "--config", h.configPath] + arguments
+        } else {
+            process.executableURL = URL(fileURLWithPath: Harness.binary)
+            process.arguments = ["run", "--config", h.configPath] + arguments
+        }
         process.currentDirectoryURL = h.dir
         var env = ProcessInfo.processInfo.environment
         env.removeValue(forKey: "NOTIFY_SOCKET")

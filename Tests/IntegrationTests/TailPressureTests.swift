@@ -1,0 +1,100 @@
+import Foundation
+import Testing
+import TestSupport
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The tailer under file-descriptor exhaustion: a rotated-away file must never be taken as gone
+/// because the daemon could not open or list something for a while.
+@Suite(.serialized) struct TailPressureTests {
+    /// Descriptors open in process `pid` now.
+    static func openDescriptors(_ pid: Int32) -> Int {
+        (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").count) ?? -1
+    }
+
+    /// An idle TCP connection to 127.0.0.1:`port`, or -1.
+    static func connectLoopback(_ port: Int) -> Int32 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return -1 }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = in_port_t(UInt16(port).bigEndian)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let r = withUnsafePointer(to: &addr) { p in
+            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        if r != 0 { close(fd); return -1 }
+        return fd
+    }
+
+    /// Holds idle connections until the daemon has no descriptor left, each one accepted before the
+    /// next is made, so none waits in the listen backlog to grab a descriptor the tailer frees.
+    static func exhaust(pid: Int32, port: Int, limit: Int) -> [Int32] {
+        var held: [Int32] = []
+        while openDescriptors(pid) < limit && held.count < limit {
+            let before = openDescriptors(pid)
+            let fd = connectLoopback(port)
+            guard fd >= 0 else { break }
+            held.append(fd)
+            let deadline = Date().addingTimeInterval(5)
+            while openDescriptors(pid) <= before && Date() < deadline { usleep(5_000) }
+            if openDescriptors(pid) <= before { break }  // not accepted: already full
+        }
+        return held
+    }
+
+    @Test func renameRotationUnderDescriptorExhaustionLosesNothing() throws {
+        let port = try freePort()
+        let h = try Harness(config: """
+            [api]
+            listen = "127.0.0.1:\(port)"
+
+            [[source]]
+            name = "pbx"
+            path = "Master.csv"
+            format = "asterisk-csv"
+            timezone = "UTC"
+            start_at = "beginning"
+            """)
+        try h.createClients(4)
+        let lines = try h.generate(count: 900, clients: 4, seed: 31)
+        try h.append(lines[0..<300])
+        let limit = 64
+        let d = try DaemonProcess(h, openFiles: limit)
+        defer { _ = d.terminate() }
+        #expect(d.waitForLog("source opened"), "\(d.log)")
+        let first = Harness.expectedUsed(Array(lines[0..<300]))
+        let before = try h.waitForUsed(first, clients: 4)
+        #expect(before["c0001"] == Oracle.format(first["c0001"] ?? 0), "the first lines are charged before the pressure")
+        let pid = d.process.processIdentifier
+
+        var held = Self.exhaust(pid: pid, port: port, limit: limit)
+        defer { held.forEach { close($0) } }
+        #expect(Self.openDescriptors(pid) == limit, "the daemon's descriptors are all in use (\(held.count) connections held)")
+
+        // Rename rotation; the new file appears with its lines at once, and the writer still appends
+        // to the renamed file (FreeSWITCH until it is told to reopen).
+        try FileManager.default.moveItem(atPath: h.path("Master.csv"), toPath: h.path("Master.csv.1"))
+        try h.append(lines[600...], to: "next.tmp")
+        #expect(rename(h.path("next.tmp"), h.path("Master.csv")) == 0)
+        try h.append(lines[300..<600], to: "Master.csv.1")
+        #expect(d.waitForLog("source cannot charge"), "the tailer hit the descriptor limit: \(d.log)")
+        // Several retries while the pressure lasts.
+        let retryDeadline = Date().addingTimeInterval(10)
+        while d.log.components(separatedBy: "source cannot charge").count < 3 && Date() < retryDeadline && d.process.isRunning {
+            usleep(50_000)
+        }
+
+        held.forEach { close($0) }
+        held = []
+        let expected = Harness.expectedUsed(lines)
+        let used = try h.waitForUsed(expected, clients: 4, timeout: 60)
+        for i in 1...4 {
+            let u = String(format: "c%04d", i)
+            #expect(used[u] == Oracle.format(expected[u] ?? 0), "used of \(u) after the pressure is released: \(d.log)")
+        }
+        #expect(!d.log.contains("are lost"), "no file given up: \(d.log)")
+        #expect(d.process.isRunning, "the daemon survived: \(d.log)")
+    }
+}
