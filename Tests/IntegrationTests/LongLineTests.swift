@@ -2,7 +2,8 @@ import Foundation
 import Testing
 
 /// A line far longer than `max_line_bytes`, through the real binary: quarantined as `line_too_long`
-/// with its start, length and SHA-256, and the lines around it charged as usual.
+/// with its start, length and SHA-256, and the lines around it charged as usual (the default
+/// max_line_bytes, 65536).
 @Suite(.serialized) struct LongLineIntegrationTests {
     /// SHA-256 of a file's bytes by coreutils.
     static func sha256(ofFile path: String) throws -> String {
@@ -24,7 +25,6 @@ import Testing
             path = "Master.csv"
             format = "asterisk-csv"
             timezone = "UTC"
-            max_line_bytes = 10000
             """)
         try h.createClients(2)
         let lines = try h.generate(count: 40, clients: 2, seed: 7)
