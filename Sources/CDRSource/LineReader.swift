@@ -112,6 +112,18 @@ public final class LineReader {
                     let remaining = end - start
                     guard let nl = memchr(base + start, 0x0A, remaining) else { break }
                     let nlIndex = UnsafeRawPointer(nl).assumingMemoryBound(to: UInt8.self) - base
+                    if nlIndex - start > maxLineBytes {
+                        // Complete in the buffer, but over the limit all the same.
+                        var l = LongLineBuilder(offset: offset, number: lineNumber)
+                        l.add(UnsafeRawBufferPointer(start: base + start, count: nlIndex - start))
+                        let advance = nlIndex - start + 1
+                        start += advance
+                        offset += Int64(advance)
+                        lineNumber += 1
+                        consumedAny = true
+                        if try !longLine(l.finish()) { return true }
+                        continue
+                    }
                     let line = UnsafeBufferPointer(start: base + start, count: nlIndex - start)
                     let lineOffset = offset
                     let number = lineNumber

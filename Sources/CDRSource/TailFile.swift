@@ -363,13 +363,13 @@ final class TailFile {
                 if try continueLongLine(longLine) { n += 1 } else if try fill() == 0 { break }
                 continue
             }
-            if start < end, end - start > maxLineBytes, memchr(buf + start, 0x0A, maxLineBytes + 1) == nil {
-                // Longer than allowed whatever comes next: stream the rest through the hash.
-                long = (LongLineBuilder(offset: offset, number: line + 1), tailHashAtOffset())
-                continue
-            }
             if start < end, let hit = memchr(buf + start, 0x0A, end - start) {
                 let nl = UnsafeRawPointer(buf).distance(to: UnsafeRawPointer(hit))
+                if nl - start > maxLineBytes {
+                    // Whole in the buffer but too long all the same: `continueLongLine` hands it out.
+                    long = (LongLineBuilder(offset: offset, number: line + 1), tailHashAtOffset())
+                    continue
+                }
                 let lineStart = offset
                 let length = nl - start
                 offset += Int64(length + 1)
@@ -378,6 +378,9 @@ final class TailFile {
                 start = nl + 1
                 n += 1
                 try body(text, lineStart, line)
+            } else if end - start > maxLineBytes {
+                // Longer than allowed whatever comes next: stream the rest through the hash.
+                long = (LongLineBuilder(offset: offset, number: line + 1), tailHashAtOffset())
             } else if try fill() == 0 {
                 break
             }

@@ -137,12 +137,13 @@ public final class SourceService: Service, @unchecked Sendable {
                     now: Self.now())
                 tailer.committed(cp)
                 lastCommitted = cp
-                if !givenUp.isEmpty { recordGivenUp(givenUp) }
                 if let outcome, outcome.charged > 0 || !outcome.levelChanges.isEmpty {
                     runtime.committed(CommitInfo(source: name, charged: outcome.charged,
                                                  levelChanges: outcome.levelChanges.count, callIDs: callIDs))
                 }
             }
+            // Counted even when nothing was committed (no file at the path yet): the event is not repeated.
+            if !givenUp.isEmpty { recordGivenUp(givenUp) }
             if failures > 0 {
                 runtime.logger.notice("source recovered: charging again", metadata: ["source": "\(name)"])
                 failures = 0

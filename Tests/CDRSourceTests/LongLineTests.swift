@@ -83,6 +83,34 @@ struct LongLineTests {
         #expect(cut.first?.sha256 == (try coreutilsSHA256(long)))
     }
 
+    @Test("a long line that fits in the read buffer whole is cut all the same (LineReader and Tailer)")
+    func longLineInsideOneChunk() throws {
+        let dir = try TempDir()
+        let path = dir.file("Master.csv")
+        let long = longLineBytes(100_000)
+        try append(path, "a\n" + String(decoding: long, as: UTF8.self) + "\nb\n")
+        let reader = try LineReader(path: path, chunkSize: 1 << 20)
+        var normal: [String] = []
+        var cut: [LongLine] = []
+        _ = try reader.forEachLine(includePartialLastLine: true, maxLineBytes: 65_536) { line, _, _ in
+            normal.append(String(decoding: line, as: UTF8.self))
+            return true
+        } longLine: { cut.append($0); return true }
+        #expect(normal == ["a", "b"])
+        #expect(cut.map(\.length) == [100_000])
+        #expect(cut.first?.number == 2)
+
+        let t = Tailer(path: path, checkpoint: nil, startAt: .beginning)
+        var tNormal: [String] = []
+        var tCut: [LongLine] = []
+        let b = try t.read(maxLines: 100, maxLineBytes: 65_536) { line, _, _ in
+            tNormal.append(String(decoding: line, as: UTF8.self))
+        } longLine: { tCut.append($0) }
+        #expect(tNormal == ["a", "b"])
+        #expect(tCut == cut, "the tailer and the reader agree")
+        #expect(b.checkpoint?.offset == fileSize(path))
+    }
+
     @Test("Tailer: a long line still being written is never buffered whole; once its newline arrives it is handed out once")
     func tailerStreamsGrowingLongLine() throws {
         let dir = try TempDir()
