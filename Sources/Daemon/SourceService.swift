@@ -67,11 +67,17 @@ public final class SourceService: Service, @unchecked Sendable {
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             let next = await onQueue { self.step() }
             if next == .more { continue }
-            // Idle: sleep until inotify says the directory changed, or the periodic stat is due;
-            // after a failed commit, back off (1 s doubling to 30 s) and try again from the last commit.
-            let delay: Duration
-            if case .failing(let n) = next { delay = .seconds(min(30, 1 << min(n, 5))) } else { delay = .seconds(1) }
-            _ = await cancelWhenGracefulShutdown { await self.watcher.wait(timeout: delay) }
+            // Idle: sleep until inotify says the directory changed, or the periodic stat is due.
+            // After a failure, back off (1 s doubling to 30 s) whatever inotify says: a writer that
+            // keeps appending must not turn the retries into a busy loop while, say, descriptors
+            // are exhausted (libdispatch's pool monitor traps when it cannot open /proc/<tid>/stat,
+            // which it does once a second while work is queued).
+            if case .failing(let n) = next {
+                let delay = Duration.seconds(min(30, 1 << min(n - 1, 5)))
+                try? await cancelWhenGracefulShutdown { try await Task.sleep(for: delay) }
+            } else {
+                _ = await cancelWhenGracefulShutdown { await self.watcher.wait(timeout: .seconds(1)) }
+            }
         }
         runtime.logger.info("source stopped", metadata: ["source": "\(name)"])
     }

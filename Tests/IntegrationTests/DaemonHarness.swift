@@ -7,14 +7,17 @@ final class DaemonProcess: @unchecked Sendable {
     let process = Process()
     let logPath: String
 
-    /// `openFiles` sets RLIMIT_NOFILE (soft and hard, so the daemon cannot raise it) before exec.
-    init(_ h: Harness, extraEnv: [String: String] = [:], arguments: [String] = [], openFiles: Int? = nil) throws {
+    /// `openFiles` sets RLIMIT_NOFILE before exec: the hard limit, and the soft one too unless
+    /// `softOpenFiles` gives it (with both equal the daemon cannot raise it).
+    init(_ h: Harness, extraEnv: [String: String] = [:], arguments: [String] = [], openFiles: Int? = nil,
+         softOpenFiles: Int? = nil) throws {
         logPath = h.path("daemon-\(UUID().uuidString.prefix(8)).log")
         _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         if let openFiles {
             // `exec` keeps the pid, so `process.processIdentifier` is the daemon's.
             process.executableURL = URL(fileURLWithPath: "/bin/bash")
-            process.arguments = ["-c", "ulimit -n \(openFiles) && exec \"$0\" \"$@\"", Harness.binary,
+            let limits = softOpenFiles.map { "ulimit -Sn \($0) && ulimit -Hn \(openFiles)" } ?? "ulimit -n \(openFiles)"
+            process.arguments = ["-c", "\(limits) && exec \"$0\" \"$@\"", Harness.binary,
                                  "run", "--config", h.configPath] + arguments
         } else {
             process.executableURL = URL(fileURLWithPath: Harness.binary)
