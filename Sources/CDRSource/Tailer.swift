@@ -82,7 +82,14 @@ public final class Tailer {
         let current = try TailFile.openIfExists(path, chunkSize: chunkSize, system: system)
         if let cp = resumeFrom {
             if let f = current, f.device == cp.device, f.inode == cp.inode {
-                if let why = try f.resume(from: cp).reason {
+                let resumed = try f.resume(from: cp)
+                if case .otherFile(let why) = resumed {
+                    // The inode now holds other bytes (reused, or copytruncate while stopped): the
+                    // checkpoint's file is nowhere, and what was appended to it after the checkpoint is lost.
+                    evs.append(.oldFileLost(cp, reason: "was replaced at \(path) by a file that \(why)",
+                                            unreadBytes: lastSize.map { max(0, $0 - cp.offset) }))
+                }
+                if let why = resumed.reason {
                     try f.reset()
                     evs.append(.truncated(path: path, inode: f.inode, previousOffset: cp.offset, reason: why))
                 } else {
