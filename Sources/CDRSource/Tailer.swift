@@ -167,9 +167,12 @@ public final class Tailer {
             var st = stat()
             if stat(full, &st) != 0 {
                 let e = errno
-                // Removed since it was listed: not a candidate. Anything else may hide the file.
-                if e == ENOENT || e == ENOTDIR { continue }
-                throw TailError(path: full, operation: "stat", errno: e)
+                // A failure that may pass could hide the file; one that will not (removed since it was
+                // listed, a dangling or looping link) is no candidate.
+                if [ENOMEM, EIO, EACCES, EMFILE, ENFILE, EINTR, EAGAIN].contains(e) {
+                    throw TailError(path: full, operation: "stat", errno: e)
+                }
+                continue
             }
             guard (st.st_mode & S_IFMT) == S_IFREG,
                   UInt64(st.st_dev) == cp.device, UInt64(st.st_ino) == cp.inode else { continue }

@@ -115,6 +115,17 @@ struct TailerFaultTests {
         #expect(!(try drain(t).events.contains(where: Self.isLost)), "reported once")
     }
 
+    @Test("a dangling or looping link next to the file does not stop the search")
+    func brokenLinksAreNoCandidates() throws {
+        let dir = try TempDir()
+        let rotated = dir.file("Master.csv.1")
+        let (path, cp) = try Self.rotatedWhileDown(dir, rotated: rotated)
+        #expect(symlink(dir.file("nowhere"), dir.file("Master.csv.dangling")) == 0)
+        #expect(symlink(dir.file("Master.csv.loop"), dir.file("Master.csv.loop")) == 0)
+        let t = Tailer(path: path, checkpoint: cp, startAt: .beginning)
+        #expect(try readTexts(t) == ["o3", "o4"])
+    }
+
     @Test("the directory itself gone: the file is given up (nothing is left to retry)")
     func directoryGoneIsGivenUp() throws {
         let dir = try TempDir()
