@@ -169,6 +169,9 @@ import Glibc
             #expect(used[u] == Oracle.format(expected[u] ?? 0), "used of \(u) after the pressure is released: \(d.log)")
         }
         #expect(!d.log.contains("are lost"), "no file given up: \(d.log)")
+        let status = try h.json(["status", "--json"]) as? [String: Any]
+        let source = (status?["sources"] as? [[String: Any]])?.first
+        #expect((source?["given_up_files"] as? NSNumber)?.intValue == 0)
         #expect(d.process.isRunning, "the daemon survived: \(d.log)")
     }
 }
