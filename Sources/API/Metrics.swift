@@ -14,6 +14,10 @@ public enum MetricNames {
     public static let creditsCharged = "creditmeter_credits_charged_microcredits_total"
     /// Gauge {source}: bytes written to the source file that are not yet read.
     public static let sourceLag = "creditmeter_source_lag_bytes"
+    /// Counter {source}: bytes known unread in rotated-away files given up (no file with their identity left).
+    public static let givenUpBytes = "creditmeter_source_given_up_bytes_total"
+    /// Counter {source}: rotated-away files given up.
+    public static let givenUpFiles = "creditmeter_source_given_up_files_total"
     /// Gauge {endpoint}: deliveries waiting (pending or retrying) for a webhook endpoint.
     public static let outboxDepth = "creditmeter_outbox_pending"
     /// Counter {endpoint, result}: delivery attempts by outcome (`delivered`, `retry`, `dead`, `paused`).
@@ -44,7 +48,8 @@ public enum MeterMetrics {
     /// Registers a source's series at 0, so a quiet source still shows on the first scrape.
     public static func declare(source: String) {
         let dims = [("source", source)]
-        for name in [MetricNames.cdrsRead, MetricNames.cdrsCharged, MetricNames.cdrsQuarantined, MetricNames.creditsCharged] {
+        for name in [MetricNames.cdrsRead, MetricNames.cdrsCharged, MetricNames.cdrsQuarantined, MetricNames.creditsCharged,
+                     MetricNames.givenUpBytes, MetricNames.givenUpFiles] {
             Counter(label: name, dimensions: dims).increment(by: 0)
         }
         Gauge(label: MetricNames.sourceLag, dimensions: dims).record(0)
@@ -69,6 +74,13 @@ public enum MeterMetrics {
 
     public static func sourceLag(source: String, bytes: Int64) {
         Gauge(label: MetricNames.sourceLag, dimensions: [("source", source)]).record(bytes)
+    }
+
+    /// Rotated-away files given up, and the bytes known unread in them.
+    public static func givenUp(source: String, files: Int, bytes: Int64) {
+        let dims = [("source", source)]
+        Counter(label: MetricNames.givenUpFiles, dimensions: dims).increment(by: files)
+        Counter(label: MetricNames.givenUpBytes, dimensions: dims).increment(by: bytes)
     }
 
     public static func outboxDepth(endpoint: String, pending: Int) {

@@ -19,6 +19,8 @@ public final class LineReader {
     private var start = 0      // first unconsumed byte in buffer
     private var end = 0        // one past the last valid byte in buffer
     private var eof = false
+    /// A line longer than the limit, being read: hashed and dropped as it streams in.
+    private var long: LongLineBuilder?
     /// File offset of `buffer[start]`.
     public private(set) var offset: Int64
     /// Number of the next line (1-based).
@@ -53,7 +55,56 @@ public final class LineReader {
         includePartialLastLine: Bool,
         _ body: (UnsafeBufferPointer<UInt8>, Int64, Int64) throws -> Bool
     ) throws -> Bool {
+        try forEachLine(includePartialLastLine: includePartialLastLine, maxLineBytes: .max, body, longLine: { _ in true })
+    }
+
+    /// The read buffer's size now.
+    var bufferCapacity: Int { buffer.count }
+    /// The most the buffer grows to with lines cut at `maxLineBytes`: it only grows while the partial
+    /// line in it is at most that long.
+    static func capacityBound(chunkSize: Int, maxLineBytes: Int) -> Int { max(max(chunkSize, 4096), 2 * maxLineBytes) }
+
+    /// `forEachLine(includePartialLastLine:_:)`, with a line longer than `maxLineBytes` handed to
+    /// `longLine` (its first 4 KiB, length and SHA-256) instead of `body`; its bytes are hashed as
+    /// they are read, never buffered whole.
+    public func forEachLine(
+        includePartialLastLine: Bool, maxLineBytes: Int,
+        _ body: (UnsafeBufferPointer<UInt8>, Int64, Int64) throws -> Bool,
+        longLine: (LongLine) throws -> Bool
+    ) throws -> Bool {
         while true {
+            if var l = long {
+                let (found, used): (Bool, Int) = buffer.withUnsafeBufferPointer { buf in
+                    guard let base = buf.baseAddress, start < end else { return (false, 0) }
+                    if let nl = memchr(base + start, 0x0A, end - start) {
+                        let n = UnsafeRawPointer(nl).assumingMemoryBound(to: UInt8.self) - (base + start)
+                        l.add(UnsafeRawBufferPointer(start: base + start, count: n))
+                        return (true, n + 1)
+                    }
+                    l.add(UnsafeRawBufferPointer(start: base + start, count: end - start))
+                    return (false, end - start)
+                }
+                start += used
+                offset += Int64(used)
+                if found || (eof && includePartialLastLine) {
+                    long = nil
+                    lineNumber += 1
+                    if try !longLine(l.finish()) { return false }
+                    continue
+                }
+                long = l
+                // Nothing of it is kept in the buffer.
+                start = 0
+                end = 0
+                if eof {
+                    // The tailer's rule: an unfinished last line is not consumed.
+                    offset = l.offset
+                    long = nil
+                    return true
+                }
+                try fill()
+                continue
+            }
             var consumedAny = false
             let stop: Bool = try buffer.withUnsafeBufferPointer { buf in
                 guard let base = buf.baseAddress else { return false }
@@ -61,6 +112,18 @@ public final class LineReader {
                     let remaining = end - start
                     guard let nl = memchr(base + start, 0x0A, remaining) else { break }
                     let nlIndex = UnsafeRawPointer(nl).assumingMemoryBound(to: UInt8.self) - base
+                    if nlIndex - start > maxLineBytes {
+                        // Complete in the buffer, but over the limit all the same.
+                        var l = LongLineBuilder(offset: offset, number: lineNumber)
+                        l.add(UnsafeRawBufferPointer(start: base + start, count: nlIndex - start))
+                        let advance = nlIndex - start + 1
+                        start += advance
+                        offset += Int64(advance)
+                        lineNumber += 1
+                        consumedAny = true
+                        if try !longLine(l.finish()) { return true }
+                        continue
+                    }
                     let line = UnsafeBufferPointer(start: base + start, count: nlIndex - start)
                     let lineOffset = offset
                     let number = lineNumber
@@ -75,6 +138,11 @@ public final class LineReader {
             }
             if stop { return false }
             _ = consumedAny
+            if end - start > maxLineBytes {
+                // No newline in the buffered rest: longer than allowed whatever comes next.
+                long = LongLineBuilder(offset: offset, number: lineNumber)
+                continue
+            }
             if eof {
                 if includePartialLastLine && start < end {
                     let stopLast: Bool = try buffer.withUnsafeBufferPointer { buf in

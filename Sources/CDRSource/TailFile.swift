@@ -30,6 +30,36 @@ func parseHash(_ s: String) -> (count: Int, hex: Substring)? {
     return (n, s[s.index(after: colon)...])
 }
 
+/// The system calls that find and open source files, replaceable so that tests can make them fail
+/// the way a host out of descriptors does (EMFILE) without exhausting the test process.
+struct TailSystem {
+    /// Opens for reading; -1 with `errno` set on failure.
+    var open: (String) -> Int32
+    /// nil with `errno` set on failure.
+    var opendir: (String) -> OpaquePointer?
+
+    static var live: TailSystem {
+        TailSystem(open: { Glibc.open($0, O_RDONLY | O_CLOEXEC) }, opendir: { Glibc.opendir($0) })
+    }
+}
+
+/// How a checkpoint compares with a file that has its device and inode.
+enum ResumeResult: Equatable {
+    /// The same bytes: positioned at the checkpoint.
+    case positioned
+    /// Different first bytes (or an unreadable checkpoint): another file that reuses the inode.
+    case otherFile(String)
+    /// Same first bytes but shorter than the offset or different before it: the same file rewritten.
+    case rewritten(String)
+
+    var reason: String? {
+        switch self {
+        case .positioned: nil
+        case .otherFile(let r), .rewritten(let r): r
+        }
+    }
+}
+
 /// One open file being tailed: its identity, read position and a reusable read buffer.
 ///
 /// The buffer always holds a contiguous range of the file, `buf[i]` = byte `offset - start + i`,
@@ -58,10 +88,14 @@ final class TailFile {
     /// The bytes before `offset` are not in the buffer yet (after a resume or rewind).
     private var needsHistory = false
     private let scratch: UnsafeMutablePointer<UInt8>
+    /// A line longer than the reader's limit, being read: its bytes so far are hashed and dropped,
+    /// not buffered; `offset` stays at its start until its newline arrives.
+    private var long: (line: LongLineBuilder, tailHash: String)?
 
     /// Opens `path`; nil when it does not exist (or is not a regular file yet, e.g. a dangling link).
-    static func openIfExists(_ path: String, chunkSize: Int) throws -> TailFile? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+    /// Any other failure (EMFILE, EACCES, EIO…) throws: the file is there, it could not be opened now.
+    static func openIfExists(_ path: String, chunkSize: Int, system: TailSystem) throws -> TailFile? {
+        let fd = system.open(path)
         if fd < 0 {
             let e = errno
             if e == ENOENT || e == ENOTDIR { return nil }
@@ -97,9 +131,17 @@ final class TailFile {
         scratch.deallocate()
     }
 
-    var pending: Int { end - start }
+    /// Bytes after the last newline delivered have been read (a partial last line).
+    var hasPartialLine: Bool { long != nil || end > start }
     /// File offset of the next byte to read from disk.
-    var readPos: Int64 { offset + Int64(end - start) }
+    var readPos: Int64 { offset + (long?.line.length ?? 0) + Int64(end - start) }
+    /// The read buffer's size now.
+    var capacity: Int { cap }
+    /// The most the read buffer grows to with lines cut at `maxLineBytes`: it only grows while the
+    /// partial line in it is at most that long.
+    static func capacityBound(chunkSize: Int, maxLineBytes: Int) -> Int {
+        max(max(chunkSize, 4096), 3 * (maxLineBytes + tailWindow))
+    }
 
     func size() throws -> Int64 {
         var st = stat()
@@ -125,6 +167,7 @@ final class TailFile {
         line = 0
         start = 0
         end = 0
+        long = nil
         needsHistory = false
         head = []
         headHashCache = nil
@@ -137,6 +180,7 @@ final class TailFile {
         self.line = line
         start = 0
         end = 0
+        long = nil
         needsHistory = offset > 0
     }
 
@@ -222,33 +266,31 @@ final class TailFile {
     func checkpoint() throws -> Checkpoint {
         try loadHistoryIfNeeded()
         if head.count < headLimit { try extendHead(verify: true) }
-        let k = Int(min(offset, Int64(tailWindow)))
-        let tail = "\(k):" + hexSHA256(UnsafeRawBufferPointer(start: buf + (start - k), count: k))
+        let tail = long?.tailHash ?? tailHashAtOffset()
         return Checkpoint(device: device, inode: inode, headHash: headHash, offset: offset, tailHash: tail, line: line)
     }
 
-    /// Why `cp` does not describe this file's bytes, or nil when it does; on nil the file is
-    /// positioned at the checkpoint.
-    func resume(from cp: Checkpoint) throws -> String? {
+    /// Whether `cp` describes this file's bytes; on `.positioned` the file is positioned at the checkpoint.
+    func resume(from cp: Checkpoint) throws -> ResumeResult {
         guard let (n, hex) = parseHash(cp.headHash), n <= headLimit,
               let (k, tailHex) = parseHash(cp.tailHash), Int64(k) <= cp.offset, k <= headLimit, cp.offset >= 0
-        else { return "has an unreadable checkpoint" }
+        else { return .otherFile("has an unreadable checkpoint") }
         let size = try size()
-        if size < Int64(n) { return "is shorter than its recorded first bytes" }
+        if size < Int64(n) { return .otherFile("is shorter than its recorded first bytes") }
         let gotHead = try preadScratch(n, at: 0)
         if gotHead < n || hexSHA256(UnsafeRawBufferPointer(start: scratch, count: n)) != hex {
-            return "starts with different bytes"
+            return .otherFile("starts with different bytes")
         }
-        if size < cp.offset { return "is shorter than the checkpoint offset" }
+        if size < cp.offset { return .rewritten("is shorter than the checkpoint offset") }
         let gotTail = try preadScratch(k, at: cp.offset - Int64(k))
         if gotTail < k || hexSHA256(UnsafeRawBufferPointer(start: scratch, count: k)) != tailHex {
-            return "has different bytes before the checkpoint offset"
+            return .rewritten("has different bytes before the checkpoint offset")
         }
         head = []
         headHashCache = nil
         try extendHead(verify: false)
         position(offset: cp.offset, line: cp.line)
-        return nil
+        return .positioned
     }
 
     /// Positions after the last newline present now (start_at = end), counting the lines before it.
@@ -303,14 +345,31 @@ final class TailFile {
         return got
     }
 
+    /// `"<k>:<hex>"` of the k = min(64, offset) bytes before `offset`, which the buffer holds before `start`.
+    private func tailHashAtOffset() -> String {
+        let k = Int(min(offset, Int64(tailWindow)))
+        return "\(k):" + hexSHA256(UnsafeRawBufferPointer(start: buf + (start - k), count: k))
+    }
+
     // MARK: - Lines
 
-    /// Hands out up to `limit` complete lines available now; stops at end of file.
-    func deliver(limit: Int, _ body: (UnsafeBufferPointer<UInt8>, Int64, Int64) throws -> Void) throws -> Int {
+    /// Hands out up to `limit` complete lines available now; stops at end of file. A line longer
+    /// than `maxLineBytes` goes to `longLine` instead, cut to its start, and is never buffered whole.
+    func deliver(limit: Int, maxLineBytes: Int = .max, _ body: (UnsafeBufferPointer<UInt8>, Int64, Int64) throws -> Void,
+                 longLine: (LongLine) throws -> Void = { _ in }) throws -> Int {
         var n = 0
         while n < limit {
+            if long != nil {
+                if try continueLongLine(longLine) { n += 1 } else if try fill() == 0 { break }
+                continue
+            }
             if start < end, let hit = memchr(buf + start, 0x0A, end - start) {
                 let nl = UnsafeRawPointer(buf).distance(to: UnsafeRawPointer(hit))
+                if nl - start > maxLineBytes {
+                    // Whole in the buffer but too long all the same: `continueLongLine` hands it out.
+                    long = (LongLineBuilder(offset: offset, number: line + 1), tailHashAtOffset())
+                    continue
+                }
                 let lineStart = offset
                 let length = nl - start
                 offset += Int64(length + 1)
@@ -319,6 +378,9 @@ final class TailFile {
                 start = nl + 1
                 n += 1
                 try body(text, lineStart, line)
+            } else if end - start > maxLineBytes {
+                // Longer than allowed whatever comes next: stream the rest through the hash.
+                long = (LongLineBuilder(offset: offset, number: line + 1), tailHashAtOffset())
             } else if try fill() == 0 {
                 break
             }
@@ -326,8 +388,45 @@ final class TailFile {
         return n
     }
 
+    /// Feeds the buffered bytes of the long line being read to its hash; true once its newline was
+    /// found and it was handed out. Otherwise the buffer is emptied but for the last bytes read,
+    /// which the next read's integrity check compares with the file.
+    private func continueLongLine(_ longLine: (LongLine) throws -> Void) throws -> Bool {
+        guard var state = long else { return false }
+        if start < end, let hit = memchr(buf + start, 0x0A, end - start) {
+            let nl = UnsafeRawPointer(buf).distance(to: UnsafeRawPointer(hit))
+            state.line.add(UnsafeRawBufferPointer(start: buf + start, count: nl - start))
+            let done = state.line.finish()
+            offset += done.length + 1
+            line += 1
+            start = nl + 1
+            long = nil
+            try longLine(done)
+            return true
+        }
+        state.line.add(UnsafeRawBufferPointer(start: buf + start, count: end - start))
+        long = state
+        // Keep the last bytes read (at least 64: a long line is longer) so `windowMatches` can compare them.
+        let keep = min(end, tailWindow)
+        memmove(buf, buf + (end - keep), keep)
+        start = keep
+        end = keep
+        return false
+    }
+
     /// Hands out the bytes after the last newline as a line (a finished file that ends without one).
-    func deliverRemainder(_ body: (UnsafeBufferPointer<UInt8>, Int64, Int64) throws -> Void) throws -> Int {
+    func deliverRemainder(_ body: (UnsafeBufferPointer<UInt8>, Int64, Int64) throws -> Void,
+                          longLine: (LongLine) throws -> Void = { _ in }) throws -> Int {
+        if var state = long {
+            state.line.add(UnsafeRawBufferPointer(start: buf + start, count: end - start))
+            let done = state.line.finish()
+            offset += done.length
+            line += 1
+            start = end
+            long = nil
+            try longLine(done)
+            return 1
+        }
         guard start < end else { return 0 }
         let lineStart = offset
         let length = end - start
@@ -349,7 +448,7 @@ final class TailFile {
     private func fill() throws -> Int {
         try loadHistoryIfNeeded()
         let minRead = cap / 4
-        if cap - end < minRead {
+        if long == nil, cap - end < minRead {
             let history = Int(min(offset, Int64(tailWindow)))
             let keepFrom = start - history
             if keepFrom > 0 {

@@ -1,3 +1,4 @@
+import Crypto
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -56,9 +57,11 @@ public enum TailEvent: Sendable, Equatable, CustomStringConvertible {
     /// At start the checkpoint's file was found under another name (rotated while the daemon was
     /// down): it is finished from the checkpoint before the file at the path is read.
     case resumedRotated(path: String, inode: UInt64, offset: Int64)
-    /// At start the checkpoint's file could not be found (or is no longer the same bytes): anything
-    /// appended to it after the checkpoint is lost; the file at the path is read from 0.
-    case oldFileLost(Checkpoint, reason: String)
+    /// At start no file in the directory has the checkpoint file's identity (device, inode and first
+    /// bytes): it is given up, and anything appended to it after the checkpoint is lost; the file at
+    /// the path is read from 0. `unreadBytes` is how many bytes past the checkpoint it was known to
+    /// hold (nil when nothing says: the file was last seen by an earlier run).
+    case oldFileLost(Checkpoint, reason: String, unreadBytes: Int64?)
     /// A rotated-away file ended without a newline once a newer file had data; its last bytes were
     /// delivered as a line (the writer will not finish it).
     case unterminatedLine(path: String, offset: Int64)
@@ -74,8 +77,9 @@ public enum TailEvent: Sendable, Equatable, CustomStringConvertible {
             "\(p) (inode \(i)) \(r): reading it again from 0 (was at offset \(o))"
         case .resumedRotated(let p, let i, let o):
             "the file read before the restart was rotated to \(p) (inode \(i)); finishing it from offset \(o)"
-        case .oldFileLost(let c, let r):
-            "the file read before the restart (\(c)) \(r); lines appended to it after the checkpoint are lost"
+        case .oldFileLost(let c, let r, let n):
+            "the file read before the restart (\(c)) \(r); given up: lines appended to it after the checkpoint are lost ("
+                + (n.map { "\($0) bytes known unread" } ?? "how many bytes is unknown") + ")"
         case .unterminatedLine(let p, let o): "\(p) ends without a newline at offset \(o); delivered as a line"
         }
     }
@@ -143,4 +147,61 @@ public struct TailError: Error, Sendable, CustomStringConvertible {
     }
 
     public var description: String { "\(path): \(operation): \(String(cString: strerror(errno)))" }
+}
+
+/// A line longer than the reader's `maxLineBytes`: only its start is kept, with its length and hash,
+/// so that memory stays bounded however long it gets.
+public struct LongLine: Sendable, Equatable {
+    /// How many of the line's first bytes are kept.
+    public static let keptBytes = 4096
+
+    /// The first `keptBytes` bytes.
+    public var head: [UInt8]
+    /// The line's length in bytes, without its newline.
+    public var length: Int64
+    /// SHA-256 (lowercase hex) of the line's bytes, without its newline.
+    public var sha256: String
+    /// File offset of its first byte.
+    public var offset: Int64
+    /// Its line number.
+    public var number: Int64
+}
+
+/// Streams a long line's bytes through SHA-256, keeping only its start.
+struct LongLineBuilder {
+    private var hasher = SHA256()
+    private(set) var head: [UInt8] = []
+    private(set) var length: Int64 = 0
+    let offset: Int64
+    let number: Int64
+
+    init(offset: Int64, number: Int64) {
+        self.offset = offset
+        self.number = number
+        head.reserveCapacity(LongLine.keptBytes)
+    }
+
+    mutating func add(_ bytes: UnsafeRawBufferPointer) {
+        guard !bytes.isEmpty else { return }
+        if head.count < LongLine.keptBytes {
+            head.append(contentsOf: bytes.prefix(LongLine.keptBytes - head.count))
+        }
+        hasher.update(bufferPointer: bytes)
+        length += Int64(bytes.count)
+    }
+
+    func finish() -> LongLine {
+        LongLine(head: head, length: length, sha256: hex(hasher.finalize()), offset: offset, number: number)
+    }
+}
+
+func hex<D: Sequence>(_ digest: D) -> String where D.Element == UInt8 {
+    let digits: [UInt8] = Array("0123456789abcdef".utf8)
+    var out = [UInt8]()
+    out.reserveCapacity(64)
+    for b in digest {
+        out.append(digits[Int(b >> 4)])
+        out.append(digits[Int(b & 0x0F)])
+    }
+    return String(decoding: out, as: UTF8.self)
 }

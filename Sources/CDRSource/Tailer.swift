@@ -24,6 +24,11 @@ import Darwin
 ///   and `Master-2026….csv` all count) and proven by its head and tail hashes; it is finished
 ///   from the checkpoint, then the file at the path is read from 0. A file rotated more than once
 ///   while the daemon was down, or moved to another directory, cannot be found: `.oldFileLost`.
+///   Only proof that it is gone gives it up: no entry of the directory has its device, inode and
+///   first bytes (or the directory itself no longer exists). A failure to list the directory or to
+///   open or read a candidate (EMFILE, ENFILE, ENOMEM, EACCES, EIO…) throws, and the next `read`
+///   looks again. Same device, inode and first bytes but different bytes before the offset is the
+///   same file rewritten: it is read again from 0.
 /// - A file that appears after start (or is missing at start) is read from 0; `startAt` only
 ///   applies to the file present at start when there is no checkpoint.
 ///
@@ -44,14 +49,27 @@ public final class Tailer {
     private var pathMissing = false
     /// Device and inode of the file at the path when last stat'ed.
     private var atPath: (UInt64, UInt64)?
+    private let lastSize: Int64?
+    let system: TailSystem
 
     /// Does no throwing I/O: a missing file is waited for, and other errors surface from `read`.
     /// `chunkSize` is the read size (and initial buffer); a longer line grows the buffer.
-    public init(path: String, checkpoint: Checkpoint?, startAt: StartAt, chunkSize: Int = 256 * 1024) {
+    /// `lastSize` is the size of the checkpoint's file when the caller last saw it, if it knows: the
+    /// bytes given up if that file cannot be found are counted from it.
+    public convenience init(path: String, checkpoint: Checkpoint?, startAt: StartAt, chunkSize: Int = 256 * 1024,
+                            lastSize: Int64? = nil) {
+        self.init(path: path, checkpoint: checkpoint, startAt: startAt, chunkSize: chunkSize, lastSize: lastSize,
+                  system: .live)
+    }
+
+    init(path: String, checkpoint: Checkpoint?, startAt: StartAt, chunkSize: Int = 256 * 1024,
+         lastSize: Int64? = nil, system: TailSystem) {
         self.path = path
         self.resumeFrom = checkpoint
         self.startAt = startAt
         self.chunkSize = chunkSize
+        self.lastSize = lastSize
+        self.system = system
         var events: [TailEvent] = []
         if (try? start(&events)) != nil { pendingEvents = events }
     }
@@ -61,10 +79,17 @@ public final class Tailer {
     private func start(_ events: inout [TailEvent]) throws {
         var found: [TailFile] = []
         var evs: [TailEvent] = []
-        let current = try TailFile.openIfExists(path, chunkSize: chunkSize)
+        let current = try TailFile.openIfExists(path, chunkSize: chunkSize, system: system)
         if let cp = resumeFrom {
             if let f = current, f.device == cp.device, f.inode == cp.inode {
-                if let why = try f.resume(from: cp) {
+                let resumed = try f.resume(from: cp)
+                if case .otherFile(let why) = resumed {
+                    // The inode now holds other bytes (reused, or copytruncate while stopped): the
+                    // checkpoint's file is nowhere, and what was appended to it after the checkpoint is lost.
+                    evs.append(.oldFileLost(cp, reason: "was replaced at \(path) by a file that \(why)",
+                                            unreadBytes: lastSize.map { max(0, $0 - cp.offset) }))
+                }
+                if let why = resumed.reason {
                     try f.reset()
                     evs.append(.truncated(path: path, inode: f.inode, previousOffset: cp.offset, reason: why))
                 } else {
@@ -74,7 +99,12 @@ public final class Tailer {
             } else {
                 let (old, why) = try findRotated(cp)
                 if let old {
-                    evs.append(.resumedRotated(path: old.currentName, inode: old.inode, offset: cp.offset))
+                    if let rewritten = why {
+                        evs.append(.truncated(path: old.currentName, inode: old.inode, previousOffset: cp.offset,
+                                              reason: rewritten))
+                    } else {
+                        evs.append(.resumedRotated(path: old.currentName, inode: old.inode, offset: cp.offset))
+                    }
                     found = [old]
                     if let f = current {
                         try f.reset()
@@ -82,7 +112,8 @@ public final class Tailer {
                         evs.append(.rotated(from: old.currentName, to: path, oldInode: old.inode, newInode: f.inode))
                     }
                 } else {
-                    evs.append(.oldFileLost(cp, reason: why))
+                    let unread = lastSize.map { max(0, $0 - cp.offset) }
+                    evs.append(.oldFileLost(cp, reason: why ?? "was not found", unreadBytes: unread))
                     if let f = current {
                         try f.reset()
                         found = [f]
@@ -108,30 +139,57 @@ public final class Tailer {
         events += evs
     }
 
-    /// The checkpoint's file under another name in the same directory, positioned at the checkpoint;
-    /// otherwise nil and why.
-    private func findRotated(_ cp: Checkpoint) throws -> (TailFile?, String) {
+    /// The checkpoint's file under another name in the same directory: positioned at the checkpoint
+    /// (nil reason), or read again from 0 when it was rewritten (the reason). When no entry has the
+    /// file's identity, nil and why. Throws when the directory or a candidate cannot be read now.
+    private func findRotated(_ cp: Checkpoint) throws -> (TailFile?, String?) {
         let (dir, base) = splitPath(path)
-        guard let d = opendir(dir) else { return (nil, "cannot be searched for: \(dir) is not readable") }
+        guard let d = system.opendir(dir) else {
+            let e = errno
+            if e == ENOENT || e == ENOTDIR { return (nil, "cannot be found: \(dir) no longer exists") }
+            throw TailError(path: dir, operation: "opendir", errno: e)
+        }
         defer { closedir(d) }
         var candidates: [String] = []
-        while let entry = readdir(d) {
+        while true {
+            // readdir returns nil both at the end and on error; only errno tells them apart.
+            errno = 0
+            guard let entry = readdir(d) else {
+                let e = errno
+                if e != 0 { throw TailError(path: dir, operation: "readdir", errno: e) }
+                break
+            }
             let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
                 String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
             }
             if name == "." || name == ".." || name == base { continue }
             let full = dir == "/" ? "/" + name : dir + "/" + name
             var st = stat()
-            guard stat(full, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG,
+            if stat(full, &st) != 0 {
+                let e = errno
+                // A failure that may pass could hide the file; one that will not (removed since it was
+                // listed, a dangling or looping link) is no candidate.
+                if [ENOMEM, EIO, EACCES, EMFILE, ENFILE, EINTR, EAGAIN].contains(e) {
+                    throw TailError(path: full, operation: "stat", errno: e)
+                }
+                continue
+            }
+            guard (st.st_mode & S_IFMT) == S_IFREG,
                   UInt64(st.st_dev) == cp.device, UInt64(st.st_ino) == cp.inode else { continue }
             candidates.append(full)
         }
-        guard let name = candidates.first else { return (nil, "was not found in \(dir)") }
-        guard let f = try TailFile.openIfExists(name, chunkSize: chunkSize),
-              f.device == cp.device, f.inode == cp.inode
-        else { return (nil, "vanished while it was opened") }
-        if let why = try f.resume(from: cp) { return (nil, "was found as \(name) but \(why)") }
-        return (f, "")
+        for name in candidates {
+            guard let f = try TailFile.openIfExists(name, chunkSize: chunkSize, system: system),
+                  f.device == cp.device, f.inode == cp.inode else { continue }
+            switch try f.resume(from: cp) {
+            case .positioned: return (f, nil)
+            case .otherFile: continue
+            case .rewritten(let why):
+                try f.reset()
+                return (f, "was found as \(name) but \(why)")
+            }
+        }
+        return (nil, "was not found in \(dir)")
     }
 
     // MARK: - Reading
@@ -144,6 +202,16 @@ public final class Tailer {
     /// valid during the call.
     public func read(
         maxLines: Int, _ body: (UnsafeBufferPointer<UInt8>, Int64, Int64) throws -> Void
+    ) throws -> TailBatch {
+        try read(maxLines: maxLines, maxLineBytes: .max, body, longLine: { _ in })
+    }
+
+    /// `read(maxLines:_:)`, with a line longer than `maxLineBytes` handed to `longLine` (its first
+    /// 4 KiB, length and SHA-256) in its place: it counts as one of the `maxLines`, and its bytes are
+    /// hashed as they arrive rather than buffered, also while it is still being written.
+    public func read(
+        maxLines: Int, maxLineBytes: Int, _ body: (UnsafeBufferPointer<UInt8>, Int64, Int64) throws -> Void,
+        longLine: (LongLine) throws -> Void
     ) throws -> TailBatch {
         var events = pendingEvents
         pendingEvents = []
@@ -165,15 +233,15 @@ public final class Tailer {
                     successorReady = true
                     break
                 }
-                delivered += try f.deliver(limit: maxLines - delivered, body)
+                delivered += try f.deliver(limit: maxLines - delivered, maxLineBytes: maxLineBytes, body, longLine: longLine)
                 if delivered >= maxLines {
                     more = try f.hasMore() || successorReady
                     break
                 }
                 guard successorReady else { break }
-                if f.pending > 0 {
+                if f.hasPartialLine {
                     events.append(.unterminatedLine(path: f.currentName, offset: f.offset))
-                    delivered += try f.deliverRemainder(body)
+                    delivered += try f.deliverRemainder(body, longLine: longLine)
                 }
                 if delivered > 0 {
                     // One batch, one file: the switch waits for the next call.
@@ -210,6 +278,25 @@ public final class Tailer {
         }
     }
 
+    /// Goes back to `checkpoint`, the last one committed, after a batch whose charges did not commit,
+    /// keeping every file open: a rotated-away file is read again from there even if it was deleted
+    /// or could not be found by name meanwhile. False when no open file is the checkpoint's: make a
+    /// new `Tailer` from it instead.
+    public func rewind(to checkpoint: Checkpoint?) -> Bool {
+        guard let cp = checkpoint, started else { return false }
+        func isIt(_ f: TailFile) -> Bool { f.device == cp.device && f.inode == cp.inode }
+        if let i = files.firstIndex(where: isIt) {
+            files.removeFirst(i)
+        } else if let i = retired.lastIndex(where: isIt) {
+            let f = retired.remove(at: i)
+            files.insert(f, at: 0)
+        } else {
+            return false
+        }
+        files[0].position(offset: cp.offset, line: cp.line)
+        return true
+    }
+
     /// The caller committed `checkpoint`: finished files it no longer points into are closed.
     public func committed(_ checkpoint: Checkpoint) {
         retired.removeAll { $0.device != checkpoint.device || $0.inode != checkpoint.inode }
@@ -226,6 +313,9 @@ public final class Tailer {
         return TailStatus(path: path, file: name(of: f), inode: f.inode, offset: f.offset, line: f.line,
                           size: size, lagBytes: lag, queued: files.count - 1)
     }
+
+    /// The read buffer's size now, for tests of the memory bound.
+    var bufferCapacity: Int { files.first?.capacity ?? 0 }
 
     private func name(of f: TailFile) -> String {
         if let (d, i) = atPath, d == f.device, i == f.inode { return path }
@@ -245,7 +335,7 @@ public final class Tailer {
             pathMissing = false
             let id = (UInt64(st.st_dev), UInt64(st.st_ino))
             if !files.contains(where: { $0.device == id.0 && $0.inode == id.1 }) {
-                if let f = try TailFile.openIfExists(path, chunkSize: chunkSize),
+                if let f = try TailFile.openIfExists(path, chunkSize: chunkSize, system: system),
                    !files.contains(where: { $0.device == f.device && $0.inode == f.inode }) {
                     if let last = files.last {
                         events.append(.rotated(from: last.currentName, to: path, oldInode: last.inode, newInode: f.inode))

@@ -84,6 +84,9 @@ public struct SourceCounters: Sendable {
     public var notBillable = 0
     public var filtered = 0
     public var lagBytes: Int64 = 0
+    /// Rotated-away files given up (none with their identity left) and the bytes known unread in them.
+    public var givenUpFiles = 0
+    public var givenUpBytes: Int64 = 0
     public var heartbeat = ContinuousClock.now
     public var failing = false
 }

@@ -24,6 +24,8 @@ public final class SourceService: Service, @unchecked Sendable {
     private var startAt: CDRSource.StartAt
     private var tailer: Tailer
     private var lastCommitted: Checkpoint?
+    /// Size of `lastCommitted`'s file when last looked at, so a file given up can be counted in bytes.
+    private var lastCommittedSize: Int64?
     private var settings: SourceSettings
     private var metering: Metering
     private var generation: Int
@@ -66,11 +68,17 @@ public final class SourceService: Service, @unchecked Sendable {
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             let next = await onQueue { self.step() }
             if next == .more { continue }
-            // Idle: sleep until inotify says the directory changed, or the periodic stat is due;
-            // after a failed commit, back off (1 s doubling to 30 s) and try again from the last commit.
-            let delay: Duration
-            if case .failing(let n) = next { delay = .seconds(min(30, 1 << min(n, 5))) } else { delay = .seconds(1) }
-            _ = await cancelWhenGracefulShutdown { await self.watcher.wait(timeout: delay) }
+            // Idle: sleep until inotify says the directory changed, or the periodic stat is due.
+            // After a failure, back off (1 s doubling to 30 s) whatever inotify says: a writer that
+            // keeps appending must not turn the retries into a busy loop while, say, descriptors
+            // are exhausted (libdispatch's pool monitor traps when it cannot open /proc/<tid>/stat,
+            // which it does once a second while work is queued).
+            if case .failing(let n) = next {
+                let delay = Duration.seconds(min(30, 1 << min(n - 1, 5)))
+                try? await cancelWhenGracefulShutdown { try await Task.sleep(for: delay) }
+            } else {
+                _ = await cancelWhenGracefulShutdown { await self.watcher.wait(timeout: .seconds(1)) }
+            }
         }
         runtime.logger.info("source stopped", metadata: ["source": "\(name)"])
     }
@@ -96,7 +104,7 @@ public final class SourceService: Service, @unchecked Sendable {
             let metering = self.metering
             let settings = self.settings
             var callIDs: [String] = []
-            let batch = try tailer.read(maxLines: batchSize) { line, offset, number in
+            let batch = try tailer.read(maxLines: batchSize, maxLineBytes: settings.maxLineBytes) { line, offset, number in
                 var line = line
                 if let last = line.last, last == 0x0D { line = UnsafeBufferPointer(rebasing: line.dropLast()) }
                 if line.isEmpty { return }
@@ -117,8 +125,18 @@ public final class SourceService: Service, @unchecked Sendable {
                 case .filtered: filtered += 1
                 case .quarantine(let q): quarantined.append(q)
                 }
+            } longLine: { long in
+                quarantined.append(Metering.tooLong(long, source: settings))
             }
-            for event in batch.events { runtime.logger.notice("\(event)", metadata: ["source": "\(name)"]) }
+            var givenUp: [Int64] = []
+            for event in batch.events {
+                if case .oldFileLost(_, _, let unread) = event {
+                    runtime.logger.error("\(event)", metadata: ["source": "\(name)"])
+                    givenUp.append(unread ?? 0)
+                } else {
+                    runtime.logger.notice("\(event)", metadata: ["source": "\(name)"])
+                }
+            }
             var outcome: BatchOutcome?
             if let cp = batch.checkpoint, batch.lines > 0 || cp != lastCommitted {
                 outcome = try ledger.commit(
@@ -131,6 +149,8 @@ public final class SourceService: Service, @unchecked Sendable {
                                                  levelChanges: outcome.levelChanges.count, callIDs: callIDs))
                 }
             }
+            // Counted even when nothing was committed (no file at the path yet): the event is not repeated.
+            if !givenUp.isEmpty { recordGivenUp(givenUp) }
             if failures > 0 {
                 runtime.logger.notice("source recovered: charging again", metadata: ["source": "\(name)"])
                 failures = 0
@@ -141,8 +161,12 @@ public final class SourceService: Service, @unchecked Sendable {
             failures += 1
             runtime.logger.error("source cannot charge: \(error); position kept, will retry", metadata: ["source": "\(name)"])
             runtime.update(source: name) { $0.failing = true; $0.heartbeat = .now }
-            // The tailer may have moved past lines whose charges did not commit: go back to the last commit.
-            tailer = Tailer(path: path, checkpoint: lastCommitted, startAt: startAt)
+            // The tailer may have moved past lines whose charges did not commit: go back to the last
+            // commit. Rewinding keeps its files open, so a rotated-away file is not searched for by
+            // name (which fails while descriptors are short) nor lost if it was deleted meanwhile.
+            if !tailer.rewind(to: lastCommitted) {
+                tailer = Tailer(path: path, checkpoint: lastCommitted, startAt: startAt, lastSize: lastCommittedSize)
+            }
             return .failing(failures)
         }
     }
@@ -161,6 +185,7 @@ public final class SourceService: Service, @unchecked Sendable {
             ])
         }
         let status = tailer.status
+        if let cp = lastCommitted, status.inode == cp.inode { lastCommittedSize = status.size }
         MeterMetrics.batch(source: name, read: batch.lines, charged: outcome?.charged ?? 0,
                            quarantined: quarantined.count,
                            microcredits: Int64(clamping: outcome?.totalCost ?? 0))
@@ -196,6 +221,19 @@ public final class SourceService: Service, @unchecked Sendable {
                 metering.directory = dir
                 dataVersion = v
             }
+        }
+    }
+
+    /// Files given up in the batch just committed: counted in the store (for `status`), the metrics and the log.
+    private func recordGivenUp(_ unread: [Int64]) {
+        let bytes = unread.reduce(0, +)
+        MeterMetrics.givenUp(source: name, files: unread.count, bytes: bytes)
+        runtime.update(source: name) { $0.givenUpFiles += unread.count; $0.givenUpBytes += bytes }
+        do {
+            try ledger.recordGivenUp(source: name, files: unread.count, bytes: bytes, now: Self.now())
+        } catch {
+            // The charges are committed; only the tally for `status` is missing, and the error line says it.
+            runtime.logger.error("cannot count the given-up file in the store: \(error)", metadata: ["source": "\(name)"])
         }
     }
 

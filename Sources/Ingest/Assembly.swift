@@ -34,7 +34,7 @@ public enum Assembly {
                 throw Failure(key: "\(key).filter", message: "\(error)")
             }
         }
-        return SourceSettings(name: source.name, parser: parser, filter: filter)
+        return SourceSettings(name: source.name, parser: parser, filter: filter, maxLineBytes: source.maxLineBytes)
     }
 
     /// An ad-hoc source for `replay --format` on a file that no `[[source]]` describes.

@@ -1,4 +1,5 @@
 import CDRParser
+import CDRSource
 import Crypto
 #if canImport(Glibc)
 import Glibc
@@ -22,11 +23,14 @@ public struct SourceSettings: Sendable {
     public var name: String
     public var parser: CDRParser
     public var filter: CDRFilter?
+    /// A longer line is quarantined (`line_too_long`) without being parsed.
+    public var maxLineBytes: Int
 
-    public init(name: String, parser: CDRParser, filter: CDRFilter?) {
+    public init(name: String, parser: CDRParser, filter: CDRFilter?, maxLineBytes: Int = 65_536) {
         self.name = name
         self.parser = parser
         self.filter = filter
+        self.maxLineBytes = maxLineBytes
     }
 }
 
@@ -123,6 +127,16 @@ public struct Metering: Sendable {
             position: offset, line: lineNumber, destination: dst, prefix: row.prefix,
             billsec: cdr.billableSeconds, chargedSeconds: rated.chargedSeconds, cost: rated.cost,
             startedAt: cdr.startEpoch, startKey: cdr.startKey))
+    }
+
+    /// A line longer than the source's `maxLineBytes`: quarantined with its start, length and hash,
+    /// never parsed (a cut line could parse as a different CDR).
+    public static func tooLong(_ line: LongLine, source: SourceSettings) -> QuarantineEntry {
+        QuarantineEntry(
+            key: "raw:\(source.name):\(line.offset):\(line.sha256.prefix(32))",
+            source: source.name, position: line.offset, line: line.number, reason: "line_too_long",
+            message: "the line is \(line.length) bytes, longer than max_line_bytes (\(source.maxLineBytes)); its first \(line.head.count) bytes are kept",
+            raw: line.head, length: line.length, sha256: line.sha256)
     }
 
     /// A line that does not parse has no identity; its bytes and place stand in for one, so

@@ -126,7 +126,7 @@ public struct Replayer {
             progress?(file, reader.offset, size, summary.read + read)
         }
 
-        _ = try reader.forEachLine(includePartialLastLine: true) { line, offset, number in
+        _ = try reader.forEachLine(includePartialLastLine: true, maxLineBytes: source.maxLineBytes) { line, offset, number in
             var line = line
             if let last = line.last, last == 0x0D { line = UnsafeBufferPointer(rebasing: line.dropLast()) }
             if line.isEmpty { return true }
@@ -137,6 +137,11 @@ public struct Replayer {
             case .filtered: filtered += 1
             case .quarantine(let q): quarantined.append(q)
             }
+            if charges.count + quarantined.count >= batchSize { try flush() }
+            return true
+        } longLine: { long in
+            read += 1
+            quarantined.append(Metering.tooLong(long, source: source))
             if charges.count + quarantined.count >= batchSize { try flush() }
             return true
         }

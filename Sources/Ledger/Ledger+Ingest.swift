@@ -33,8 +33,8 @@ extension Ledger {
         if !quarantined.isEmpty {
             // An identity already charged is accounted for: quarantining it again would only make noise.
             let q = try store.statement("""
-                INSERT INTO quarantine (key, source, position, line, reason, message, raw, at, start_key)
-                SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?10
+                INSERT INTO quarantine (key, source, position, line, reason, message, raw, at, start_key, length, sha256)
+                SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?10, ?11, ?12
                 WHERE NOT EXISTS (SELECT 1 FROM usage WHERE start_key = ?9 AND identity = ?1)
                     AND NOT EXISTS (SELECT 1 FROM usage WHERE start_key IS NULL AND identity = ?1)
                 ON CONFLICT (key) DO NOTHING
@@ -52,6 +52,8 @@ extension Ledger {
                 // A raw key (a line that did not parse) is never an identity: -1 is no CDR's start.
                 try q.bind(9, e.startKey ?? -1)
                 try q.bind(10, e.startKey)
+                try q.bind(11, e.length)
+                try q.bind(12, e.sha256)
                 try q.run()
                 if store.changes > 0 { outcome.quarantined += 1 }
             }

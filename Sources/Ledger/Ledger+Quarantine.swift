@@ -80,13 +80,14 @@ extension Ledger {
         return out
     }
 
-    static let quarantineColumns = "id, key, source, position, line, reason, message, raw, at, start_key"
+    static let quarantineColumns = "id, key, source, position, line, reason, message, raw, at, start_key, length, sha256"
 
     static func readQuarantine(_ s: Statement) -> QuarantineItem {
         QuarantineItem(id: s.int64(0),
                        entry: QuarantineEntry(key: s.text(1), source: s.text(2), position: s.int64(3), line: s.int64(4),
                                               reason: s.text(5), message: s.text(6), raw: s.blob(7),
-                                              startKey: s.isNull(9) ? nil : s.int64(9)),
+                                              startKey: s.isNull(9) ? nil : s.int64(9),
+                                              length: s.optionalInt64(10), sha256: s.isNull(11) ? nil : s.text(11)),
                        at: s.int64(8))
     }
 }

@@ -140,9 +140,12 @@ public struct QuarantineEntry: Sendable, Equatable {
     public var raw: [UInt8]
     /// The CDR's `Charge.startKey` when the line parsed (with `key`, the identity it would be charged under).
     public var startKey: Int64?
+    /// For a line cut to its start (`line_too_long`): its full length and SHA-256 hex; nil otherwise.
+    public var length: Int64?
+    public var sha256: String?
 
     public init(key: String, source: String, position: Int64, line: Int64, reason: String, message: String, raw: [UInt8],
-                startKey: Int64? = nil) {
+                startKey: Int64? = nil, length: Int64? = nil, sha256: String? = nil) {
         self.startKey = startKey
         self.key = key
         self.source = source
@@ -151,6 +154,8 @@ public struct QuarantineEntry: Sendable, Equatable {
         self.reason = reason
         self.message = message
         self.raw = raw
+        self.length = length
+        self.sha256 = sha256
     }
 }
 

@@ -219,5 +219,20 @@ enum Schema {
             -- A quarantined CDR's start key, so the entry reads back as it was written.
             ALTER TABLE quarantine ADD COLUMN start_key INTEGER;
             """),
+        // A line longer than max_line_bytes keeps only its start
+        // in `raw`; its full length and SHA-256 stay here (NULL for every other entry).
+        Migration(version: 4, name: "quarantine_long_lines", sql: """
+            ALTER TABLE quarantine ADD COLUMN length INTEGER;
+            ALTER TABLE quarantine ADD COLUMN sha256 TEXT;
+            """),
+        // Rotated-away files a tailer gave up because no file with their identity was left.
+        Migration(version: 5, name: "source_given_up", sql: """
+            CREATE TABLE source_given_up (
+                source TEXT PRIMARY KEY,
+                files INTEGER NOT NULL,
+                bytes INTEGER NOT NULL,
+                last_at INTEGER NOT NULL
+            ) STRICT;
+            """),
     ]
 }

@@ -199,10 +199,15 @@ public struct SourceConfig: Sendable {
     public var columns: [String]?
     public var delimiter: UInt8
     public var filter: FilterConfig?
+    /// A longer line is quarantined as `line_too_long` with its first 4 KiB, length and SHA-256.
+    public var maxLineBytes: Int
+
+    public static let defaultMaxLineBytes = 65_536
 
     public init(name: String, path: String, format: CDRFormat, timezone: String = "local",
                 timeZone: TimeZone = .current, startAt: StartAt = .end, extra: [String]? = nil,
-                columns: [String]? = nil, delimiter: UInt8 = UInt8(ascii: ","), filter: FilterConfig? = nil) {
+                columns: [String]? = nil, delimiter: UInt8 = UInt8(ascii: ","), filter: FilterConfig? = nil,
+                maxLineBytes: Int = SourceConfig.defaultMaxLineBytes) {
         self.name = name
         self.path = path
         self.format = format
@@ -213,6 +218,7 @@ public struct SourceConfig: Sendable {
         self.columns = columns
         self.delimiter = delimiter
         self.filter = filter
+        self.maxLineBytes = maxLineBytes
     }
 
     /// The line filter this source asks for; nil when it has none. `Config.load` already built it

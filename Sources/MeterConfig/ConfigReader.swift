@@ -77,7 +77,7 @@ struct ConfigReader {
         for (n, t) in ts.enumerated() {
             let at = "source[\(n)]"
             checkKeys(t, path: at, allowed: ["name", "path", "format", "timezone", "start_at", "extra", "columns",
-                                             "delimiter", "filter"])
+                                             "delimiter", "filter", "max_line_bytes"])
             let name = requiredName(t, in: at, seen: &seen, kind: "source")
             let filePath = path(t, "path", in: at, required: true)
             var format: CDRFormat?
@@ -115,6 +115,9 @@ struct ConfigReader {
                     delimiter = bytes[0]
                 }
             }
+            // At least the 4 KiB a cut line keeps; at most 1 GiB, which is already no bound at all.
+            let maxLineBytes = int(t, "max_line_bytes", in: at, range: 4096...(1 << 30)).map(Int.init)
+                ?? SourceConfig.defaultMaxLineBytes
             var filter: FilterConfig?
             if let ft = table(t, "filter", path: at) {
                 filter = readFilter(ft, at: "\(at).filter")
@@ -136,7 +139,7 @@ struct ConfigReader {
             if let name, let filePath, let format {
                 c.sources.append(SourceConfig(name: name, path: filePath, format: format, timezone: zoneName,
                                               timeZone: zone, startAt: startAt, extra: extra, columns: columns,
-                                              delimiter: delimiter, filter: filter))
+                                              delimiter: delimiter, filter: filter, maxLineBytes: maxLineBytes))
             }
         }
     }

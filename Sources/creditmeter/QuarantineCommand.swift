@@ -12,7 +12,8 @@ struct QuarantineCommand: ParsableCommand {
         discussion: """
         Reasons: unknown_account (no client owns the account code), no_rate (the client's plan has no
         matching prefix, or the plan is not configured), and parser reasons (column_count, bad_line,
-        bad_number, bad_time, bad_json, missing_field). Add the client or the rate, then `quarantine retry`.
+        bad_number, bad_time, bad_json, missing_field), and line_too_long (longer than the source's max_line_bytes:
+        its first 4 KiB, length and sha256 are kept; retry leaves it). Add the client or the rate, then `quarantine retry`.
         """,
         subcommands: [List.self, Retry.self]
     )
@@ -35,6 +36,8 @@ struct QuarantineCommand: ParsableCommand {
                             ("position", .int(item.entry.position)), ("line", .int(item.entry.line)),
                             ("reason", .string(item.entry.reason)), ("message", .string(item.entry.message)),
                             ("raw", .string(String(decoding: item.entry.raw, as: UTF8.self))),
+                            ("length", item.entry.length.map { .int($0) } ?? .null),
+                            ("sha256", item.entry.sha256.map { .string($0) } ?? .null),
                             ("at", .string(rfc3339(item.at))),
                         ])
                     }).serialized())
@@ -67,6 +70,8 @@ struct QuarantineCommand: ParsableCommand {
                     let name = item.entry.source
                     if cache[name] == nil { cache[name] = .some(try? Assembly.settings(named: name, config: config)) }
                     guard let settings = cache[name] ?? nil else { return nil }
+                    // Only the start of an over-long line is kept; parsed, it could pass for another CDR.
+                    guard item.entry.length == nil else { return nil }
                     return item.entry.raw.withUnsafeBufferPointer { raw in
                         if case .charge(let c) = metering.classify(raw, offset: item.entry.position,
                                                                    lineNumber: item.entry.line, source: settings) {

@@ -38,6 +38,7 @@ struct RunCommand: AsyncParsableCommand {
             throw ExitCode(ExitStatus.usage.rawValue)
         }
         let path = options.path
+        raiseOpenFilesLimit()
         // SIGHUP's default action ends the process; until the reload service traps it (once the service
         // group runs), a `systemctl reload` during start-up must not kill the agent.
         signal(SIGHUP, SIG_IGN)
@@ -52,5 +53,20 @@ struct RunCommand: AsyncParsableCommand {
             throw ExitCode(status.rawValue)
         }
         try await daemon.run()
+    }
+}
+
+/// Raises the open-files soft limit to the hard limit: every API connection, source file (a rotated
+/// one is kept open until it is read to its end) and the store take descriptors, and the usual soft
+/// limit of 1024 is reached by about a thousand idle connections. No call when they are already equal
+/// (systemd's `LimitNOFILE=65536` sets both), so a seccomp filter denying setrlimit is never hit.
+func raiseOpenFilesLimit() {
+    var limit = rlimit()
+    guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < limit.rlim_max else { return }
+    var raised = limit
+    raised.rlim_cur = limit.rlim_max
+    if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &raised) != 0 {
+        Console.error("warning: cannot raise the open-files limit from \(limit.rlim_cur) to \(limit.rlim_max): "
+            + String(cString: strerror(errno)))
     }
 }

@@ -29,15 +29,18 @@ struct StatusCommand: ParsableCommand {
                 let sameFile = pos.map { exists && UInt64(st.st_ino) == $0.inode } ?? false
                 let lag = sameFile ? max(0, size - offset) : size
                 let last = try ledger.lastChargedStart(source: s.name)
+                let givenUp = try ledger.givenUp(source: s.name)
                 sources.append(.object([
                     ("name", .string(s.name)), ("path", .string(s.path)), ("format", .string(s.format.rawValue)),
                     ("exists", .bool(exists)), ("inode", pos.map { .int(Int64(bitPattern: $0.inode)) } ?? .null),
                     ("offset", .int(offset)), ("size", .int(size)), ("lag_bytes", .int(lag)),
                     ("line", pos.map { .int($0.line) } ?? .null),
                     ("last_cdr", last.map { .string(rfc3339($0)) } ?? .null),
+                    ("given_up_files", .int(givenUp.files)), ("given_up_bytes", .int(givenUp.bytes)),
                 ]))
                 lines.append("  \(s.name): \(s.path) \(exists ? "" : "(missing) ")inode \(pos.map { String($0.inode) } ?? "-"), "
-                    + "offset \(offset) of \(size), lag \(lag) bytes, last CDR \(last.map(rfc3339) ?? "none")")
+                    + "offset \(offset) of \(size), lag \(lag) bytes, last CDR \(last.map(rfc3339) ?? "none")"
+                    + (givenUp.files > 0 ? ", GIVEN UP \(givenUp.files) rotated file(s), \(givenUp.bytes) bytes known unread" : ""))
             }
             if json {
                 Console.out(JSONValue.object([

@@ -319,7 +319,7 @@ struct TailerTests {
         let t2 = Tailer(path: path, checkpoint: cp, startAt: .end)
         let (got, b) = try readBatch(t2)
         #expect(got.map(\.text) == ["n1"])
-        #expect(b.events.contains { if case .oldFileLost(let c, _) = $0 { c == cp } else { false } })
+        #expect(b.events.contains { if case .oldFileLost(let c, _, _) = $0 { c == cp } else { false } })
     }
 
     @Test("same inode, same first bytes, different bytes before the offset: a new file, read from 0")
@@ -377,6 +377,8 @@ struct TailerTests {
         let (got, b) = try readBatch(t2)
         #expect(got.map(\.text) == ["first", "second"])
         #expect(b.events.contains { if case .truncated(_, _, _, let r) = $0 { r == "starts with different bytes" } else { false } })
+        #expect(b.events.contains { if case .oldFileLost(let c, _, _) = $0 { c == cp } else { false } },
+                "the checkpoint's file is gone: given up")
     }
 
     @Test("a rotated file that ends without a newline is delivered whole once the new file has data")

@@ -7,10 +7,26 @@ final class DaemonProcess: @unchecked Sendable {
     let process = Process()
     let logPath: String
 
-    init(_ h: Harness, extraEnv: [String: String] = [:], arguments: [String] = [], umask: String? = nil) throws {
+    /// `umask` is set before exec; `openFiles` sets RLIMIT_NOFILE before exec: the hard limit, and the soft
+    /// one too unless `softOpenFiles` gives it (with both equal the daemon cannot raise it).
+    init(_ h: Harness, extraEnv: [String: String] = [:], arguments: [String] = [], umask: String? = nil,
+         openFiles: Int? = nil, softOpenFiles: Int? = nil) throws {
         logPath = h.path("daemon-\(UUID().uuidString.prefix(8)).log")
         _ = FileManager.default.createFile(atPath: logPath, contents: nil)
-        Harness.command(process, ["run", "--config", h.configPath] + arguments, umask: umask)
+        var setup: [String] = []
+        if let umask { setup.append("umask \(umask)") }
+        if let openFiles {
+            setup.append(softOpenFiles.map { "ulimit -Sn \($0) && ulimit -Hn \(openFiles)" } ?? "ulimit -n \(openFiles)")
+        }
+        let args = ["run", "--config", h.configPath] + arguments
+        if setup.isEmpty {
+            process.executableURL = URL(fileURLWithPath: Harness.binary)
+            process.arguments = args
+        } else {
+            // `exec` keeps the pid, so `process.processIdentifier` is the daemon's.
+            process.executableURL = URL(fileURLWithPath: "/bin/bash")
+            process.arguments = ["-c", setup.joined(separator: " && ") + " && exec \"$0\" \"$@\"", Harness.binary] + args
+        }
         process.currentDirectoryURL = h.dir
         var env = ProcessInfo.processInfo.environment
         env.removeValue(forKey: "NOTIFY_SOCKET")

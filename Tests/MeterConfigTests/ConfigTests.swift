@@ -455,6 +455,15 @@ import Rater
         #expect(try Self.parse(Self.source("start_at = \"beginning\"")).sources[0].startAt == .beginning)
     }
 
+    @Test func maxLineBytes() throws {
+        #expect(try Self.parse(Self.source("")).sources[0].maxLineBytes == 65_536)
+        #expect(try Self.parse(Self.source("max_line_bytes = 4096")).sources[0].maxLineBytes == 4096)
+        let small = Self.issues(Self.source("max_line_bytes = 100"))
+        #expect(small.map(\.key) == ["source[0].max_line_bytes"])
+        #expect(small.first?.line == 5)
+        #expect(Self.issues(Self.source("max_line_bytes = \"64k\"")).map(\.key) == ["source[0].max_line_bytes"])
+    }
+
     @Test func requiredSourceKeys() {
         let issues = Self.issues("[[source]]\nname = \"x\"\n")
         #expect(issues.map(\.key) == ["source[0].path", "source[0].format"])
