@@ -23,6 +23,31 @@ struct APILimitsTests {
         #expect(try api.get("/v1/authorize?account=6001&dst=4420").json["reserved"] as? String == "0.31")
     }
 
+    @Test func aCDRChargedToAnotherAccountDoesNotReleaseTheHold() throws {
+        let api = try APIDaemon(tailing: true)
+        guard api.waitUntilUp() else { return }
+        try api.client("alice", credits: "0.31", accounts: ["6001"])
+        try api.client("bob", credits: "1", accounts: ["6002"])
+        let uniqueid = "1714557600.77"
+        #expect(try api.get("/v1/authorize?account=6001&dst=4420&call=\(uniqueid)&format=text").line == "ALLOW 600")
+        // Bob's PBX reports a CDR with the same uniqueid: charged to Bob, and Alice's hold must stay.
+        try api.h.append(["""
+            "6002","6002","4420","from-internal","","SIP/6002-00000001","SIP/trunk-00000002","Dial","SIP/trunk/4420,60",\
+            "2024-05-01 10:00:00","2024-05-01 10:00:05","2024-05-01 10:00:35",35,30,"ANSWERED","DOCUMENTATION","\(uniqueid)",""
+            """][...])
+        let deadline = Date().addingTimeInterval(20)
+        var bob: [String: Any] = [:]
+        while Date() < deadline {
+            bob = try api.get("/v1/authorize?account=6002&dst=4420").json
+            if bob["available"] as? String == "0.9845" { break }
+            usleep(50_000)
+        }
+        #expect(bob["available"] as? String == "0.9845", "Bob's CDR was not charged: \(bob)\n\(api.daemon.log)")
+        let alice = try api.get("/v1/authorize?account=6001&dst=4420").json
+        #expect(alice["reserved"] as? String == "0.31" && alice["reason"] as? String == "no_credit",
+                "Bob's CDR released Alice's hold: \(alice)")
+    }
+
     @Test func anIdleConnectionIsClosedAfterReadTimeout() throws {
         let api = try APIDaemon(api: "read_timeout_seconds = 1")
         guard api.waitUntilUp() else { return }
