@@ -32,7 +32,8 @@ public struct APIService: Service {
     let maxConnections: Int
 
     /// - Parameters:
-    ///   - config: the config the daemon started with; `[api]` (listen address, admin token file) and
+    ///   - config: the config the daemon started with; `[api]` (listen address, admin token file, read
+    ///     timeout, max connections) and
     ///     `[store] path` are read once here: changing them takes a restart.
     ///   - settings: the current generation's `[authorize]`, thresholds, plans and rate decks, read on
     ///     every request so a SIGHUP reload applies at once.
