@@ -20,7 +20,7 @@
 # client's authorize latency is measured sequentially over keep-alive, first quiet and then while the
 # hog keeps flooding new call ids from another process. HOLD_CAP=N writes `[authorize]
 # max_holds_per_client = N` (raise it to HOLDS to make the agent keep all of them; a build without
-# the key refuses the config). VICTIM_REQUESTS (default 2000).
+# the key refuses the config). VICTIM_REQUESTS (default 2000), FLOODERS (flooding processes, default 4).
 set -euo pipefail
 
 CLIENTS=${1:-1000}
@@ -98,7 +98,7 @@ if [ -n "${HOLDS:-}" ]; then
     done
     cat > "$DIR/holds.py" <<'EOF'
 import http.client, subprocess, sys, time
-port, holds, n = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+port, holds, n, flooders = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 
 def ask(conn, path):
     conn.request("GET", path)
@@ -133,21 +133,22 @@ def victim(label):
     ms = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] * 1000
     print(f"{label:<34} p50 {ms(0.5):8.3f} ms   p99 {ms(0.99):8.3f} ms   max {lat[-1] * 1000:8.3f} ms")
 
-if len(sys.argv) > 4:  # the flooding child: fresh call ids until killed
-    fill(10_000_000, 10**9)
+if len(sys.argv) > 5:  # a flooding child: fresh call ids until killed
+    fill(int(sys.argv[5]), 10**9)
     sys.exit(0)
 t = time.perf_counter()
 answers = fill(0, holds)
 print(f"hog asked {holds} made-up call ids in {time.perf_counter() - t:.1f} s: {answers}; live holds {live()}")
 victim("victim, quiet")
-flood = subprocess.Popen([sys.executable, __file__, str(port), "0", "0", "flood"])
+floods = [subprocess.Popen([sys.executable, __file__, str(port), "0", "0", "0", str((k + 1) * 10**8)])
+          for k in range(flooders)]
 time.sleep(1)  # let the flood get going; this is a load generator, not a test
-victim("victim, while the hog floods")
-flood.kill()
+victim(f"victim, while {flooders} connections flood")
+for f in floods: f.kill()
 print(f"live holds after the flood {live()}")
 EOF
     echo "made-up call ids: HOLDS=$HOLDS, HOLD_CAP=${HOLD_CAP:-default}, $(nproc) cores"
-    python3 "$DIR/holds.py" "$PORT" "$HOLDS" "${VICTIM_REQUESTS:-2000}"
+    python3 "$DIR/holds.py" "$PORT" "$HOLDS" "${VICTIM_REQUESTS:-2000}" "${FLOODERS:-4}"
     exit 0
 fi
 

@@ -6,7 +6,7 @@ import Rater
 import Synchronization
 
 /// Why `/v1/authorize` allowed or denied a call (SPEC 9), plus `too_many_calls` for
-/// `[authorize] max_concurrent_calls`.
+/// `[authorize] max_concurrent_calls` and `max_holds_per_client`.
 public enum AuthorizeReason: String, Sendable, CaseIterable {
     case ok
     case unknownAccount = "unknown_account"
