@@ -82,6 +82,20 @@ struct APILimitsTests {
         #expect(slow.text.isEmpty, "answered a request that never finished its header: \(slow.text)")
     }
 
+    @Test func aBodyThatStopsIsCutOffByTheTotalDeadline() throws {
+        let api = try APIDaemon(api: "read_timeout_seconds = 1")
+        guard api.waitUntilUp() else { return }
+        let stalled = try RawConnection(port: api.port)
+        let started = Date()
+        // Authenticated, so the body is being read; 10 of the 1,000 bytes announced ever arrive.
+        stalled.send("POST /v1/clients HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer \(APIDaemon.token)\r\n"
+                     + "Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"username\"")
+        #expect(stalled.waitForClose(timeout: 8), "a stalled body kept the connection open with read_timeout_seconds = 1")
+        let took = Date().timeIntervalSince(started)
+        #expect(took > 0.8 && took < 4, "closed after \(took) s")
+        #expect(try api.admin("GET", "/v1/clients").array.isEmpty, "a client was created from a partial body")
+    }
+
     @Test func connectionsPastMaxConnectionsAreClosedAtOnce() throws {
         let api = try APIDaemon(api: "max_connections = 8\nread_timeout_seconds = 60")
         guard api.waitUntilUp() else { return }
