@@ -14,6 +14,13 @@
 #
 # Env: CREDITMETER_BIN (default .build/release/creditmeter, built if missing), CONNS (default 10),
 #      THREADS (default 2), KEEP=1 keeps the scratch directory.
+#
+#   HOLDS=25000 bench/authorize.sh      the made-up call id attack instead (Python, no wrk):
+# one "hog" account asks with HOLDS fresh call ids (each allowed one is a live hold), then a victim
+# client's authorize latency is measured sequentially over keep-alive, first quiet and then while the
+# hog keeps flooding new call ids from another process. HOLD_CAP=N writes `[authorize]
+# max_holds_per_client = N` (raise it to HOLDS to make the agent keep all of them; a build without
+# the key refuses the config). VICTIM_REQUESTS (default 2000), FLOODERS (flooding processes, default 4).
 set -euo pipefail
 
 CLIENTS=${1:-1000}
@@ -24,7 +31,7 @@ THREADS=${THREADS:-2}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=${CREDITMETER_BIN:-$ROOT/.build/release/creditmeter}
 
-if ! command -v wrk >/dev/null 2>&1; then
+if [ -z "${HOLDS:-}" ] && ! command -v wrk >/dev/null 2>&1; then
     echo "installing wrk (Debian package)..." >&2
     if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq wrk >/dev/null
     else sudo apt-get update -qq && sudo apt-get install -y -qq wrk >/dev/null; fi
@@ -69,6 +76,7 @@ admin_token_file = "$DIR/admin.token"
 [authorize]
 max_call_seconds = 3600
 EOF
+if [ -n "${HOLD_CAP:-}" ]; then echo "max_holds_per_client = $HOLD_CAP" >> "$DIR/creditmeter.toml"; fi
 
 "$BIN" run --config "$DIR/creditmeter.toml" --log-level warning 2> "$DIR/daemon.log" &
 PID=$!
@@ -79,6 +87,70 @@ for _ in $(seq 1 200); do
     sleep 0.05
 done
 curl -fsS "$BASE/healthz" >/dev/null || { cat "$DIR/daemon.log" >&2; echo "the API never answered" >&2; exit 1; }
+
+if [ -n "${HOLDS:-}" ]; then
+    for u in hog victim; do
+        acct=$([ "$u" = hog ] && echo 900001 || echo 100001)
+        curl -fsS -o /dev/null -H "Authorization: Bearer $TOKEN" -X POST "$BASE/v1/clients" --data-binary \
+            "{\"username\":\"$u\",\"first_name\":\"Bench\",\"last_name\":\"Client\",\"email\":\"$u@example.com\",\"password\":\"Passw0rd!\",\"password_confirmation\":\"Passw0rd!\",\"accounts\":[\"$acct\"]}"
+        curl -fsS -o /dev/null -H "Authorization: Bearer $TOKEN" -X POST "$BASE/v1/clients/$u/recharge" \
+            --data-binary '{"amount":"1000000"}'
+    done
+    cat > "$DIR/holds.py" <<'EOF'
+import http.client, subprocess, sys, time
+port, holds, n, flooders = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+
+def ask(conn, path):
+    conn.request("GET", path)
+    r = conn.getresponse()
+    return r.read().decode().strip()
+
+def fill(start, count):
+    conn = http.client.HTTPConnection("127.0.0.1", port)
+    answers = {}
+    for i in range(start, start + count):
+        a = ask(conn, f"/v1/authorize?account=900001&dst=442071234567&call=fake-{i}&format=text")
+        key = "ALLOW" if a.startswith("ALLOW") else a
+        answers[key] = answers.get(key, 0) + 1
+    return answers
+
+def live():
+    conn = http.client.HTTPConnection("127.0.0.1", port)
+    for line in ask(conn, "/metrics").splitlines():
+        if line.startswith("creditmeter_reservations_live"):
+            return line.split()[-1]
+    return "?"
+
+def victim(label):
+    conn = http.client.HTTPConnection("127.0.0.1", port)
+    lat = []
+    for i in range(n):
+        t = time.perf_counter()
+        a = ask(conn, f"/v1/authorize?account=100001&dst=442071234567&call=victim-{i % 4}&format=text")
+        lat.append(time.perf_counter() - t)
+        assert a.startswith("ALLOW"), a
+    lat.sort()
+    ms = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] * 1000
+    print(f"{label:<34} p50 {ms(0.5):8.3f} ms   p99 {ms(0.99):8.3f} ms   max {lat[-1] * 1000:8.3f} ms")
+
+if len(sys.argv) > 5:  # a flooding child: fresh call ids until killed
+    fill(int(sys.argv[5]), 10**9)
+    sys.exit(0)
+t = time.perf_counter()
+answers = fill(0, holds)
+print(f"hog asked {holds} made-up call ids in {time.perf_counter() - t:.1f} s: {answers}; live holds {live()}")
+victim("victim, quiet")
+floods = [subprocess.Popen([sys.executable, __file__, str(port), "0", "0", "0", str((k + 1) * 10**8)])
+          for k in range(flooders)]
+time.sleep(1)  # let the flood get going; this is a load generator, not a test
+victim(f"victim, while {flooders} connections flood")
+for f in floods: f.kill()
+print(f"live holds after the flood {live()}")
+EOF
+    echo "made-up call ids: HOLDS=$HOLDS, HOLD_CAP=${HOLD_CAP:-default}, $(nproc) cores"
+    python3 "$DIR/holds.py" "$PORT" "$HOLDS" "${VICTIM_REQUESTS:-2000}" "${FLOODERS:-4}"
+    exit 0
+fi
 
 echo "creating $CLIENTS clients through the admin API..." >&2
 for i in $(seq 1 "$CLIENTS"); do

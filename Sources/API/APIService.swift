@@ -28,9 +28,12 @@ public struct APIService: Service {
     let listen: String
     let logger: Logger
     let pollInterval: Duration
+    let readTimeout: TimeAmount
+    let maxConnections: Int
 
     /// - Parameters:
-    ///   - config: the config the daemon started with; `[api]` (listen address, admin token file) and
+    ///   - config: the config the daemon started with; `[api]` (listen address, admin token file, read
+    ///     timeout, max connections) and
     ///     `[store] path` are read once here: changing them takes a restart.
     ///   - settings: the current generation's `[authorize]`, thresholds, plans and rate decks, read on
     ///     every request so a SIGHUP reload applies at once.
@@ -61,6 +64,8 @@ public struct APIService: Service {
         }
         address = .hostname(api.host, port: api.port)
         listen = api.listen
+        readTimeout = .seconds(api.readTimeoutSeconds)
+        maxConnections = api.maxConnections
         self.logger = logger
         self.pollInterval = pollInterval
     }
@@ -77,8 +82,11 @@ public struct APIService: Service {
         let refresher = Refresher(service: self)
         let listen = self.listen
         let logger = self.logger
+        let counter = ConnectionCounter(limit: maxConnections)
+        let timeout = readTimeout
         let app = Application(
             responder: Responder(handler: handler),
+            server: .http1(configuration: .init(additionalChannelHandlers: [ConnectionGuard(counter: counter, timeout: timeout)])),
             configuration: ApplicationConfiguration(address: address, serverName: nil),
             services: [refresher],
             onServerRunning: { channel in
@@ -174,29 +182,39 @@ public struct APIService: Service {
         let handler: APIHandler
 
         func respond(to request: Request, context: Context) async throws -> Response {
-            var body: [UInt8] = []
-            if request.method == .post || request.method == .patch || request.method == .put {
-                do {
-                    let buffer = try await request.body.collect(upTo: APIHandler.maxBody)
-                    body = Array(buffer.readableBytesView)
-                } catch {
-                    return Self.response(.error(413, field: "body", "must be at most \(APIHandler.maxBody) bytes"))
-                }
-            }
-            let req = APIRequest(
+            var req = APIRequest(
                 method: request.method.rawValue, path: request.uri.path, query: request.uri.query,
                 authorization: request.headers[.authorization],
-                idempotencyKey: HTTPField.Name("Idempotency-Key").flatMap { request.headers[$0] },
-                body: body)
-            return Self.response(await handler.handle(req))
+                idempotencyKey: HTTPField.Name("Idempotency-Key").flatMap { request.headers[$0] })
+            let announced = request.headers[.contentLength].flatMap { Int($0) }
+            // A body left unread would be drained before the next request: close the connection instead.
+            let unread = (announced ?? 0) > 0 || request.headers[.transferEncoding] != nil
+            let tooLarge = APIResponse.error(413, field: "body", "must be at most \(APIHandler.maxBody) bytes")
+            switch handler.bodyUse(req) {
+            case .refuse(let answer):
+                return Self.response(answer, close: unread)
+            case .ignore:
+                return Self.response(await handler.handle(req), close: unread)
+            case .read:
+                if let announced, announced > APIHandler.maxBody { return Self.response(tooLarge, close: true) }
+                do {
+                    let buffer = try await request.body.collect(upTo: APIHandler.maxBody)
+                    req.body = Array(buffer.readableBytesView)
+                } catch {
+                    return Self.response(tooLarge, close: true)
+                }
+                return Self.response(await handler.handle(req))
+            }
         }
 
-        static func response(_ r: APIResponse) -> Response {
+        /// `close` adds `Connection: close`, which `ConnectionGuard` acts on once the answer is sent.
+        static func response(_ r: APIResponse, close: Bool = false) -> Response {
             var headers = HTTPFields()
             headers[.contentType] = r.contentType
             for (name, value) in r.headers {
                 if let n = HTTPField.Name(name) { headers[n] = value }
             }
+            if close { headers[.connection] = "close" }
             return Response(status: status(r.status), headers: headers,
                             body: ResponseBody(byteBuffer: ByteBuffer(bytes: r.body)))
         }

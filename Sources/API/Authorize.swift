@@ -6,7 +6,7 @@ import Rater
 import Synchronization
 
 /// Why `/v1/authorize` allowed or denied a call (SPEC 9), plus `too_many_calls` for
-/// `[authorize] max_concurrent_calls`.
+/// `[authorize] max_concurrent_calls` and `max_holds_per_client`.
 public enum AuthorizeReason: String, Sendable, CaseIterable {
     case ok
     case unknownAccount = "unknown_account"
@@ -125,31 +125,121 @@ public final class BalanceCache: Sendable {
     }
 }
 
+/// A reservation's identity: the client it was allowed for and the PBX call id it names. Two
+/// accounts may name the same call id (by accident or on purpose); their holds never meet.
+public struct HoldKey: Hashable, Sendable {
+    public var clientID: Int64
+    public var call: String
+
+    public init(clientID: Int64, call: String) {
+        self.clientID = clientID
+        self.call = call
+    }
+}
+
 /// Live call reservations: an allowed authorization that names its call holds the cost of its
-/// `max_seconds` until the call's CDR is charged (`release(callIDs:)`) or the hold expires.
+/// `max_seconds` until the call's CDR is charged (`release(_:)`) or the hold expires.
 ///
 /// Released holds are kept until the balance cache has reloaded past the release, so that the
 /// credit a charge takes is never counted as free in between (the charge is committed before the
 /// daemon calls `release`, but the cache sees it only at its next refresh).
+///
+/// Everything is indexed per client, with the client's reserved total kept as a running sum and its
+/// expiries in a heap: an answer costs O(log h) in that client's own holds, whatever other clients
+/// hold, and `max_holds_per_client` bounds h.
 public final class ReservationBook: Sendable {
     struct Hold: Sendable {
-        var clientID: Int64
         var cost: Int64
         var expiresAt: Int64
+        /// Tells this hold from an earlier one of the same call still in the expiry heap.
+        var serial: UInt64
     }
 
     struct Released: Sendable {
-        var clientID: Int64
         var cost: Int64
         var sequence: UInt64
         var expiresAt: Int64
     }
 
-    struct State: Sendable {
-        var byCall: [String: Hold] = [:]
-        var byClient: [Int64: Set<String>] = [:]
+    struct Expiry: Comparable, Sendable {
+        var at: Int64
+        var serial: UInt64
+        var call: String
+        static func < (a: Expiry, b: Expiry) -> Bool { (a.at, a.serial) < (b.at, b.serial) }
+    }
+
+    struct ClientHolds: Sendable {
+        var holds: [String: Hold] = [:]
+        /// Sum of `holds`' costs. Wrapping arithmetic keeps it exact through any add/remove order:
+        /// each hold was sized to fit in the credit left after the others, so the true sum fits.
+        var cost: Int64 = 0
+        var expiries = MinHeap<Expiry>()
+        /// In release order; at most the holds released since the cache's last reload.
         var released: [Released] = []
+
+        var isEmpty: Bool { holds.isEmpty && released.isEmpty }
+
+        /// Drops holds and released entries whose time is up; amortised O(log h) per hold.
+        mutating func expire(now: Int64) -> Int {
+            var dropped = 0
+            while let first = expiries.min, first.at <= now {
+                expiries.removeMin()
+                if let h = holds[first.call], h.serial == first.serial {
+                    holds[first.call] = nil
+                    cost &-= h.cost
+                    dropped += 1
+                }
+            }
+            if released.contains(where: { $0.expiresAt <= now }) { released.removeAll { $0.expiresAt <= now } }
+            return dropped
+        }
+
+        mutating func remove(_ call: String) -> Hold? {
+            guard let h = holds.removeValue(forKey: call) else { return nil }
+            cost &-= h.cost
+            return h
+        }
+
+        mutating func insert(_ call: String, _ h: Hold) {
+            holds[call] = h
+            cost &+= h.cost
+            expiries.insert(Expiry(at: h.expiresAt, serial: h.serial, call: call))
+            // A call asked again leaves its old entry behind; rebuild before they outnumber the holds.
+            if expiries.count > 2 * holds.count + 16 {
+                expiries = MinHeap(holds.map { Expiry(at: $0.value.expiresAt, serial: $0.value.serial, call: $0.key) })
+            }
+        }
+
+        /// Live holds plus released ones not yet in the balances, saturating at Int64.max.
+        var reserved: Int64 {
+            var total = cost < 0 ? Int64.max : cost
+            for r in released {
+                let (sum, o) = total.addingReportingOverflow(r.cost)
+                total = o ? Int64.max : sum
+            }
+            return total
+        }
+    }
+
+    struct State: Sendable {
+        var clients: [Int64: ClientHolds] = [:]
+        /// Clients with released entries, so `settle` visits only those.
+        var withReleased: Set<Int64> = []
+        var live = 0
         var sequence: UInt64 = 0
+        var serial: UInt64 = 0
+
+        /// Runs `body` on one client's holds, first expiring what is due, and forgets an emptied client.
+        mutating func client<T>(_ id: Int64, now: Int64, _ body: (inout ClientHolds) -> T) -> T {
+            var c = clients.removeValue(forKey: id) ?? ClientHolds()
+            live -= c.expire(now: now)
+            let before = c.holds.count
+            let out = body(&c)
+            live += c.holds.count - before
+            if c.released.isEmpty { withReleased.remove(id) } else { withReleased.insert(id) }
+            if !c.isEmpty { clients[id] = c }
+            return out
+        }
     }
 
     private let state = Mutex(State())
@@ -164,68 +254,57 @@ public final class ReservationBook: Sendable {
         Int64(DispatchTime.now().uptimeNanoseconds / 1_000_000)
     }
 
-    /// The daemon calls this after each committed batch with the call ids (Asterisk `uniqueid`,
-    /// FreeSWITCH `uuid`) of the CDRs it charged; unknown ids are ignored.
-    public func release<S: Sequence>(callIDs: S) where S.Element == String {
+    /// The daemon calls this after each committed batch with the (client, call id) of each CDR it
+    /// charged (Asterisk `uniqueid`, FreeSWITCH `uuid`); keys without a hold are ignored.
+    public func release<S: Sequence>(_ keys: S) where S.Element == HoldKey {
+        let t = now()
         state.withLock { st in
-            for id in callIDs {
-                guard let h = st.byCall.removeValue(forKey: id) else { continue }
-                st.byClient[h.clientID]?.remove(id)
-                if st.byClient[h.clientID]?.isEmpty == true { st.byClient[h.clientID] = nil }
+            for key in keys {
+                guard st.clients[key.clientID]?.holds[key.call] != nil else { continue }
                 st.sequence &+= 1
-                st.released.append(Released(clientID: h.clientID, cost: h.cost, sequence: st.sequence, expiresAt: h.expiresAt))
+                let sequence = st.sequence
+                st.client(key.clientID, now: t) { c in
+                    guard let h = c.remove(key.call) else { return }
+                    c.released.append(Released(cost: h.cost, sequence: sequence, expiresAt: h.expiresAt))
+                }
             }
         }
     }
 
     /// Live holds (not counting released ones waiting for the cache).
-    public var liveCount: Int { state.withLock { $0.byCall.count } }
+    public var liveCount: Int { state.withLock { $0.live } }
 
     /// µcr held for a client and its number of live calls, expired holds excluded.
     public func held(clientID: Int64) -> (cost: Int64, calls: Int) {
         let t = now()
-        return state.withLock { st in Self.held(&st, clientID: clientID, now: t, excluding: nil) }
+        return state.withLock { st in st.client(clientID, now: t) { c in (c.reserved, c.holds.count) } }
+    }
+
+    /// Entries in a client's expiry heap, stale ones included (tests check it stays bounded).
+    func expiryEntries(clientID: Int64) -> Int {
+        state.withLock { $0.clients[clientID]?.expiries.count ?? 0 }
     }
 
     var releaseSequence: UInt64 { state.withLock { $0.sequence } }
 
     func settle(through sequence: UInt64) {
         state.withLock { st in
-            if !st.released.isEmpty { st.released.removeAll { $0.sequence <= sequence } }
+            for id in st.withReleased {
+                guard var c = st.clients.removeValue(forKey: id) else { continue }
+                c.released.removeAll { $0.sequence <= sequence }
+                if !c.isEmpty { st.clients[id] = c }
+            }
+            st.withReleased = st.withReleased.filter { st.clients[$0]?.released.isEmpty == false }
         }
     }
 
-    /// Drops every expired hold, so calls that never produced a CDR do not pile up.
+    /// Drops every expired hold, so calls that never produced a CDR do not pile up: a visit per
+    /// client with holds, and heap pops only for what expired.
     public func sweep() {
         let t = now()
         state.withLock { st in
-            for (id, h) in st.byCall where h.expiresAt <= t { Self.drop(&st, id) }
-            st.released.removeAll { $0.expiresAt <= t }
+            for id in Array(st.clients.keys) { st.client(id, now: t) { _ in } }
         }
-    }
-
-    private static func drop(_ st: inout State, _ id: String) {
-        guard let h = st.byCall.removeValue(forKey: id) else { return }
-        st.byClient[h.clientID]?.remove(id)
-        if st.byClient[h.clientID]?.isEmpty == true { st.byClient[h.clientID] = nil }
-    }
-
-    private static func held(_ st: inout State, clientID: Int64, now: Int64, excluding: String?) -> (cost: Int64, calls: Int) {
-        var cost: Int64 = 0
-        var calls = 0
-        if let ids = st.byClient[clientID] {
-            for id in ids {
-                guard let h = st.byCall[id] else { continue }
-                if h.expiresAt <= now { drop(&st, id); continue }
-                if id == excluding { continue }
-                cost = cost.addingReportingOverflow(h.cost).overflow ? Int64.max : cost + h.cost
-                calls += 1
-            }
-        }
-        for r in st.released where r.clientID == clientID && r.expiresAt > now {
-            cost = cost.addingReportingOverflow(r.cost).overflow ? Int64.max : cost + r.cost
-        }
-        return (cost, calls)
     }
 
     /// The decision of SPEC 9 for a client already looked up, made under the book's lock so that two
@@ -249,30 +328,88 @@ public final class ReservationBook: Sendable {
         d.prefix = row.prefix
         let t = now()
         return state.withLock { st in
-            // The same call asking again is re-computed from scratch: its old hold does not count.
-            if let call { Self.drop(&st, call) }
-            let (reserved, calls) = Self.held(&st, clientID: client.id, now: t, excluding: call)
-            d.reserved = reserved
-            let (left, o) = client.meter.available.subtractingReportingOverflow(reserved)
-            let credit = o ? Int64.min : left
-            guard let max = Rating.maxSeconds(row, credit: credit, cap: limits.maxCallSeconds) else {
-                d.reason = .noCredit
+            st.serial &+= 1
+            let serial = st.serial
+            return st.client(client.id, now: t) { c in
+                // The same call asking again is re-computed from scratch: its old hold does not count.
+                if let call { _ = c.remove(call) }
+                let reserved = c.reserved
+                let calls = c.holds.count
+                d.reserved = reserved
+                let (left, o) = client.meter.available.subtractingReportingOverflow(reserved)
+                let credit = o ? Int64.min : left
+                guard let max = Rating.maxSeconds(row, credit: credit, cap: limits.maxCallSeconds) else {
+                    d.reason = .noCredit
+                    return d
+                }
+                if let cap = limits.maxConcurrentCalls, calls >= cap {
+                    d.reason = .tooManyCalls
+                    return d
+                }
+                if call != nil, calls >= limits.maxHoldsPerClient {
+                    d.reason = .tooManyCalls
+                    return d
+                }
+                d.reason = .ok
+                d.maxSeconds = max
+                if let call {
+                    let cost = Rating.cost(row, billsec: max).cost
+                    let (expires, eo) = t.addingReportingOverflow(limits.reservationSeconds.multipliedReportingOverflow(by: 1000).partialValue)
+                    c.insert(call, Hold(cost: cost, expiresAt: eo ? Int64.max : expires, serial: serial))
+                    d.hold = cost
+                }
                 return d
             }
-            if let cap = limits.maxConcurrentCalls, calls >= cap {
-                d.reason = .tooManyCalls
-                return d
-            }
-            d.reason = .ok
-            d.maxSeconds = max
-            if let call {
-                let cost = Rating.cost(row, billsec: max).cost
-                let (expires, eo) = t.addingReportingOverflow(limits.reservationSeconds.multipliedReportingOverflow(by: 1000).partialValue)
-                st.byCall[call] = Hold(clientID: client.id, cost: cost, expiresAt: eo ? Int64.max : expires)
-                st.byClient[client.id, default: []].insert(call)
-                d.hold = cost
-            }
-            return d
+        }
+    }
+}
+
+/// A binary min-heap: O(log n) insert and remove-min, O(1) peek.
+struct MinHeap<Element: Comparable & Sendable>: Sendable {
+    private var items: [Element] = []
+
+    init() {}
+
+    init<S: Sequence>(_ elements: S) where S.Element == Element {
+        items = Array(elements)
+        var i = items.count / 2 - 1
+        while i >= 0 {
+            siftDown(i)
+            i -= 1
+        }
+    }
+
+    var count: Int { items.count }
+    var min: Element? { items.first }
+
+    mutating func insert(_ e: Element) {
+        items.append(e)
+        var i = items.count - 1
+        while i > 0 {
+            let parent = (i - 1) / 2
+            guard items[i] < items[parent] else { break }
+            items.swapAt(i, parent)
+            i = parent
+        }
+    }
+
+    mutating func removeMin() {
+        guard !items.isEmpty else { return }
+        items.swapAt(0, items.count - 1)
+        items.removeLast()
+        siftDown(0)
+    }
+
+    private mutating func siftDown(_ start: Int) {
+        var i = start
+        while true {
+            let l = 2 * i + 1, r = l + 1
+            var m = i
+            if l < items.count, items[l] < items[m] { m = l }
+            if r < items.count, items[r] < items[m] { m = r }
+            if m == i { return }
+            items.swapAt(i, m)
+            i = m
         }
     }
 }

@@ -111,10 +111,35 @@ public final class APIHandler: Sendable {
 
     // MARK: routing
 
-    public func handle(_ r: APIRequest) async -> APIResponse {
-        var path = r.path
+    /// What the server should do with a request's body, decided from its head alone.
+    public enum BodyUse: Sendable {
+        /// An admin write that passed authentication: read up to `maxBody` bytes.
+        case read
+        /// No endpoint here takes a body: leave it unread.
+        case ignore
+        /// Answer this without reading a byte of the body (the admin token is missing or wrong).
+        case refuse(APIResponse)
+    }
+
+    /// Checked before the body is read, so an unauthenticated client cannot make the server buffer
+    /// one. Only admin writes (`POST`/`PATCH` under `/v1/clients`) read bodies.
+    public func bodyUse(_ r: APIRequest) -> BodyUse {
+        let parts = Self.route(r.path)
+        let m = r.method.uppercased()
+        guard parts.count >= 2, parts[0] == "v1", parts[1] == "clients", m == "POST" || m == "PATCH" else { return .ignore }
+        if let denied = adminDenial(r) { return .refuse(denied) }
+        return .read
+    }
+
+    /// The decoded path segments, without a trailing slash.
+    static func route(_ raw: String) -> [String] {
+        var path = raw
         if path.count > 1, path.hasSuffix("/") { path.removeLast() }
-        let parts = path.split(separator: "/", omittingEmptySubsequences: true).map { URLText.percentDecode($0) }
+        return path.split(separator: "/", omittingEmptySubsequences: true).map { URLText.percentDecode($0) }
+    }
+
+    public func handle(_ r: APIRequest) async -> APIResponse {
+        let parts = Self.route(r.path)
         let m = r.method.uppercased()
         func only(_ method: String, _ body: () async -> APIResponse) async -> APIResponse {
             m == method ? await body() : Self.notAllowed([method])
@@ -227,6 +252,12 @@ public final class APIHandler: Sendable {
     // MARK: admin
 
     func admin(_ r: APIRequest, _ body: () async -> APIResponse) async -> APIResponse {
+        if let denied = adminDenial(r) { return denied }
+        return await body()
+    }
+
+    /// The 401/403 an admin request gets, or nil when its bearer token is the admin token.
+    func adminDenial(_ r: APIRequest) -> APIResponse? {
         guard let adminToken else {
             return .error(403, field: "authorization", "admin API disabled: set [api] admin_token_file")
         }
@@ -238,7 +269,7 @@ public final class APIHandler: Sendable {
         guard ConstantTime.equals(given, adminToken) else {
             return .error(401, field: "authorization", "the bearer token is not the admin token", headers: challenge)
         }
-        return await body()
+        return nil
     }
 
     func listClients() async -> APIResponse {

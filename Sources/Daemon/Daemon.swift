@@ -49,7 +49,7 @@ public struct Daemon {
             // Refreshed after every commit of ours; the poll only finds changes made by the CLI.
             pollInterval: .milliseconds(500))
         runtime.onCommit { info in
-            reservations.release(callIDs: info.callIDs)
+            reservations.release(info.callIDs)
             api.refreshBalances()
         }
         services.append(("api", api))

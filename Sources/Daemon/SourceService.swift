@@ -103,7 +103,7 @@ public final class SourceService: Service, @unchecked Sendable {
             charges.reserveCapacity(min(batchSize, 1024))
             let metering = self.metering
             let settings = self.settings
-            var callIDs: [String] = []
+            var callIDs: [HoldKey] = []
             let batch = try tailer.read(maxLines: batchSize, maxLineBytes: settings.maxLineBytes) { line, offset, number in
                 var line = line
                 if let last = line.last, last == 0x0D { line = UnsafeBufferPointer(rebasing: line.dropLast()) }
@@ -115,8 +115,8 @@ public final class SourceService: Service, @unchecked Sendable {
                     outcome = metering.classify(line, offset: offset, lineNumber: number, source: settings)
                 case .success(let cdr):
                     outcome = metering.classify(cdr, raw: line, offset: offset, lineNumber: number, source: settings)
-                    if case .charge = outcome, let id = cdr.value(.uniqueid) ?? cdr.value(.uuid), !id.isEmpty {
-                        callIDs.append(id)
+                    if case .charge(let c) = outcome, let id = cdr.value(.uniqueid) ?? cdr.value(.uuid), !id.isEmpty {
+                        callIDs.append(HoldKey(clientID: c.clientID, call: id))
                     }
                 }
                 switch outcome {

@@ -340,13 +340,20 @@ public struct APIConfig: Sendable, Equatable {
     public var port: Int
     /// Absolute path of the admin bearer token file; nil leaves the admin endpoints off.
     public var adminTokenFile: String?
+    /// A total deadline, not a per-read timer: once a connection opens or has been answered, its next
+    /// request (head and body) must arrive within this many seconds, or the connection is closed.
+    public var readTimeoutSeconds: Int64
+    /// Open connections past this are accepted and closed at once, so a flood cannot exhaust descriptors.
+    public var maxConnections: Int
 
     public init(listen: String = "127.0.0.1:8787", host: String = "127.0.0.1", port: Int = 8787,
-                adminTokenFile: String? = nil) {
+                adminTokenFile: String? = nil, readTimeoutSeconds: Int64 = 10, maxConnections: Int = 512) {
         self.listen = listen
         self.host = host
         self.port = port
         self.adminTokenFile = adminTokenFile
+        self.readTimeoutSeconds = readTimeoutSeconds
+        self.maxConnections = maxConnections
     }
 }
 
@@ -356,16 +363,20 @@ public struct AuthorizeConfig: Sendable, Equatable {
     public var maxCallSeconds: Int64
     /// nil: no per-client cap on concurrent calls.
     public var maxConcurrentCalls: Int?
+    /// Live holds one client may have; past it a new call is `too_many_calls`. Bounds the memory and
+    /// the work that made-up call ids can cost, whether or not `maxConcurrentCalls` is set.
+    public var maxHoldsPerClient: Int
     /// How long a reservation lives without its CDR. Defaults to `max_call_seconds + 60`: a
     /// reservation must outlive the longest call it allows, plus the time the PBX takes to write
     /// the CDR and the agent to charge it. A smaller value is refused (it would let calls overdraw).
     public var reservationSeconds: Int64
 
     public init(denyDisabled: Bool = false, maxCallSeconds: Int64 = 14400, maxConcurrentCalls: Int? = nil,
-                reservationSeconds: Int64? = nil) {
+                reservationSeconds: Int64? = nil, maxHoldsPerClient: Int = 64) {
         self.denyDisabled = denyDisabled
         self.maxCallSeconds = maxCallSeconds
         self.maxConcurrentCalls = maxConcurrentCalls
+        self.maxHoldsPerClient = maxHoldsPerClient
         self.reservationSeconds = reservationSeconds ?? maxCallSeconds + 60
     }
 }

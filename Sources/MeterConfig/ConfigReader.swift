@@ -333,7 +333,7 @@ struct ConfigReader {
     }
 
     mutating func readAPI(_ t: TOMLTable, into c: inout Config) {
-        checkKeys(t, path: "api", allowed: ["listen", "admin_token_file"])
+        checkKeys(t, path: "api", allowed: ["listen", "admin_token_file", "read_timeout_seconds", "max_connections"])
         if let l = string(t, "listen", in: "api") {
             if let (host, port) = Self.hostPort(l) {
                 c.api.listen = l
@@ -344,6 +344,8 @@ struct ConfigReader {
             }
         }
         c.api.adminTokenFile = path(t, "admin_token_file", in: "api")
+        if let r = int(t, "read_timeout_seconds", in: "api", range: 1 ... 3600) { c.api.readTimeoutSeconds = r }
+        if let m = int(t, "max_connections", in: "api", range: 1 ... 65_536) { c.api.maxConnections = Int(m) }
     }
 
     /// `host:port` or `[v6]:port`; the host is an address or a DNS name.
@@ -371,12 +373,15 @@ struct ConfigReader {
 
     mutating func readAuthorize(_ t: TOMLTable, into c: inout Config) {
         checkKeys(t, path: "authorize", allowed: ["deny_disabled", "max_call_seconds", "max_concurrent_calls",
-                                                  "reservation_seconds"])
+                                                  "reservation_seconds", "max_holds_per_client"])
         if let b = bool(t, "deny_disabled", in: "authorize") { c.authorize.denyDisabled = b }
         let maxCall = int(t, "max_call_seconds", in: "authorize", range: 1 ... 7 * 86_400)
         if let maxCall { c.authorize.maxCallSeconds = maxCall }
         if let m = int(t, "max_concurrent_calls", in: "authorize", range: 1 ... 100_000) {
             c.authorize.maxConcurrentCalls = Int(m)
+        }
+        if let m = int(t, "max_holds_per_client", in: "authorize", range: 1 ... 100_000) {
+            c.authorize.maxHoldsPerClient = Int(m)
         }
         if let r = int(t, "reservation_seconds", in: "authorize", range: 1 ... 8 * 86_400) {
             if r < c.authorize.maxCallSeconds {

@@ -150,7 +150,7 @@ struct ReservationTests {
         #expect(try s.authorize("erin", "4420", cfg).reserved == 31_000)
         // The daemon charges the call's CDR (20 s → 10334), commits, then releases the call id.
         try s.charge(c, cost: 10_334)
-        s.book.release(callIDs: ["X", "no-such-call"])
+        s.book.release([HoldKey(clientID: c.id, call: "X"), HoldKey(clientID: c.id, call: "no-such-call")])
         #expect(s.book.liveCount == 0)
         // Until the cache reloads, the released hold still counts: the charge is not visible yet.
         #expect(try s.authorize("erin", "4420", cfg).reserved == 31_000)
@@ -179,7 +179,7 @@ struct ReservationTests {
     @Test("max_concurrent_calls caps live holds with too_many_calls")
     func concurrencyCap() throws {
         let s = try Store()
-        try s.client("gus", credits: "100")
+        let gus = try s.client("gus", credits: "100")
         try s.refresh()
         let cfg = AuthorizeConfig(maxCallSeconds: 60, maxConcurrentCalls: 2)
         #expect(try s.authorize("gus", "4420", call: "1", cfg).allow)
@@ -188,8 +188,105 @@ struct ReservationTests {
         #expect(try s.authorize("gus", "4420", cfg).reason == .tooManyCalls)
         // Re-asking for a call that holds a slot is not a new call.
         #expect(try s.authorize("gus", "4420", call: "2", cfg).allow)
-        s.book.release(callIDs: ["1"])
+        s.book.release([HoldKey(clientID: gus.id, call: "1")])
         #expect(try s.authorize("gus", "4420", call: "3", cfg).allow)
+    }
+
+    @Test("a hold belongs to (client, call): another account naming the same call id never touches it")
+    func holdsAreKeyedByClientAndCall() throws {
+        let s = try Store()
+        let ann = try s.client("ann", credits: "0.031") // 60 s at 1/1: one 60 s call holds it all
+        let ben = try s.client("ben", credits: "0")
+        let cat = try s.client("cat", credits: "1")
+        try s.refresh()
+        let cfg = AuthorizeConfig(maxCallSeconds: 60)
+        #expect(try s.authorize("ann", "4420", call: "X-1", cfg).hold == 31_000)
+        // Ben (no credit) names Ann's call: denied, and Ann's hold stays.
+        #expect(try s.authorize("ben", "4420", call: "X-1", cfg).reason == .noCredit)
+        #expect(s.book.held(clientID: ann.id) == (cost: 31_000, calls: 1))
+        let again = try s.authorize("ann", "4420", call: "X-2", cfg)
+        #expect(again.reason == .noCredit && again.reserved == 31_000, "Ann was allowed past her credit: \(again)")
+        // Cat (allowed) names the same call id: a hold of its own, side by side with Ann's.
+        #expect(try s.authorize("cat", "4420", call: "X-1", cfg).hold == 31_000)
+        #expect(s.book.held(clientID: ann.id) == (cost: 31_000, calls: 1))
+        #expect(s.book.held(clientID: cat.id) == (cost: 31_000, calls: 1))
+        #expect(s.book.liveCount == 2)
+        // A charged CDR releases only the hold of the client it was charged to.
+        s.book.release([HoldKey(clientID: cat.id, call: "X-1"), HoldKey(clientID: ben.id, call: "X-1")])
+        #expect(s.book.liveCount == 1)
+        try s.refresh()
+        #expect(s.book.held(clientID: ann.id) == (cost: 31_000, calls: 1))
+        #expect(s.book.held(clientID: cat.id) == (cost: 0, calls: 0))
+    }
+
+    @Test("max_holds_per_client (default 64): a new call past it is too_many_calls")
+    func holdsPerClientCap() throws {
+        let s = try Store()
+        let hog = try s.client("hog", credits: "1000")
+        try s.client("joy", credits: "1")
+        try s.refresh()
+        let cfg = AuthorizeConfig(maxCallSeconds: 60)
+        #expect(cfg.maxHoldsPerClient == 64)
+        for n in 0 ..< 64 {
+            let d = try s.authorize("hog", "4420", call: "fake-\(n)", cfg)
+            #expect(d.allow, "call \(n): \(d.reason)")
+        }
+        let over = try s.authorize("hog", "4420", call: "fake-64", cfg)
+        #expect(over.reason == .tooManyCalls && over.text == "DENY too_many_calls" && over.hold == 0)
+        #expect(s.book.held(clientID: hog.id).calls == 64 && s.book.liveCount == 64)
+        // A call already holding re-asks within the cap; an authorization without a call holds nothing.
+        #expect(try s.authorize("hog", "4420", call: "fake-7", cfg).allow)
+        #expect(try s.authorize("hog", "4420", cfg).allow)
+        // Other clients are not limited by the hog's holds.
+        #expect(try s.authorize("joy", "4420", call: "fake-64", cfg).allow)
+        let small = AuthorizeConfig(maxCallSeconds: 60, maxHoldsPerClient: 2)
+        #expect(try s.authorize("joy", "4420", call: "j-2", small).allow)
+        #expect(try s.authorize("joy", "4420", call: "j-3", small).reason == .tooManyCalls)
+        // A released hold frees its slot.
+        s.book.release([HoldKey(clientID: hog.id, call: "fake-0")])
+        #expect(try s.authorize("hog", "4420", call: "fake-64", cfg).allow)
+    }
+
+    @Test("100,000 holds of one client: another client's answer is right and its cost does not grow")
+    func answerCostIndependentOfHolds() throws {
+        let s = try Store()
+        let hog = try s.client("hog", credits: "100000")
+        let joy = try s.client("joy", credits: "1")
+        try s.refresh()
+        let wide = AuthorizeConfig(maxCallSeconds: 60, maxHoldsPerClient: 100_000)
+        let settings = try Fixtures.settings(wide)
+        func answers(_ n: Int, _ account: String, call: (Int) -> String?) -> Duration {
+            let clock = ContinuousClock()
+            return clock.measure {
+                for i in 0 ..< n { _ = s.authorizer.authorize(account: account, destination: "4420", call: call(i), settings: settings) }
+            }
+        }
+        let before = answers(2000, "joy") { "j-\($0 % 4)" }
+        let filling = answers(100_000, "hog") { "h-\($0)" }
+        #expect(s.book.held(clientID: hog.id) == (cost: 100_000 * 31_000, calls: 100_000))
+        let after = answers(2000, "joy") { "j-\($0 % 4)" }
+        let hogAnswers = answers(2000, "hog") { "h-\($0)" } // re-asks: each replaces its own hold
+        let d = try s.authorize("joy", "4420", call: "j-0", wide)
+        #expect(d.allow && d.maxSeconds == 60 && d.reserved == 93_000, "\(d)") // 3 other calls hold 31,000 each
+        #expect(s.book.held(clientID: joy.id).calls == 4)
+        #expect(s.book.liveCount == 100_004)
+        // A figure for the report, not an assertion: timing on a shared machine is noise.
+        func us(_ d: Duration, _ n: Int) -> String {
+            let ns = d.components.seconds * 1_000_000_000 + d.components.attoseconds / 1_000_000_000
+            return "\(ns / Int64(n) / 1000).\(ns / Int64(n) % 1000 / 100) µs"
+        }
+        print("authorize per answer: another client, hog holding 0: \(us(before, 2000)); hog holding 100,000: \(us(after, 2000)); "
+              + "the hog's own re-asks: \(us(hogAnswers, 2000)); filling the 100,000: \(us(filling, 100_000))")
+    }
+
+    @Test("re-asking the same call many times keeps the expiry index bounded")
+    func reaskingDoesNotGrowTheIndex() throws {
+        let s = try Store()
+        let c = try s.client("kim", credits: "10")
+        try s.refresh()
+        for _ in 0 ..< 10_000 { _ = try s.authorize("kim", "4420", call: "same", AuthorizeConfig(maxCallSeconds: 60)) }
+        #expect(s.book.held(clientID: c.id).calls == 1)
+        #expect(s.book.expiryEntries(clientID: c.id) < 64)
     }
 
     @Test("disabled clients are authorized unless deny_disabled")

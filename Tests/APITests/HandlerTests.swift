@@ -72,6 +72,27 @@ struct HandlerTests {
         #expect(r.status == 403 && r.text.contains("admin API disabled"))
     }
 
+    @Test("the body is read only for an authenticated admin write; the rest is decided from the head")
+    func bodyUseFromTheHead() throws {
+        let s = try Store()
+        let h = try s.handler()
+        func use(_ m: String, _ path: String, _ auth: String? = nil, _ handler: APIHandler? = nil) -> String {
+            switch (handler ?? h).bodyUse(APIRequest(method: m, path: path, authorization: auth)) {
+            case .read: return "read"
+            case .ignore: return "ignore"
+            case .refuse(let r): return "refuse \(r.status)"
+            }
+        }
+        #expect(use("POST", "/v1/clients") == "refuse 401")
+        #expect(use("POST", "/v1/clients/alice/recharge", "Bearer wrong-token-0123456789") == "refuse 401")
+        #expect(use("PATCH", "/v1/clients/alice/", "bearer \(token)") == "read")
+        #expect(use("POST", "/v1/clients", "Bearer \(token)") == "read")
+        #expect(use("POST", "/v1/clients", "Bearer \(token)", try s.handler(token: nil)) == "refuse 403")
+        #expect(use("GET", "/v1/clients") == "ignore") // answered 401 by the handler, no body involved
+        #expect(use("POST", "/v1/authorize") == "ignore")
+        #expect(use("POST", "/v1/me") == "ignore")
+    }
+
     @Test("create enforces every client rule, as the CLI does")
     func createRules() async throws {
         let s = try Store()

@@ -25,12 +25,14 @@ final class APIDaemon: @unchecked Sendable {
     let daemon: DaemonProcess
     var base: String { "http://127.0.0.1:\(port)" }
 
-    init(tailing: Bool = false, authorize: String = "") throws {
+    /// `api` and `authorize` are extra lines for those tables.
+    init(tailing: Bool = false, api: String = "", authorize: String = "") throws {
         port = try Self.freePort()
         var extra = """
             [api]
             listen = "127.0.0.1:\(port)"
             admin_token_file = "admin.token"
+            \(api)
 
             [authorize]
             max_call_seconds = \(Self.maxCallSeconds)

@@ -200,6 +200,30 @@ import Rater
         #expect(short.first?.line == 3)
     }
 
+    @Test func hostileLoadLimits() throws {
+        let d = try Self.parse("")
+        #expect(d.api.readTimeoutSeconds == 10 && d.api.maxConnections == 512)
+        #expect(d.authorize.maxHoldsPerClient == 64)
+        let c = try Self.parse("""
+            [api]
+            read_timeout_seconds = 3
+            max_connections = 8
+            [authorize]
+            max_holds_per_client = 5
+            """)
+        #expect(c.api.readTimeoutSeconds == 3 && c.api.maxConnections == 8)
+        #expect(c.authorize.maxHoldsPerClient == 5)
+        let bad = Self.issues("""
+            [api]
+            read_timeout_seconds = 0
+            max_connections = 0
+            [authorize]
+            max_holds_per_client = 0
+            """)
+        #expect(bad.map(\.key) == ["api.read_timeout_seconds", "api.max_connections", "authorize.max_holds_per_client"])
+        #expect(bad.map(\.line) == [2, 3, 5])
+    }
+
     // MARK: unknown keys and lines
 
     @Test func unknownKeysEverywhereWithLines() {
