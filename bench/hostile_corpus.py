@@ -18,16 +18,7 @@ import random
 import sys
 from datetime import datetime, timedelta, timezone
 
-
-def micro(text):
-    """A decimal amount string → integer µcr, without floating point."""
-    text = text.strip()
-    neg = text.startswith("-")
-    if neg:
-        text = text[1:]
-    whole, _, frac = text.partition(".")
-    value = int(whole or "0") * 1_000_000 + int((frac + "000000")[:6] or "0")
-    return -value if neg else value
+from money import micro
 
 
 def load_deck(path):

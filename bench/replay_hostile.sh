@@ -60,9 +60,8 @@ import json, sys
 n, size, secs, rss, m0, m1, exp_path, got_path, summary_path, usr, sys_ = sys.argv[1:]
 cpu = float(usr) + float(sys_)
 n, size, secs, rss, mawk = int(n), int(size), float(secs), int(rss), float(m1) - float(m0)
-def micro(t):
-    neg = t.startswith("-"); t = t.lstrip("-"); w, _, f = t.partition(".")
-    v = int(w or "0") * 1_000_000 + int((f + "000000")[:6]); return -v if neg else v
+sys.path.insert(0, "bench")
+from money import micro
 expected = json.load(open(exp_path))["cost"]
 got = {c["username"]: micro(c["used"]) for c in json.load(open(got_path))}
 bad = [u for u in expected if got.get(u, 0) != expected[u]]

@@ -28,6 +28,8 @@ import sys
 import tempfile
 import time
 
+from money import micro
+
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 # Rates chosen so costs are rarely whole micro-credits; the catch-all covers every cdrgen destination.
@@ -44,17 +46,6 @@ DECK = """prefix,rate_per_minute,connect_fee,initial_increment,subsequent_increm
 81,0.0333,0.002,45,30,Japan
 91,0.017,0,60,1,India
 """
-
-
-def micro(text):
-    """A decimal credit string to integer micro-credits, by string surgery (no floats)."""
-    text = text.strip()
-    neg = text.startswith("-")
-    if neg:
-        text = text[1:]
-    whole, _, frac = text.partition(".")
-    value = int(whole or "0") * 1_000_000 + int((frac + "000000")[:6] or "0")
-    return -value if neg else value
 
 
 def fmt(v):

@@ -13,15 +13,7 @@ let tailWindow = 64
 func hexSHA256(_ bytes: UnsafeRawBufferPointer) -> String {
     var hasher = SHA256()
     hasher.update(bufferPointer: bytes)
-    let digest = hasher.finalize()
-    let digits: [UInt8] = Array("0123456789abcdef".utf8)
-    var out = [UInt8]()
-    out.reserveCapacity(64)
-    for b in digest {
-        out.append(digits[Int(b >> 4)])
-        out.append(digits[Int(b & 0x0F)])
-    }
-    return String(decoding: out, as: UTF8.self)
+    return hex(hasher.finalize())
 }
 
 /// `"<n>:<hex>"` split; nil when malformed.

@@ -1,0 +1,12 @@
+"""Credit amounts for the benchmark and soak scripts: decimal strings ↔ integer µcr, without floats."""
+
+
+def micro(text):
+    """A decimal credit string to integer micro-credits, by string surgery (no floats)."""
+    text = text.strip()
+    neg = text.startswith("-")
+    if neg:
+        text = text[1:]
+    whole, _, frac = text.partition(".")
+    value = int(whole or "0") * 1_000_000 + int((frac + "000000")[:6] or "0")
+    return -value if neg else value
