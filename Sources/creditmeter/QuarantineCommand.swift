@@ -24,7 +24,7 @@ struct QuarantineCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Show quarantined lines, oldest first.",
             discussion: """
-            Each entry names its source and, for a [[source]] of the config, that source's file; lines replayed with --format F are stored under the source replay/F, whose file is not recorded.
+            Each entry names its source and, for a [[source]] of the config, the file that source is configured to read (the store keeps the source's name only, so a line read from a rotated copy or replayed from another file shows that path too). Lines replayed with --format F are stored under the source replay/F, whose file is not recorded.
 
             Examples:
               creditmeter quarantine list
