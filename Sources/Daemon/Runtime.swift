@@ -86,4 +86,6 @@ public struct SourceCounters: Sendable {
     public var lagBytes: Int64 = 0
     public var heartbeat = ContinuousClock.now
     public var failing = false
+    /// What the last failed batch said, for `/readyz` while `failing`.
+    public var failure = ""
 }

@@ -443,6 +443,22 @@ extension Ledger {
         }
     }
 
+    /// Pending (queued or retrying) deliveries of each endpoint named; 0 for one with none.
+    public func pendingDeliveries(endpoints: [String]) throws(LedgerError) -> [String: Int] {
+        try locked { () throws(LedgerError) -> [String: Int] in
+            let s = try store.statement("""
+                SELECT endpoint, count(*) FROM deliveries WHERE status = 'pending' GROUP BY endpoint
+                """, "counting pending deliveries")
+            defer { s.reset() }
+            var out = Dictionary(endpoints.map { ($0, 0) }, uniquingKeysWith: { a, _ in a })
+            while try s.step() {
+                let name = s.text(0)
+                if out[name] != nil { out[name] = Int(s.int64(1)) }
+            }
+            return out
+        }
+    }
+
     /// Queued deliveries, oldest event first: pending and dead, or only one status.
     public func deliveries(status: DeliveryStatus? = nil, limit: Int? = nil) throws(LedgerError) -> [DeliveryRecord] {
         try locked { () throws(LedgerError) -> [DeliveryRecord] in

@@ -141,6 +141,17 @@ import MeterCore
         #expect(again.map(\.eventID) == [head.eventID] && again[0].attempts == 0 && again[0].ageFromMs == 10)
     }
 
+    @Test func pendingCountsAreByEndpointAndLeaveOutDeadLetters() throws {
+        let (t, _, _) = try setUp()
+        defer { t.cleanup() }
+        #expect(try t.ledger.pendingDeliveries(endpoints: ["a", "b"]) == ["a": 0, "b": 0])
+        try t.ledger.fanOut(endpoints: [everything("a")], nowMs: 0)
+        #expect(try t.ledger.pendingDeliveries(endpoints: ["a", "b"]) == ["a": 6, "b": 0])
+        let head = try #require(try t.ledger.dueDeliveries(endpoint: "a", nowMs: 0).due.first)
+        try t.ledger.recordDelivery(head, .dead(error: "HTTP 404"), nowMs: 1)
+        #expect(try t.ledger.pendingDeliveries(endpoints: ["a"]) == ["a": 5])
+    }
+
     @Test func goneEndpointPausesUntilRetry() throws {
         let (t, _, _) = try setUp()
         defer { t.cleanup() }

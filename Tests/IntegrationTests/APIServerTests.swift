@@ -25,7 +25,8 @@ final class APIDaemon: @unchecked Sendable {
     let daemon: DaemonProcess
     var base: String { "http://127.0.0.1:\(port)" }
 
-    init(tailing: Bool = false, authorize: String = "") throws {
+    /// - Parameter more: config text appended as it is (say, an `[[endpoint]]`).
+    init(tailing: Bool = false, authorize: String = "", more: String = "") throws {
         port = try Self.freePort()
         var extra = """
             [api]
@@ -48,6 +49,7 @@ final class APIDaemon: @unchecked Sendable {
 
                 """
         }
+        extra += more
         h = try Harness(config: extra, plans: ["default": Self.deck])
         try h.write("admin.token", Self.token + "\n")
         if tailing { try h.write("Master.csv", "") }
