@@ -17,7 +17,8 @@ public struct APIStartupError: Error, CustomStringConvertible, Sendable {
 }
 
 /// The local HTTP API of SPEC 9 as one `Service`: the Hummingbird server plus the loop that keeps
-/// the in-memory balances current (`PRAGMA data_version` every 50 ms; expired holds swept every second).
+/// the in-memory balances current (`PRAGMA data_version` every `pollInterval`, 500 ms in the daemon;
+/// expired holds swept every 20th poll, 10 s there).
 ///
 /// It opens its own `Ledger` connection on `config.store.path`, so the daemon's ingest and the API's
 /// admin writes never share a lock; `data_version` tells each side about the other's commits.

@@ -147,8 +147,8 @@ public final class APIHandler: Sendable {
         switch parts.count {
         case 1 where parts[0] == "healthz": return await only("GET") { .plain(200, "ok") }
         case 1 where parts[0] == "readyz":
-            return await only("GET") { ready.isReady ? .plain(200, "ready") : .plain(503, "not ready: sources are not open yet") }
-        case 1 where parts[0] == "metrics": return await only("GET") { metricsResponse() }
+            return await only("GET") { readiness() }
+        case 1 where parts[0] == "metrics": return await only("GET") { await metricsResponse() }
         case 2 where parts[0] == "v1" && parts[1] == "authorize": return await only("GET") { authorize(r) }
         case 2 where parts[0] == "v1" && parts[1] == "me": return await only("GET") { await me(r) }
         case 2 where parts[0] == "v1" && parts[1] == "clients":
@@ -180,14 +180,25 @@ public final class APIHandler: Sendable {
         .error(405, field: "method", "use \(methods.joined(separator: " or "))", headers: [("Allow", methods.joined(separator: ", "))])
     }
 
-    func metricsResponse() -> APIResponse {
-        counters.beforeScrape(liveReservations: authorizer.book.liveCount, ready: ready.isReady)
+    /// 200 `ready`, or 503 with one `not ready: …` line per reason.
+    func readiness() -> APIResponse {
+        let reasons = ready.notReadyReasons
+        if reasons.isEmpty { return .plain(200, "ready") }
+        return .plain(503, reasons.map { "not ready: \($0)" }.joined(separator: "\n"))
+    }
+
+    func metricsResponse() async -> APIResponse {
+        let quarantined = await onLedger { [ledger] in try? ledger.quarantineCount() }
+        MeterMetrics.beforeScrape(quarantined: quarantined)
+        counters.beforeScrape(liveReservations: authorizer.book.liveCount, ready: ready.notReadyReasons.isEmpty)
         return APIResponse(status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8", body: metrics())
     }
 
     // MARK: authorize
 
     func authorize(_ r: APIRequest) -> APIResponse {
+        let start = ContinuousClock.now
+        defer { counters.took(ContinuousClock.now - start) }
         let q = URLText.query(r.query.map { Substring($0) })
         let text = q["format"] == "text"
         func bad(_ field: String, _ rule: String) -> APIResponse {

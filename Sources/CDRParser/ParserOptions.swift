@@ -35,6 +35,9 @@ public struct ParseFailure: Error, Sendable, Equatable, CustomStringConvertible 
 
     public var description: String { "\(reason): \(message)" }
 
+    /// Every `reason` a parser can give, for commands that filter the quarantine by reason.
+    public static let reasons = ["bad_line", "column_count", "bad_number", "bad_time", "bad_json", "missing_field"]
+
     static func badLine(_ m: String) -> ParseFailure { .init(reason: "bad_line", message: m) }
     static func columnCount(_ m: String) -> ParseFailure { .init(reason: "column_count", message: m) }
     static func badNumber(_ m: String) -> ParseFailure { .init(reason: "bad_number", message: m) }

@@ -13,7 +13,7 @@ public struct Daemon {
     public let runtime: Runtime
     public let group: ServiceGroup
     /// Tells `/readyz` that the sources are open.
-    let ready = ReadyFlag()
+    let ready: ReadyFlag
     let ledger: Ledger
     let sources: Int
 
@@ -26,6 +26,12 @@ public struct Daemon {
         let decks = preflight.decks
         let notifier = SystemdNotifier()
         runtime = try Runtime(config: config, decks: decks, logger: logger, notifier: notifier)
+        let counters = runtime
+        ready = ReadyFlag(problems: {
+            counters.allCounters.filter(\.value.failing).sorted { $0.key < $1.key }
+                .map { "source \($0.key) cannot charge (position kept, retrying): \($0.value.failure)" }
+        })
+        MeterMetrics.buildInfo(version: version)
         ledger = try Ledger(path: config.store.path, thresholds: config.thresholds)
         var services: [(String, any Service)] = []
         for (i, s) in config.sources.enumerated() {
@@ -34,8 +40,11 @@ public struct Daemon {
         sources = services.count
         if !config.endpoints.isEmpty {
             // Our own commits wake delivery at once; the poll only finds events queued by the CLI.
-            let delivery = try DeliveryService(config: config, version: version, logger: logger,
-                                               options: DeliveryService.Options(pollMilliseconds: 500))
+            var options = DeliveryService.Options(pollMilliseconds: 500)
+            options.onResult = { MeterMetrics.delivery(endpoint: $0, result: $1) }
+            options.onPending = { for (endpoint, n) in $0 { MeterMetrics.outboxDepth(endpoint: endpoint, pending: n) } }
+            for e in config.endpoints { MeterMetrics.declare(endpoint: e.name) }
+            let delivery = try DeliveryService(config: config, version: version, logger: logger, options: options)
             runtime.onCommit { _ in delivery.wake() }
             services.append(("delivery", delivery))
         }

@@ -67,8 +67,9 @@ public struct ReloadService: Service {
                 runtime.logger.notice("config reloaded", metadata: [
                     "generation": "\(g.number)", "plans": "\(g.decks.count)", "rates": "\(rates)",
                 ])
-                if g.config.sources.map(\.name) != before.sources.map(\.name) || g.config.store.path != before.store.path {
-                    runtime.logger.warning("sources or the store changed: restart creditmeter to apply that part")
+                // Taken into the generation but never applied by the running services: say so per key.
+                for key in g.config.keysNeedingRestart(comparedTo: before) {
+                    runtime.logger.warning("reload: \(key) changed; restart creditmeter to apply it", metadata: ["key": "\(key)"])
                 }
             } catch {
                 runtime.logger.error("reload refused, still running the previous config: \(error)")

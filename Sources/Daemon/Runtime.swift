@@ -91,4 +91,6 @@ public struct SourceCounters: Sendable {
     public var givenUpBytes: Int64 = 0
     public var heartbeat = ContinuousClock.now
     public var failing = false
+    /// What the last failed batch said, for `/readyz` while `failing`.
+    public var failure = ""
 }

@@ -160,7 +160,8 @@ public final class SourceService: Service, @unchecked Sendable {
         } catch {
             failures += 1
             runtime.logger.error("source cannot charge: \(error); position kept, will retry", metadata: ["source": "\(name)"])
-            runtime.update(source: name) { $0.failing = true; $0.heartbeat = .now }
+            runtime.update(source: name) { $0.failing = true; $0.failure = "\(error)"; $0.heartbeat = .now }
+            MeterMetrics.storeFailure(source: name)
             // The tailer may have moved past lines whose charges did not commit: go back to the last
             // commit. Rewinding keeps its files open, so a rotated-away file is not searched for by
             // name (which fails while descriptors are short) nor lost if it was deleted meanwhile.

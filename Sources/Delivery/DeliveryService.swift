@@ -30,6 +30,10 @@ public final class DeliveryService: Service, Sendable {
         public var clock: @Sendable () -> Int64
         /// A draw in [0, 1) for the backoff jitter.
         public var jitter: @Sendable () -> Double
+        /// Told each attempt's result (`delivered`, `retry`, `dead`, `paused`) by endpoint, for the metrics.
+        public var onResult: @Sendable (_ endpoint: String, _ result: String) -> Void = { _, _ in }
+        /// Told every second how many deliveries each endpoint has pending, for the metrics.
+        public var onPending: @Sendable (_ pending: [String: Int]) -> Void = { _ in }
 
         public init(retry: RetryPolicy = .standard, pollMilliseconds: Int64 = 50, balanceTickMilliseconds: Int64 = 1_000,
                     expireTickMilliseconds: Int64 = 60_000, pruneTickMilliseconds: Int64 = 10_000,
@@ -134,7 +138,7 @@ public final class DeliveryService: Service, Sendable {
         let wantsBalances = endpoints.contains { $0.config.wants("balance.updated") }
         let maxAgeMs = delivery.maxAgeHours * 3_600_000
         var lastSequence: Int64 = -1
-        var lastBalance: Int64?, lastExpire: Int64?, lastPrune: Int64?
+        var lastBalance: Int64?, lastExpire: Int64?, lastPrune: Int64?, lastCount: Int64?
         /// True (and the tick restarted) when `every` ms have passed since `last`, or it never ran.
         func tick(_ last: inout Int64?, _ now: Int64, every: Int64) -> Bool {
             if let l = last, now - l < every, now >= l { return false }
@@ -160,6 +164,7 @@ public final class DeliveryService: Service, Sendable {
                     }
                 }
                 lastSequence = sequence
+                if tick(&lastCount, now, every: 1_000) { options.onPending(try ledger.pendingDeliveries(endpoints: names)) }
                 if tick(&lastExpire, now, every: options.expireTickMilliseconds) {
                     let n = try ledger.expireDeliveries(nowMs: now, maxAgeMs: maxAgeMs)
                     if n > 0 { logger.warning("deliveries older than max_age_hours moved to the dead letters", metadata: ["count": "\(n)"]) }
@@ -232,6 +237,7 @@ public final class DeliveryService: Service, Sendable {
         let maxAgeMs = delivery.maxAgeHours * 3_600_000
         if d.ageFromMs <= start - maxAgeMs {
             try ledger.recordDelivery(d, .expired, nowMs: start)
+            options.onResult(s.endpoint.name, "dead")
             s.logger.warning("event older than max_age_hours: moved to the dead letters",
                              metadata: ["event": "\(d.eventID)", "type": "\(d.type)", "attempts": "\(d.attempts)"])
             return true
@@ -246,6 +252,7 @@ public final class DeliveryService: Service, Sendable {
         switch Verdict.classify(status: outcome.status, curlError: outcome.curlCode) {
         case .delivered:
             try ledger.recordDelivery(d, .delivered, nowMs: done)
+            options.onResult(s.endpoint.name, "delivered")
             if s.failing {
                 s.failing = false
                 s.logger.notice("endpoint answering again", metadata: meta)
@@ -257,6 +264,7 @@ public final class DeliveryService: Service, Sendable {
             let delay = Backoff.delay(attempt: d.attempts + 1, retryAfter: asked, jitter: options.jitter(), policy: options.retry)
             let error = Self.describe(outcome)
             try ledger.recordDelivery(d, .retry(atMs: done + delay, error: error), nowMs: done)
+            options.onResult(s.endpoint.name, "retry")
             if !s.failing {
                 s.failing = true
                 s.logger.warning("delivery failing, retrying with backoff: \(error)", metadata: meta)
@@ -267,6 +275,7 @@ public final class DeliveryService: Service, Sendable {
         case .pause:
             let error = Self.describe(outcome)
             try ledger.recordDelivery(d, .paused(error: error), nowMs: done)
+            options.onResult(s.endpoint.name, "paused")
             s.pausedLogged = true
             s.logger.error("endpoint answered 410 Gone: paused; nothing more is sent to it until `creditmeter outbox retry`",
                            metadata: meta)
@@ -274,6 +283,7 @@ public final class DeliveryService: Service, Sendable {
         case .dead:
             let error = Self.describe(outcome)
             try ledger.recordDelivery(d, .dead(error: error), nowMs: done)
+            options.onResult(s.endpoint.name, "dead")
             s.logger.warning("permanent failure, event moved to the dead letters: \(error)", metadata: meta)
             return true
         }

@@ -51,6 +51,9 @@ public struct Metering: Sendable {
 
     public static let defaultMaxBillsec: Int64 = 604_800
 
+    /// Every quarantine reason: the ones rating gives, then the parser's.
+    public static let quarantineReasons = ["unknown_account", "no_rate", "implausible_duration", "line_too_long"] + ParseFailure.reasons
+
     public init(accountField: CDRField, directory: [String: AccountOwner], decks: [String: RateDeck],
                 maxBillsec: Int64 = Metering.defaultMaxBillsec) {
         self.accountField = accountField

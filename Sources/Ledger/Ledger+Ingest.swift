@@ -21,7 +21,7 @@ extension Ledger {
     /// charged again), balances, level latches and their alerts, quarantine entries and the source position.
     /// On any error nothing of the batch is kept, position included.
     public func commit(_ batch: ChargeBatch, now: Int64) throws(LedgerError) -> BatchOutcome {
-        try write("committing a batch from \(batch.source)") { () throws(LedgerError) -> BatchOutcome in
+        try write("charging a batch from \(batch.source)") { () throws(LedgerError) -> BatchOutcome in
             try apply(charges: batch.charges, quarantined: batch.quarantined, position: batch.position, now: now)
         }
     }

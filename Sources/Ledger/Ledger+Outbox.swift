@@ -366,6 +366,7 @@ extension Ledger {
                 try p.bind(1, endpoint)
                 while try p.step() { resumed.append(p.text(0)) }
             }
+            try refreshDeadBalances(endpoint: endpoint, now: nowMs / 1_000)
             let dead = try store.statement("""
                 UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_ms = ?2, age_from_ms = ?2, updated_ms = ?2
                 WHERE status = 'dead' AND (?1 IS NULL OR endpoint = ?1)
@@ -398,6 +399,63 @@ extension Ledger {
                 try unpause.run()
             }
             return (requeued, resumed)
+        }
+    }
+
+    /// A dead `balance.updated` sent after newer figures would leave the receiver with a stale balance. So
+    /// before dead letters are re-queued, one is dropped when a newer `balance.updated` of its client has
+    /// been queued for its endpoint since (delivered, pending or dead: the newest speaks for them all), and
+    /// the ones left get the client's figures as they are now (and the time of the re-queue).
+    private func refreshDeadBalances(endpoint: String?, now: Int64) throws(LedgerError) {
+        let superseded = try store.statement("""
+            DELETE FROM deliveries WHERE status = 'dead' AND (?1 IS NULL OR endpoint = ?1)
+              AND event IN (SELECT id FROM outbox WHERE type = 'balance.updated')
+              AND EXISTS (SELECT 1 FROM outbox n JOIN endpoint_state s ON s.endpoint = deliveries.endpoint
+                          WHERE n.type = 'balance.updated' AND n.client_id = deliveries.client_id
+                            AND n.id > deliveries.event AND n.id <= s.cursor)
+            """, "dropping dead balance events that newer ones replace")
+        do {
+            defer { superseded.reset() }
+            try superseded.bind(1, endpoint)
+            try superseded.run()
+        }
+        let stale = try store.statement("""
+            SELECT DISTINCT o.id, c.username, c.assigned, c.used FROM deliveries d
+            JOIN outbox o ON o.id = d.event JOIN clients c ON c.id = o.client_id
+            WHERE d.status = 'dead' AND (?1 IS NULL OR d.endpoint = ?1) AND o.type = 'balance.updated'
+            """, "finding dead balance events")
+        var rows: [(event: Int64, username: String, meter: Meter)] = []
+        do {
+            defer { stale.reset() }
+            try stale.bind(1, endpoint)
+            while try stale.step() {
+                rows.append((stale.int64(0), stale.text(1), Meter(assigned: stale.int64(2), used: stale.int64(3))))
+            }
+        }
+        let t = thresholds
+        let rewrite = try store.statement("UPDATE outbox SET body = ?2 WHERE id = ?1", "refreshing a dead balance event")
+        for r in rows {
+            let data: [(String, JSONValue)] = [("username", .string(r.username))] + r.meter.jsonFields(t)
+            defer { rewrite.reset() }
+            try rewrite.bind(1, r.event)
+            try rewrite.bind(2, EventFactory.body(type: "balance.updated", now: now, data: data))
+            try rewrite.run()
+        }
+    }
+
+    /// Pending (queued or retrying) deliveries of each endpoint named; 0 for one with none.
+    public func pendingDeliveries(endpoints: [String]) throws(LedgerError) -> [String: Int] {
+        try locked { () throws(LedgerError) -> [String: Int] in
+            let s = try store.statement("""
+                SELECT endpoint, count(*) FROM deliveries WHERE status = 'pending' GROUP BY endpoint
+                """, "counting pending deliveries")
+            defer { s.reset() }
+            var out = Dictionary(endpoints.map { ($0, 0) }, uniquingKeysWith: { a, _ in a })
+            while try s.step() {
+                let name = s.text(0)
+                if out[name] != nil { out[name] = Int(s.int64(1)) }
+            }
+            return out
         }
     }
 

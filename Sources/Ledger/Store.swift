@@ -219,7 +219,7 @@ final class Store {
         depth -= 1
         do {
             if depth == 0 {
-                try execute("COMMIT", purpose: "committing \(purpose)")
+                try execute("COMMIT", purpose: "committing the transaction for \(purpose)")
             } else {
                 try execute("RELEASE sp\(depth)", purpose: "releasing the savepoint of \(purpose)")
             }

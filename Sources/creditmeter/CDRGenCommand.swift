@@ -8,11 +8,12 @@ struct CDRGenCommand: ParsableCommand {
         commandName: "cdrgen",
         abstract: "Write a realistic, deterministic CDR file for tests and benchmarks.",
         discussion: """
-        Answered and unanswered calls, forks and transfers (one call, several lines), quoted caller names with
-        commas, national, international (+) and internal destinations, durations with a long tail.
-        Account codes are c0001 … cNNNN (--clients); the same --seed gives the same file.
+        Answered and unanswered calls, forks and transfers (one call, several lines), quoted caller names with commas, national, international (+) and internal destinations, durations with a long tail. Account codes are c0001 … cNNNN (--clients); the same --seed gives the same file.
 
-        Example: creditmeter cdrgen --format asterisk-csv --count 100000 --clients 1000 --seed 7 > Master.csv
+        Examples:
+          creditmeter cdrgen --format asterisk-csv --count 100000 \\
+              --clients 1000 --seed 7 > Master.csv
+          creditmeter cdrgen --format freeswitch-csv --count 500 -o fs.csv
         """
     )
 

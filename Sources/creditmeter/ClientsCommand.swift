@@ -10,10 +10,13 @@ struct ClientsCommand: ParsableCommand {
         commandName: "clients",
         abstract: "Create, edit, disable, enable, recharge and inspect clients.",
         discussion: """
-        A client owns one or more PBX account codes (default: its username); every CDR whose account field
-        names one of them is charged to it under its rate plan (default: "default").
-        Passwords are never taken from the command line: give them on a TTY prompt, or as the first two
-        lines of stdin (password, then confirmation) with --password-stdin.
+        A client owns one or more PBX account codes (default: its username); every CDR whose account field names one of them is charged to it under its rate plan (default: "default"). Passwords are never taken from the command line: give them on a TTY prompt, or as the first two lines of stdin (password, then confirmation) with --password-stdin.
+
+        Examples:
+          creditmeter clients create --username alice --first-name Alice \\
+              --last-name Smith --email alice@example.com --account 1001
+          creditmeter clients recharge alice 100 --key invoice-4711
+          creditmeter clients list
         """,
         subcommands: [Create.self, Edit.self, Disable.self, Enable.self, Recharge.self, List.self, Show.self]
     )
@@ -99,12 +102,23 @@ struct ClientsCommand: ParsableCommand {
     }
 
     struct Create: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Create a client (first name, last name, email and password required).")
+        static let configuration = CommandConfiguration(
+            abstract: "Create a client (first name, last name, email and password required).",
+            discussion: """
+            The username is 3 to 32 letters, digits, '.', '_' or '-'; the email is unique ignoring case; the password is 8 to 20 characters with a digit, an uppercase and a lowercase letter and a special character. Without --account the client's account code is its username.
+
+            Examples:
+              creditmeter clients create --username alice --first-name Alice \\
+                  --last-name Smith --email alice@example.com --account 1001
+              printf 'Str0ng!pass\\nStr0ng!pass\\n' | creditmeter clients create \\
+                  --username bob --first-name Bob --last-name Jones \\
+                  --email bob@example.com --plan gold --password-stdin
+            """)
         @OptionGroup var options: ConfigOptions
         @Option var username: String
         @OptionGroup var fields: Fields
         @OptionGroup var password: PasswordSource
-        @Flag var json = false
+        @Flag(help: "Print JSON (pretty-printed, keys sorted).") var json = false
 
         func run() throws {
             try guarded {
@@ -130,14 +144,23 @@ struct ClientsCommand: ParsableCommand {
     }
 
     struct Edit: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Change a client's fields, account codes, plan or password.")
+        static let configuration = CommandConfiguration(
+            abstract: "Change a client's fields, account codes, plan or password.",
+            discussion: """
+            Only the options given change. --account replaces the client's whole list of account codes.
+
+            Examples:
+              creditmeter clients edit alice --email alice@acme.example
+              creditmeter clients edit alice --account 1001 --account 1002 --plan gold
+              creditmeter clients edit alice --change-password
+            """)
         @OptionGroup var options: ConfigOptions
         @Argument var username: String
         @OptionGroup var fields: Fields
         @Flag(name: .customLong("change-password"), help: "Prompt for a new password (or read it with --password-stdin).")
         var changePassword = false
         @OptionGroup var password: PasswordSource
-        @Flag var json = false
+        @Flag(help: "Print JSON (pretty-printed, keys sorted).") var json = false
 
         func run() throws {
             try guarded {
@@ -166,7 +189,12 @@ struct ClientsCommand: ParsableCommand {
     struct Disable: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Take away a client's console access (its calls are still metered).",
-            discussion: "A client disabled for more than [retention] disabled_days is deleted by `creditmeter purge` and the daemon's daily check.")
+            discussion: """
+            A client disabled for more than [retention] disabled_days is deleted by `creditmeter purge` and the daemon's daily check.
+
+            Example:
+              creditmeter clients disable alice
+            """)
         @OptionGroup var options: ConfigOptions
         @Argument var username: String
         func run() throws {
@@ -178,7 +206,12 @@ struct ClientsCommand: ParsableCommand {
     }
 
     struct Enable: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Give a disabled client its console access back.")
+        static let configuration = CommandConfiguration(
+            abstract: "Give a disabled client its console access back.",
+            discussion: """
+            Example:
+              creditmeter clients enable alice
+            """)
         @OptionGroup var options: ConfigOptions
         @Argument var username: String
         func run() throws {
@@ -192,18 +225,33 @@ struct ClientsCommand: ParsableCommand {
     struct Recharge: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Add credits: assigned and available grow by AMOUNT.",
-            discussion: "With --key, the same key given again recharges once (safe to retry from scripts).")
+            usage: "creditmeter clients recharge [--config <path>] <username> <amount> [--key <key>] [--json]",
+            discussion: """
+            AMOUNT is credits, more than 0, with at most 6 decimals. With --key, the same key given again recharges once (safe to retry from scripts).
+
+            Examples:
+              creditmeter clients recharge alice 100
+              creditmeter clients recharge alice 12.5 --key invoice-4711
+            """)
         @OptionGroup var options: ConfigOptions
         @Argument var username: String
-        @Argument(help: "Credits to add, e.g. 100 or 0.5 (at most 6 decimals).") var amount: String
+        // Collects every word left over, "-5" included: as a plain argument a negative number reads as an
+        // unknown option and the parser would answer "Missing expected argument" instead of naming the rule.
+        @Argument(parsing: .allUnrecognized, help: ArgumentHelp(
+            "Credits to add, more than 0, e.g. 100 or 0.5 (at most 6 decimals).", valueName: "amount"))
+        var amountWords: [String] = []
         @Option(help: ArgumentHelp("Idempotency key.", valueName: "key")) var key: String?
-        @Flag var json = false
+        @Flag(help: "Print JSON (pretty-printed, keys sorted).") var json = false
 
         func run() throws {
             try guarded {
+                guard amountWords.count == 1, let amount = amountWords.first else {
+                    throw CLIError(.usage, amountWords.isEmpty ? "give the AMOUNT to add, e.g. 100"
+                                   : "give one AMOUNT, not \(amountWords.map { "'\($0)'" }.joined(separator: " "))")
+                }
                 let micro: Int64
-                do { micro = try Money.parse(amount) } catch { throw CLIError(.dataError, "amount: '\(amount)' \(error)") }
-                guard micro > 0 else { throw CLIError(.dataError, "amount: must be greater than 0") }
+                do { micro = try Money.parse(amount, allowNegative: true) } catch { throw CLIError(.usage, "AMOUNT: '\(amount)' \(error)") }
+                guard micro > 0 else { throw CLIError(.usage, "AMOUNT must be more than 0 (got '\(amount)')") }
                 let (config, ledger) = try options.open()
                 let result = try ledger.recharge(username: username, amount: micro, key: key, now: nowEpoch())
                 if !result.applied { Console.note("recharge with key '\(key ?? "")' was already applied; nothing changed") }
@@ -215,15 +263,21 @@ struct ClientsCommand: ParsableCommand {
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Every client's meter: Available | Used | Assigned, percent, level.",
-            discussion: "--json prints an array of {username, status, available, used, assigned, percent, level, color, plan, accounts}.")
+            discussion: """
+            --json prints an array of {username, status, available, used, assigned, percent, level, color, plan, accounts}.
+
+            Examples:
+              creditmeter clients list
+              creditmeter clients list --json
+            """)
         @OptionGroup var options: ConfigOptions
-        @Flag var json = false
+        @Flag(help: "Print JSON (pretty-printed, keys sorted).") var json = false
         func run() throws {
             try guarded {
                 let (config, ledger) = try options.open()
                 let all = try ledger.clients()
                 if json {
-                    Console.out(JSONValue.array(all.map { ClientsCommand.summaryJSON($0, config) }).serialized())
+                    Console.json(JSONValue.array(all.map { ClientsCommand.summaryJSON($0, config) }))
                     return
                 }
                 if all.isEmpty { Console.note("no clients yet: add one with `creditmeter clients create`"); return }
@@ -249,10 +303,18 @@ struct ClientsCommand: ParsableCommand {
     }
 
     struct Show: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "One client's fields and meter.")
+        static let configuration = CommandConfiguration(
+            abstract: "One client's fields and meter.",
+            discussion: """
+            --json adds the form's fields (first_name, last_name, email, phone, …, created_at, disabled_at) to what `clients list --json` prints.
+
+            Examples:
+              creditmeter clients show alice
+              creditmeter clients show alice --json
+            """)
         @OptionGroup var options: ConfigOptions
         @Argument var username: String
-        @Flag var json = false
+        @Flag(help: "Print JSON (pretty-printed, keys sorted).") var json = false
         func run() throws {
             try guarded {
                 let (config, ledger) = try options.open()
@@ -269,7 +331,7 @@ struct ClientsCommand: ParsableCommand {
     static func detailJSON(_ c: ClientRecord, _ config: Config) -> JSONValue { ClientJSON.detail(c, config.thresholds) }
 
     static func print(_ c: ClientRecord, config: Config, json: Bool) {
-        if json { Console.out(detailJSON(c, config).serialized()); return }
+        if json { Console.json(detailJSON(c, config)); return }
         let level = c.meter.level(config.thresholds)
         let name = [c.firstName, c.lastName].filter { !$0.isEmpty }.joined(separator: " ")
         var lines = [

@@ -8,7 +8,7 @@ import MeterConfig
 import MeterCore
 import Rater
 
-/// sysexits codes (SPEC section 8).
+/// sysexits codes, the exit statuses scripts branch on.
 enum ExitStatus: Int32 {
     case usage = 64, dataError = 65, noInput = 66, software = 70, ioError = 74, config = 78
 }
@@ -99,9 +99,23 @@ enum Console {
         FileHandle.standardOutput.write(Data((text + "\n").utf8))
     }
 
+    /// Every `--json` output goes through here, so all commands share one style: pretty-printed, two-space
+    /// indents, keys sorted at every level (a script diffing two outputs sees only what changed).
+    static func json(_ value: JSONValue) {
+        out(sortedKeys(value).serialized(pretty: true))
+    }
+
+    static func sortedKeys(_ value: JSONValue) -> JSONValue {
+        switch value {
+        case .object(let pairs): return .object(pairs.map { ($0.0, sortedKeys($0.1)) }.sorted { $0.0 < $1.0 })
+        case .array(let items): return .array(items.map(sortedKeys))
+        default: return value
+        }
+    }
+
     static var stderrIsTTY: Bool { isatty(2) == 1 }
 
-    /// SPEC colours mapped to ANSI: primary blue, orange (256-colour 208), red; NO_COLOR turns them off.
+    /// The level colours mapped to ANSI: primary blue, orange (256-colour 208), red; NO_COLOR turns them off.
     static var useColor: Bool {
         isatty(1) == 1 && ProcessInfo.processInfo.environment["NO_COLOR"].map { $0.isEmpty } ?? true
     }

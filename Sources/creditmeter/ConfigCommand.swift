@@ -7,6 +7,10 @@ struct ConfigCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "config",
         abstract: "Work with the config file.",
+        discussion: """
+        Example:
+          creditmeter config check --config /etc/creditmeter/creditmeter.toml
+        """,
         subcommands: [Check.self]
     )
 
@@ -14,9 +18,11 @@ struct ConfigCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Validate the config: every key, rate deck and secret file it names.",
             discussion: """
-            Refuses whatever `run` would refuse at start, without opening the store or a socket. Prints each
-            problem as FILE:LINE: KEY: MESSAGE and exits 78, or a one-line summary and 0. A secret file that
-            group or others can read is a warning on stderr (with its mode), not an error.
+            Refuses whatever `run` would refuse at start, without opening the store or a socket. Prints each problem as FILE:LINE: KEY: MESSAGE and exits 78, or a one-line summary and 0. A secret file that group or others can read is a warning on stderr (with its mode), not an error.
+
+            Examples:
+              creditmeter config check
+              creditmeter config check --config samples/creditmeter.toml
             """)
         @OptionGroup var options: ConfigOptions
 

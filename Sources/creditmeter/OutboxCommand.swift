@@ -10,11 +10,11 @@ struct OutboxCommand: ParsableCommand {
         commandName: "outbox",
         abstract: "Webhook events waiting for delivery, and the dead letters.",
         discussion: """
-        Every event is delivered at least once to each [[endpoint]] whose `events` patterns match it, with
-        retries (1 s doubling to 5 min, honouring Retry-After). An event becomes a dead letter on a permanent
-        answer (a 3xx or a 4xx other than 408, 410 and 429) or when it is older than [delivery] max_age_hours;
-        a 410 Gone pauses its endpoint. `outbox retry` re-queues the dead letters and re-enables paused
-        endpoints; the running daemon picks them up within a second.
+        Every event is delivered at least once to each [[endpoint]] whose `events` patterns match it, with retries (1 s doubling to 5 min, each minus up to 25 % jitter, honouring Retry-After). An event becomes a dead letter on a permanent answer (a 3xx or a 4xx other than 408, 410 and 429) or when it is older than [delivery] max_age_hours; a 410 Gone pauses its endpoint. `outbox retry` re-queues the dead letters and re-enables paused endpoints; the running daemon picks them up within a second.
+
+        Examples:
+          creditmeter outbox list --dead
+          creditmeter outbox retry --endpoint crm
         """,
         subcommands: [List.self, Retry.self]
     )
@@ -26,11 +26,16 @@ struct OutboxCommand: ParsableCommand {
 
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Show each endpoint's queue and the deliveries still pending, oldest event first.")
+            abstract: "Show each endpoint's queue and the deliveries still pending, oldest event first.",
+            discussion: """
+            Examples:
+              creditmeter outbox list
+              creditmeter outbox list --dead --limit 50 --json
+            """)
         @OptionGroup var options: ConfigOptions
         @Flag(help: "Only the dead letters.") var dead = false
         @Option(help: "At most this many deliveries.") var limit: Int?
-        @Flag var json = false
+        @Flag(help: "Print JSON (pretty-printed, keys sorted).") var json = false
 
         func run() throws {
             try guarded {
@@ -39,10 +44,10 @@ struct OutboxCommand: ParsableCommand {
                 let status = try ledger.endpointStatus(endpoints: OutboxCommand.endpoints(config))
                 let rows = try ledger.deliveries(status: dead ? .dead : nil, limit: limit)
                 if json {
-                    Console.out(JSONValue.object([
+                    Console.json(JSONValue.object([
                         ("endpoints", .array(status.map(OutboxCommand.json))),
                         ("deliveries", .array(rows.map(OutboxCommand.json))),
-                    ]).serialized(pretty: true))
+                    ]))
                     return
                 }
                 if status.isEmpty { Console.note("no endpoint is configured ([[endpoint]] in \(config.file))") }
@@ -65,10 +70,16 @@ struct OutboxCommand: ParsableCommand {
     struct Retry: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Re-queue the dead letters and re-enable endpoints paused by a 410.",
-            discussion: "Re-queued events are due at once and get a fresh max_age_hours; attempts count from zero again.")
+            discussion: """
+            Re-queued events are due at once and get a fresh max_age_hours; attempts count from zero again.
+
+            Examples:
+              creditmeter outbox retry
+              creditmeter outbox retry --endpoint crm --json
+            """)
         @OptionGroup var options: ConfigOptions
         @Option(help: "Only this endpoint.") var endpoint: String?
-        @Flag var json = false
+        @Flag(help: "Print JSON (pretty-printed, keys sorted).") var json = false
 
         func run() throws {
             try guarded {
@@ -81,9 +92,9 @@ struct OutboxCommand: ParsableCommand {
                 }
                 let r = try ledger.requeueDeadLetters(endpoint: endpoint, nowMs: DeliveryService.wallClockMilliseconds())
                 if json {
-                    Console.out(JSONValue.object([
+                    Console.json(JSONValue.object([
                         ("requeued", .int(Int64(r.requeued))), ("resumed", .array(r.resumed.map { .string($0) })),
-                    ]).serialized())
+                    ]))
                     return
                 }
                 Console.out("re-queued \(r.requeued) dead letter\(r.requeued == 1 ? "" : "s")"

@@ -8,13 +8,19 @@ struct PurgeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "purge",
         abstract: "Delete, for good, clients disabled for more than [retention] disabled_days.",
-        discussion: "Deletes the client with its account codes, recharges and usage. The daemon does this daily; this runs it now."
+        discussion: """
+        Deletes the client with its account codes, recharges and usage. The daemon does this daily; this runs it now.
+
+        Examples:
+          creditmeter purge --dry-run
+          creditmeter purge --as-of 2027-03-01 --json
+        """
     )
     @OptionGroup var options: ConfigOptions
     @Flag(name: .customLong("dry-run"), help: "List who would be deleted; delete nothing.") var dryRun = false
     @Option(name: .customLong("as-of"), help: ArgumentHelp("Take this as now (YYYY-MM-DD, UTC).", valueName: "date"))
     var asOf: String?
-    @Flag var json = false
+    @Flag(help: "Print JSON (pretty-printed, keys sorted).") var json = false
 
     func run() throws {
         try guarded {
@@ -24,13 +30,13 @@ struct PurgeCommand: ParsableCommand {
             let doomed = try ledger.purgeCandidates(disabledBefore: cutoff)
             if !dryRun { for c in doomed { try ledger.purge(username: c.username, now: now) } }
             if json {
-                Console.out(JSONValue.object([
+                Console.json(JSONValue.object([
                     ("dry_run", .bool(dryRun)),
                     ("purged", .array(doomed.map { c in
                         .object([("username", .string(c.username)),
                                  ("disabled_at", c.disabledAt.map { .string(rfc3339($0)) } ?? .null)])
                     })),
-                ]).serialized())
+                ]))
                 return
             }
             if doomed.isEmpty {

@@ -12,17 +12,14 @@ struct ReplayCommand: ParsableCommand {
         commandName: "replay",
         abstract: "Rate CDR files into the store, exactly once.",
         discussion: """
-        Each CDR is charged at most once, whatever is replayed: a second replay of the same file charges
-        nothing and counts its lines as duplicates (identity: Asterisk linkedid+sequence+start, FreeSWITCH uuid,
-        else a hash of the whole record). Lines that do not parse, and CDRs with an unknown account or no rate,
-        go to the quarantine (`creditmeter quarantine list`). Sources' tail positions are not moved.
+        Each CDR is charged at most once, whatever is replayed: a second replay of the same file charges nothing and counts its lines as duplicates (identity: Asterisk linkedid+sequence+start, FreeSWITCH uuid, else a hash of the whole record). Lines that do not parse, and CDRs with an unknown account or no rate, go to the quarantine (`creditmeter quarantine list`). Sources' tail positions are not moved.
 
-        Which parser: --source NAME uses that [[source]]'s format, time zone and filter; --format F reads the
-        files with a stock layout (asterisk-csv, freeswitch-csv, jsonl); with neither, the config's only source.
+        Which parser: --source NAME uses that [[source]]'s format, time zone and filter; --format F reads the files with a stock layout (asterisk-csv, freeswitch-csv, jsonl); with neither, the config's only source.
 
         Examples:
           creditmeter replay --format asterisk-csv Master.csv
-          creditmeter replay --source asterisk --dry-run --json /var/log/asterisk/cdr-csv/Master.csv.1
+          creditmeter replay --source asterisk --dry-run --json \\
+              /var/log/asterisk/cdr-csv/Master.csv.1
         """
     )
 
@@ -35,7 +32,7 @@ struct ReplayCommand: ParsableCommand {
     var timezone = "local"
     @Flag(name: .customLong("dry-run"), help: "Show what would be charged; write nothing.")
     var dryRun = false
-    @Flag(help: "Print the summary as JSON.")
+    @Flag(help: "Print the summary as JSON (pretty-printed, keys sorted).")
     var json = false
     @Argument(help: ArgumentHelp("CDR files to replay.", valueName: "file"))
     var files: [String]
@@ -47,8 +44,15 @@ struct ReplayCommand: ParsableCommand {
 
     func run() throws {
         try guarded {
-            for f in files where !FileManager.default.isReadableFile(atPath: f) {
-                throw CLIError(.noInput, "\(f): no such readable file")
+            for f in files {
+                var isDirectory: ObjCBool = false
+                // A directory passes isReadableFile and would only fail later, as an I/O error without its name.
+                if FileManager.default.fileExists(atPath: f, isDirectory: &isDirectory), isDirectory.boolValue {
+                    throw CLIError(.noInput, "\(f): is a directory, not a CDR file")
+                }
+                if !FileManager.default.isReadableFile(atPath: f) {
+                    throw CLIError(.noInput, "\(f): no such readable file")
+                }
             }
             let (config, ledger) = try options.open(creating: !dryRun)
             let settings = try resolveSource(config)
@@ -65,10 +69,7 @@ struct ReplayCommand: ParsableCommand {
             }
             progress.finish()
             if json {
-                let enc = JSONEncoder()
-                enc.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
-                let data = try enc.encode(summary)
-                Console.out(String(decoding: data, as: UTF8.self))
+                Console.json(Self.json(summary))
             } else {
                 Console.out(Self.describe(summary))
             }
@@ -109,6 +110,18 @@ struct ReplayCommand: ParsableCommand {
         } catch let e as Assembly.Failure {
             throw CLIError(.config, "\(config.file): \(e)")
         }
+    }
+
+    static func json(_ s: ReplaySummary) -> JSONValue {
+        .object([
+            ("files", .array(s.files.map { .string($0) })), ("dry_run", .bool(s.dryRun)),
+            ("read", .int(Int64(s.read))), ("charged", .int(Int64(s.charged))),
+            ("not_billable", .int(Int64(s.notBillable))), ("filtered", .int(Int64(s.filtered))),
+            ("duplicates", .int(Int64(s.duplicates))), ("quarantined", .int(Int64(s.quarantined))),
+            ("quarantined_by_reason", .object(s.quarantinedByReason.map { ($0.key, .int(Int64($0.value))) })),
+            ("clients", .object(s.clients.map { ($0.key, .object([("cdrs", .int(Int64($0.value.cdrs))), ("cost", .string($0.value.cost))])) })),
+            ("cost", .string(s.cost)),
+        ])
     }
 
     static func describe(_ s: ReplaySummary) -> String {

@@ -7,9 +7,16 @@ import MeterCore
 struct StatusCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "status",
-        abstract: "Where each source is read up to, what was charged today, and the quarantine.")
+        abstract: "Where each source is read up to, what was charged today, and the quarantine.",
+        discussion: """
+        Per [[source]]: its file, inode, committed offset, size, lag in bytes and the start of the newest charged CDR; then the CDRs and credits charged today (UTC) and the number of quarantined lines.
+
+        Examples:
+          creditmeter status
+          creditmeter status --json --config /etc/creditmeter/creditmeter.toml
+        """)
     @OptionGroup var options: ConfigOptions
-    @Flag var json = false
+    @Flag(help: "Print JSON (pretty-printed, keys sorted).") var json = false
 
     func run() throws {
         try guarded {
@@ -43,11 +50,11 @@ struct StatusCommand: ParsableCommand {
                     + (givenUp.files > 0 ? ", GIVEN UP \(givenUp.files) rotated file(s), \(givenUp.bytes) bytes known unread" : ""))
             }
             if json {
-                Console.out(JSONValue.object([
+                Console.json(JSONValue.object([
                     ("store", .string(config.store.path)), ("sources", .array(sources)),
                     ("charged_today", .object([("cdrs", .int(Int64(today.count))), ("cost", .string(Money.format(today.cost)))])),
                     ("quarantined", .int(Int64(quarantined))),
-                ]).serialized(pretty: true))
+                ]))
                 return
             }
             Console.out("store: \(config.store.path)")

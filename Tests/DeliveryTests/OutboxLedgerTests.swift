@@ -141,6 +141,17 @@ import MeterCore
         #expect(again.map(\.eventID) == [head.eventID] && again[0].attempts == 0 && again[0].ageFromMs == 10)
     }
 
+    @Test func pendingCountsAreByEndpointAndLeaveOutDeadLetters() throws {
+        let (t, _, _) = try setUp()
+        defer { t.cleanup() }
+        #expect(try t.ledger.pendingDeliveries(endpoints: ["a", "b"]) == ["a": 0, "b": 0])
+        try t.ledger.fanOut(endpoints: [everything("a")], nowMs: 0)
+        #expect(try t.ledger.pendingDeliveries(endpoints: ["a", "b"]) == ["a": 6, "b": 0])
+        let head = try #require(try t.ledger.dueDeliveries(endpoint: "a", nowMs: 0).due.first)
+        try t.ledger.recordDelivery(head, .dead(error: "HTTP 404"), nowMs: 1)
+        #expect(try t.ledger.pendingDeliveries(endpoints: ["a"]) == ["a": 5])
+    }
+
     @Test func goneEndpointPausesUntilRetry() throws {
         let (t, _, _) = try setUp()
         defer { t.cleanup() }
@@ -256,4 +267,90 @@ func drain(_ l: Ledger, _ endpoint: String, nowMs: Int64) throws -> [(Int64?, St
 
 func == (a: [(Int64?, String)], b: [(Int64, String)]) -> Bool {
     a.count == b.count && zip(a, b).allSatisfy { $0.0 == $1.0 && $0.1 == $1.1 }
+}
+
+/// `outbox retry` must not leave a receiver with a stale balance: a dead `balance.updated` comes back with
+/// the figures as they are now, or not at all when a newer one has reached that endpoint.
+@Suite struct RequeuedBalanceTests {
+    static func balancesOnly(_ name: String) -> OutboxEndpoint {
+        OutboxEndpoint(name: name, wants: { $0 == "balance.updated" })
+    }
+
+    /// Delivers everything due to `endpoint`, as a receiver that always answers 200 would get it, and returns
+    /// the `available` figure of each `balance.updated` in the order received.
+    static func receiveAll(_ l: Ledger, endpoint: String, nowMs: Int64) throws -> [String] {
+        var seen: [String] = []
+        for _ in 0 ..< 100 {
+            let due = try l.dueDeliveries(endpoint: endpoint, nowMs: nowMs).due
+            if due.isEmpty { return seen }
+            for d in due {
+                if d.type == "balance.updated" { seen.append(data(d.body)["available"] as? String ?? "?") }
+                try l.recordDelivery(d, .delivered, nowMs: nowMs)
+            }
+        }
+        return seen
+    }
+
+    @Test func aDeadBalanceIsDroppedWhenANewerOneWasDelivered() throws {
+        let t = try TempStore()
+        defer { t.cleanup() }
+        let ann = try makeClient(t.ledger, "ann")
+        _ = try t.ledger.recharge(username: "ann", amount: 100 * credit, key: nil, now: 1_000)
+        #expect(try t.ledger.materializeBalances(now: 1_000, intervalSeconds: 10) == 1)
+        try t.ledger.fanOut(endpoints: [Self.balancesOnly("a")], nowMs: 1_000_000)
+        let first = try #require(try t.ledger.dueDeliveries(endpoint: "a", nowMs: 1_000_000).due.first)
+        #expect(data(first.body)["available"] as? String == "100")
+        try t.ledger.recordDelivery(first, .dead(error: "HTTP 404"), nowMs: 1_000_000)
+
+        try spend(t.ledger, client: ann, cost: 10 * credit, id: "c1", now: 1_020)
+        #expect(try t.ledger.materializeBalances(now: 1_020, intervalSeconds: 10) == 1)
+        try t.ledger.fanOut(endpoints: [Self.balancesOnly("a")], nowMs: 1_020_000)
+        #expect(try Self.receiveAll(t.ledger, endpoint: "a", nowMs: 1_020_000) == ["90"])
+
+        _ = try t.ledger.requeueDeadLetters(nowMs: 1_030_000)
+        // The receiver already holds 90; the dead 100 must not overwrite it.
+        #expect(try Self.receiveAll(t.ledger, endpoint: "a", nowMs: 1_030_000) == [])
+        #expect(try t.ledger.deliveries().isEmpty)
+    }
+
+    @Test func aRequeuedBalanceCarriesTheNewestFigures() throws {
+        let t = try TempStore()
+        defer { t.cleanup() }
+        let ann = try makeClient(t.ledger, "ann")
+        _ = try t.ledger.recharge(username: "ann", amount: 100 * credit, key: nil, now: 1_000)
+        #expect(try t.ledger.materializeBalances(now: 1_000, intervalSeconds: 10) == 1)
+        try t.ledger.fanOut(endpoints: [Self.balancesOnly("a"), Self.balancesOnly("b")], nowMs: 1_000_000)
+        let dead = try #require(try t.ledger.dueDeliveries(endpoint: "a", nowMs: 1_000_000).due.first)
+        try t.ledger.recordDelivery(dead, .dead(error: "HTTP 404"), nowMs: 1_000_000)
+        // Endpoint b took the same event while it was current.
+        #expect(try Self.receiveAll(t.ledger, endpoint: "b", nowMs: 1_000_000) == ["100"])
+
+        // Charged since, not yet announced (still inside the coalescing interval).
+        try spend(t.ledger, client: ann, cost: 25 * credit, id: "c1", now: 1_005)
+        #expect(try t.ledger.requeueDeadLetters(nowMs: 1_006_000).requeued == 1)
+        let again = try #require(try t.ledger.dueDeliveries(endpoint: "a", nowMs: 1_006_000).due.first)
+        #expect(again.eventID == dead.eventID)
+        let d = data(again.body)
+        #expect(d["available"] as? String == "75" && d["used"] as? String == "25" && d["assigned"] as? String == "100")
+        #expect(json(again.body)["timestamp"] as? String == "1970-01-01T00:16:46Z")
+    }
+
+    @Test func ofSeveralDeadBalancesOnlyTheNewestComesBack() throws {
+        let t = try TempStore()
+        defer { t.cleanup() }
+        let ann = try makeClient(t.ledger, "ann")
+        _ = try t.ledger.recharge(username: "ann", amount: 100 * credit, key: nil, now: 1_000)
+        #expect(try t.ledger.materializeBalances(now: 1_000, intervalSeconds: 10) == 1)
+        try spend(t.ledger, client: ann, cost: 10 * credit, id: "c1", now: 1_020)
+        #expect(try t.ledger.materializeBalances(now: 1_020, intervalSeconds: 10) == 1)
+        try t.ledger.fanOut(endpoints: [Self.balancesOnly("a")], nowMs: 1_020_000)
+        // Both die (the receiver was misconfigured), oldest first as the sender sends them.
+        for _ in 0 ..< 2 {
+            let head = try #require(try t.ledger.dueDeliveries(endpoint: "a", nowMs: 1_020_000).due.first)
+            try t.ledger.recordDelivery(head, .dead(error: "HTTP 404"), nowMs: 1_020_000)
+        }
+        #expect(try t.ledger.deliveries(status: .dead).count == 2)
+        #expect(try t.ledger.requeueDeadLetters(nowMs: 1_030_000).requeued == 1)
+        #expect(try Self.receiveAll(t.ledger, endpoint: "a", nowMs: 1_030_000) == ["90"])
+    }
 }

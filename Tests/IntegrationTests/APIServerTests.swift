@@ -25,8 +25,9 @@ final class APIDaemon: @unchecked Sendable {
     let daemon: DaemonProcess
     var base: String { "http://127.0.0.1:\(port)" }
 
-    /// `api` and `authorize` are extra lines for those tables.
-    init(tailing: Bool = false, api: String = "", authorize: String = "") throws {
+    /// `api` and `authorize` are extra lines for those tables; `more` is config text appended as it is
+    /// (say, an `[[endpoint]]`).
+    init(tailing: Bool = false, api: String = "", authorize: String = "", more: String = "") throws {
         port = try Self.freePort()
         var extra = """
             [api]
@@ -50,6 +51,7 @@ final class APIDaemon: @unchecked Sendable {
 
                 """
         }
+        extra += more
         h = try Harness(config: extra, plans: ["default": Self.deck])
         try h.write("admin.token", Self.token + "\n")
         if tailing { try h.write("Master.csv", "") }

@@ -96,6 +96,29 @@ import MeterCore
         }
     }
 
+    @Test func aBatchWhoseCommitFailsSaysSoOnceInItsError() throws {
+        let t = try TempLedger()
+        defer { t.cleanup() }
+        // A deferred foreign key broken inside the batch's transaction makes the COMMIT itself fail, the
+        // step whose message once read "while committing committing a batch".
+        try t.ledger.store.execute("""
+            CREATE TEMP TABLE parent (id INTEGER PRIMARY KEY);
+            CREATE TEMP TABLE child (parent INTEGER REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED);
+            CREATE TEMP TRIGGER break_commit AFTER INSERT ON main.quarantine BEGIN INSERT INTO child VALUES (42); END;
+            """, purpose: "arming a failing commit")
+        var description = ""
+        do {
+            _ = try t.ledger.commit(batch([], quarantined: [entry("k1")]), now: 1_000)
+        } catch {
+            description = error.description
+        }
+        #expect(description == "sqlite error 787 while committing the transaction for charging a batch from master: "
+            + "FOREIGN KEY constraint failed")
+        // The failed COMMIT was rolled back: the next batch commits.
+        try t.ledger.store.execute("DROP TRIGGER temp.break_commit", purpose: "disarming")
+        _ = try t.ledger.commit(batch([], quarantined: [entry("k2")]), now: 1_000)
+    }
+
     @Test func withoutCreateAMissingStoreIsNoStoreAndNothingIsMade() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cm-nostore-\(UUID().uuidString)").path
         let path = dir + "/sub/ledger.db"
