@@ -79,15 +79,14 @@ extension Ledger {
                 fresh = kept[...]
             }
 
-            var newlyCharged: [String] = []
-            newlyCharged.reserveCapacity(fresh.count)
+            var newlyStarts: (min: Int64?, max: Int64?) = (nil, nil)
             func charged(_ c: Charge) throws(LedgerError) {
                 outcome.charged += 1
                 let (sum, overflow) = outcome.costByClient[c.clientID, default: 0].addingReportingOverflow(c.cost)
                 guard !overflow else { throw .invalidAmount("the batch's total cost for client id \(c.clientID) overflows") }
                 outcome.costByClient[c.clientID] = sum
                 outcome.countByClient[c.clientID, default: 0] += 1
-                newlyCharged.append(c.identity)
+                newlyStarts = (min(newlyStarts.min ?? c.startKey, c.startKey), max(newlyStarts.max ?? c.startKey, c.startKey))
             }
 
             // Chunk sizes this connection's variable limit allows (14 per charge), largest first.
@@ -115,13 +114,18 @@ extension Ledger {
             }
 
             // A charged line may have been quarantined before (its client did not exist yet): release it.
-            if !newlyCharged.isEmpty,
-               try store.scalarInt("SELECT EXISTS (SELECT 1 FROM quarantine)", purpose: "probing the quarantine") != 0 {
-                let release = try store.statement(
-                    "DELETE FROM quarantine WHERE key IN (SELECT value FROM json_each(?1))",
-                    "releasing charged lines from quarantine")
+            // Only entries that parsed carry a start key, and those of this batch's charges lie in the
+            // batch's span of starts: a few hours of the quarantine, looked up through its start index,
+            // rather than one probe per charge. (Entries kept before schema version 3 have no start key;
+            // `quarantine retry` still finds those charged and removes them.)
+            if let lo = newlyStarts.min, let hi = newlyStarts.max {
+                let release = try store.statement("""
+                    DELETE FROM quarantine WHERE start_key BETWEEN ?1 AND ?2
+                        AND EXISTS (SELECT 1 FROM usage WHERE usage.start_key = quarantine.start_key AND usage.identity = quarantine.key)
+                    """, "releasing charged lines from quarantine")
                 defer { release.reset() }
-                try release.bind(1, Self.jsonArray(newlyCharged))
+                try release.bind(1, lo)
+                try release.bind(2, hi)
                 try release.run()
             }
         }
@@ -291,33 +295,6 @@ extension Ledger {
         let row = "(" + Array(repeating: "?", count: usageParameters).joined(separator: ", ") + ")"
         return usageColumns + "\nVALUES " + Array(repeating: row, count: rows).joined(separator: ",\n")
             + "\nON CONFLICT DO NOTHING RETURNING start_key, identity"
-    }
-
-    /// `["a","b",...]` for json_each. Identities are nearly always plain ASCII, copied as they are; any
-    /// other string is escaped as JSON requires.
-    static func jsonArray(_ strings: [String]) -> String {
-        var out: [UInt8] = [UInt8(ascii: "[")]
-        out.reserveCapacity(strings.count * 40)
-        for (i, v) in strings.enumerated() {
-            if i > 0 { out.append(UInt8(ascii: ",")) }
-            out.append(UInt8(ascii: "\""))
-            for b in v.utf8 {
-                switch b {
-                case UInt8(ascii: "\""), UInt8(ascii: "\\"):
-                    out.append(UInt8(ascii: "\\"))
-                    out.append(b)
-                case 0..<0x20:
-                    let hex = Array("0123456789abcdef".utf8)
-                    out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"),
-                                            hex[Int(b >> 4)], hex[Int(b & 0xF)]])
-                default:
-                    out.append(b)
-                }
-            }
-            out.append(UInt8(ascii: "\""))
-        }
-        out.append(UInt8(ascii: "]"))
-        return String(decoding: out, as: UTF8.self)
     }
 
     /// Binds `c` to parameters 13 * row + 1 ... 13 * row + 13 of an insert into usage.

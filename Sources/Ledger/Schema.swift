@@ -216,8 +216,10 @@ enum Schema {
             CREATE UNIQUE INDEX usage_identity_legacy ON usage (identity) WHERE start_key IS NULL;
             CREATE INDEX usage_client ON usage (client_id);
             -- No index on charged_at any more: only `status` reads it, in one scan, and every charge paid for it.
-            -- A quarantined CDR's start key, so the entry reads back as it was written.
+            -- A quarantined CDR's start key: the entry reads back as it was written, and a batch's charges
+            -- find the entries they release by their span of starts.
             ALTER TABLE quarantine ADD COLUMN start_key INTEGER;
+            CREATE INDEX quarantine_start ON quarantine (start_key) WHERE start_key IS NOT NULL;
             """),
         // A line longer than max_line_bytes keeps only its start
         // in `raw`; its full length and SHA-256 stay here (NULL for every other entry).
