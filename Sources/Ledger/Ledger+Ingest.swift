@@ -93,21 +93,30 @@ extension Ledger {
             let sizes = Self.chunkSizes.filter { $0 * Self.usageParameters <= store.variableLimit }
             // Looked up once per size and batch: the cache is keyed by the SQL text, which is long.
             var chunkStatements: [Int: Statement] = [:]
-            func chunkStatement(_ rows: Int) throws(LedgerError) -> Statement {
-                if let s = chunkStatements[rows] { return s }
-                let s = try store.statement(Self.insertChunkSQL(rows: rows), "recording a charge")
-                chunkStatements[rows] = s
+            func chunkStatement(_ rows: Int, returning: Bool) throws(LedgerError) -> Statement {
+                let k = returning ? -rows : rows
+                if let s = chunkStatements[k] { return s }
+                let s = try store.statement(Self.insertChunkSQL(rows: rows, returning: returning), "recording a charge")
+                chunkStatements[k] = s
                 return s
             }
             var text = ChargeText()
             var inserted: [Bool] = []
+            // Rows get the next rowid in the order they go in, so the rows a chunk adds are those after this.
+            var lastID = try store.scalarInt("SELECT coalesce(max(id), 0) FROM usage", purpose: "finding the newest charge")
+            // Chunks go in without RETURNING while none holds a repeat (a tailed file, a first replay); after
+            // one that does, the rest of the batch names what it added as it goes (a file with repeats).
+            var returning = false
             var start = fresh.startIndex
             while start < fresh.endIndex {
                 let left = fresh.endIndex - start
                 let size = sizes.first(where: { $0 <= left }) ?? 1
                 let run = fresh[start..<(start + size)]
                 start = run.endIndex
-                try insertChunk(try chunkStatement(size), run, text: &text, now: now, inserted: &inserted)
+                let added = try insertChunk(try chunkStatement(size, returning: returning), run, returning: returning,
+                                            after: lastID, text: &text, now: now, inserted: &inserted)
+                lastID += Int64(added)
+                if added < run.count { returning = true }
                 for (k, c) in run.enumerated() {
                     if inserted[k] { try charged(c) } else { outcome.duplicates += 1 }
                 }
@@ -239,62 +248,91 @@ extension Ledger {
             billsec, charged_seconds, cost, started_at, charged_at, start_key)
         """
 
-    /// Inserts a chunk of charges in one statement and sets `inserted[k]` for each charge `run[k]` that was
-    /// new. A key already charged is skipped (ON CONFLICT DO NOTHING covers only the uniqueness indexes, so
-    /// NOT NULL, the client foreign key and STRICT types still fail the batch).
+    /// Inserts a chunk of charges in one statement, sets `inserted[k]` for each charge `run[k]` that was new,
+    /// and returns how many were. A key already charged is skipped (ON CONFLICT DO NOTHING covers only the
+    /// uniqueness indexes, so NOT NULL, the client foreign key and STRICT types still fail the batch).
     ///
-    /// Rows go in in VALUES order, so of equal keys in one chunk only the first can be inserted, and the
-    /// RETURNING rows name the inserted keys. SQLite hands them back in insertion order, which lets them be
-    /// matched by walking the chunk once, comparing bytes; should a row ever come back out of that order, the
-    /// match is redone by key, which needs no order at all.
-    private func insertChunk(_ s: Statement, _ run: ArraySlice<Charge>, text: inout ChargeText, now: Int64,
-                             inserted: inout [Bool]) throws(LedgerError) {
+    /// Which charges went in: with `returning`, the statement names the rows it added; without, a chunk
+    /// that added every row needs no more, and one that skipped some reads back the rows after `after`
+    /// (SQLite gives each new row the rowid after the largest, so they are exactly the chunk's). Either
+    /// way the rows come in the order they went in, which is VALUES order (of equal keys in one chunk only
+    /// the first can go in), so they are matched by walking the chunk once, comparing bytes; should a row
+    /// ever not match in that order, the match is redone by key, which needs no order at all.
+    private func insertChunk(_ s: Statement, _ run: ArraySlice<Charge>, returning: Bool, after: Int64,
+                             text: inout ChargeText, now: Int64, inserted: inout [Bool]) throws(LedgerError) -> Int {
         text.load(run)
-        try text.bytes.withUnsafeBufferPointer { (buf: UnsafeBufferPointer<UInt8>) throws(LedgerError) in
+        inserted.removeAll(keepingCapacity: true)
+        inserted.append(contentsOf: repeatElement(false, count: run.count))
+        return try text.bytes.withUnsafeBufferPointer { (buf: UnsafeBufferPointer<UInt8>) throws(LedgerError) -> Int in
             defer { s.reset(); s.clearBindings() }
             for (row, c) in run.enumerated() {
                 try bind(c, row: row, to: s, text: buf, spans: text.spans, now: now)
             }
-            let base = run.startIndex
-            inserted.removeAll(keepingCapacity: true)
-            inserted.append(contentsOf: repeatElement(false, count: run.count))
-            var next = 0
-            var unordered: [ChargeKey]? = matchInsertsByKey ? [] : nil
-            while try s.step() {
-                if unordered == nil {
-                    let key = s.int64(0)
-                    var j = next
-                    while j < run.count, !(run[base + j].startKey == key && s.text(1, equals: run[base + j].identity)) { j += 1 }
-                    if j < run.count {
-                        inserted[j] = true
-                        next = j + 1
-                        continue
-                    }
-                    unordered = []
-                }
-                unordered?.append(ChargeKey(startKey: s.int64(0), identity: s.text(1)))
+            if returning { return try match(rows: s, run, inserted: &inserted) }
+            try s.run()
+            let added = store.changes
+            if added == run.count {
+                for j in 0..<run.count { inserted[j] = true }
+                return added
             }
-            guard let rest = unordered else { return }
-            var unclaimed = Set(rest)
-            for j in 0..<run.count where inserted[j] {
-                unclaimed.insert(ChargeKey(startKey: run[base + j].startKey, identity: run[base + j].identity))
+            guard added > 0 else { return 0 }
+            let q = try store.statement("SELECT start_key, identity FROM usage WHERE id > ?1 ORDER BY id",
+                                        "reading back the charges a chunk added")
+            defer { q.reset() }
+            try q.bind(1, after)
+            let read = try match(rows: q, run, inserted: &inserted)
+            // Anything but exactly the added rows means rowids were not handed out as assumed: fail the
+            // batch (it is retried whole) rather than guess which charges went in.
+            guard read == added else {
+                throw .sqlite(code: 0, message: "a chunk added \(added) charges but \(read) rows follow the newest before it",
+                              context: "reading back the charges a chunk added")
             }
-            for j in 0..<run.count {
-                inserted[j] = unclaimed.remove(ChargeKey(startKey: run[base + j].startKey, identity: run[base + j].identity)) != nil
-            }
+            return added
         }
     }
 
-    static func insertChunkSQL(rows: Int) -> String {
-        chunkSQL[rows] ?? makeChunkSQL(rows: rows)
+    /// Steps `rows` (start_key, identity of each added row, in the order added) and marks those charges.
+    private func match(rows: Statement, _ run: ArraySlice<Charge>, inserted: inout [Bool]) throws(LedgerError) -> Int {
+        let base = run.startIndex
+        var next = 0, read = 0
+        var unordered: [ChargeKey]? = matchInsertsByKey ? [] : nil
+        while try rows.step() {
+            read += 1
+            if unordered == nil {
+                let key = rows.int64(0)
+                var j = next
+                while j < run.count, !(run[base + j].startKey == key && rows.text(1, equals: run[base + j].identity)) { j += 1 }
+                if j < run.count {
+                    inserted[j] = true
+                    next = j + 1
+                    continue
+                }
+                unordered = []
+            }
+            unordered?.append(ChargeKey(startKey: rows.int64(0), identity: rows.text(1)))
+        }
+        guard let rest = unordered else { return read }
+        var unclaimed = Set(rest)
+        for j in 0..<run.count where inserted[j] {
+            unclaimed.insert(ChargeKey(startKey: run[base + j].startKey, identity: run[base + j].identity))
+        }
+        for j in 0..<run.count {
+            inserted[j] = unclaimed.remove(ChargeKey(startKey: run[base + j].startKey, identity: run[base + j].identity)) != nil
+        }
+        return read
     }
 
-    private static let chunkSQL = Dictionary(uniqueKeysWithValues: chunkSizes.map { ($0, makeChunkSQL(rows: $0)) })
+    static func insertChunkSQL(rows: Int, returning: Bool) -> String {
+        (returning ? returningSQL[rows] : plainSQL[rows]) ?? makeChunkSQL(rows: rows, returning: returning)
+    }
 
-    private static func makeChunkSQL(rows: Int) -> String {
+    private static let plainSQL = Dictionary(uniqueKeysWithValues: chunkSizes.map { ($0, makeChunkSQL(rows: $0, returning: false)) })
+    private static let returningSQL = Dictionary(uniqueKeysWithValues: chunkSizes.map { ($0, makeChunkSQL(rows: $0, returning: true)) })
+
+    private static func makeChunkSQL(rows: Int, returning: Bool) -> String {
         let row = "(" + Array(repeating: "?", count: usageParameters).joined(separator: ", ") + ")"
         return usageColumns + "\nVALUES " + Array(repeating: row, count: rows).joined(separator: ",\n")
-            + "\nON CONFLICT DO NOTHING RETURNING start_key, identity"
+            + "\nON CONFLICT DO NOTHING" + (returning ? " RETURNING start_key, identity" : "")
     }
 
     /// Binds `c` to parameters 13 * row + 1 ... 13 * row + 13 of an insert into usage.
