@@ -12,7 +12,7 @@ the one for a big store, not an empty one.
 
 Usage: bench/tail_latency.py [--bin PATH] [--count N] [--rate PER_SECOND] [--prefill ROWS]
 """
-import argparse, os, signal, sqlite3, statistics, subprocess, sys, tempfile, time
+import argparse, os, shutil, signal, sqlite3, statistics, subprocess, sys, tempfile, time
 
 def prefill(path, rows):
     """N charges of client c0001, one every 2 s up to just before cdrgen's first call (2026-01-01)."""
@@ -112,6 +112,8 @@ def main():
     finally:
         daemon.send_signal(signal.SIGTERM)
         rc = daemon.wait(timeout=15)
+        # A prefilled store is gigabytes: never leave it behind.
+        shutil.rmtree(d, ignore_errors=True)
         if rc != 0:
             print(f"daemon exited {rc} on SIGTERM", file=sys.stderr)
             sys.exit(1)
