@@ -115,6 +115,19 @@ import Glibc
     }
 
     @Test func renameRotationUnderDescriptorExhaustionLosesNothing() throws {
+        // The scenario needs every descriptor of the daemon taken at the moment of the rotation. A
+        // descriptor the daemon holds only for a moment can make the count look full while one is free
+        // by the time the tailer opens the new file; then the tailer rightly switches files and the
+        // scenario tests nothing. Such an attempt is started again (a fresh daemon and directory); a loss
+        // under real exhaustion still fails the test.
+        for attempt in 1...3 {
+            if try rotationUnderExhaustion(attempt: attempt) { return }
+        }
+        Issue.record("the daemon never ran out of descriptors at the rotation in 3 attempts")
+    }
+
+    /// False when the precondition did not hold (the tailer never hit the limit); true when it ran.
+    private func rotationUnderExhaustion(attempt: Int) throws -> Bool {
         let port = try freePort()
         let h = try Harness(config: """
             [api]
@@ -148,7 +161,11 @@ import Glibc
         try FileManager.default.moveItem(atPath: h.path("Master.csv"), toPath: h.path("Master.csv.1"))
         try h.append(lines[600...], to: "next.tmp")
         #expect(rename(h.path("next.tmp"), h.path("Master.csv")) == 0)
-        #expect(d.waitForLog("source cannot charge"), "the tailer hit the descriptor limit: \(d.log)")
+        guard d.waitForLog("source cannot charge", timeout: 10) else {
+            // Only a tailer that found a free descriptor gets past the rotation without an error.
+            #expect(d.log.contains("now reading"), "attempt \(attempt): neither an error nor a switch: \(d.log)")
+            return false
+        }
         // The writer goes on appending to the renamed file for 3 s, 10 lines every 100 ms: each append
         // wakes the source, but it retries on its back-off (1 s, then 2 s), not at every wake-up. (A
         // retry loop that spins while descriptors are short keeps work queued on libdispatch, whose
@@ -173,5 +190,6 @@ import Glibc
         let source = (status?["sources"] as? [[String: Any]])?.first
         #expect((source?["given_up_files"] as? NSNumber)?.intValue == 0)
         #expect(d.process.isRunning, "the daemon survived: \(d.log)")
+        return true
     }
 }
