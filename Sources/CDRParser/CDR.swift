@@ -18,7 +18,7 @@ public struct CDR: Sendable, Equatable {
     public let billableSeconds: Int64
     /// The start time in UTC unix seconds; nil when the record has no start.
     public let startEpoch: Int64?
-    /// The key the ledger dedupes on (SPEC 7): `ast:linkedid:sequence:start`, `fs:uuid`, or `h:` + hash.
+    /// With `startKey`, what the ledger dedupes on: `ast:linkedid:sequence:start`, `fs:uuid`, or `h:` + hash.
     public let identity: String
 
     init(storage: [UInt8], spans: [Int32], format: CDRFormat, isAnswered: Bool,

@@ -324,7 +324,7 @@ enum CDRBuilder {
         return Facts(answered: answered, billable: billable, start: start)
     }
 
-    /// The key the ledger dedupes on (SPEC 7): `ast:linkedid:sequence:start`, `fs:uuid`, or `h:` + hash.
+    /// With `startKey`, what the ledger dedupes on: `ast:linkedid:sequence:start`, `fs:uuid`, or `h:` + hash.
     static func identity(_ all: UnsafeBufferPointer<UInt8>, spans: UnsafeBufferPointer<Int32>) -> String {
         if let l = field(.linkedid, all, spans), !isBlank(l), let q = field(.sequence, all, spans), !isBlank(q) {
             // A record without a start still gets the trailing ":", as it always has.
