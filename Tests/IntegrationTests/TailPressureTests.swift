@@ -115,11 +115,13 @@ import Glibc
     }
 
     @Test func renameRotationUnderDescriptorExhaustionLosesNothing() throws {
-        // The scenario needs every descriptor of the daemon taken at the moment of the rotation. A
-        // descriptor the daemon holds only for a moment can make the count look full while one is free
-        // by the time the tailer opens the new file; then the tailer rightly switches files and the
-        // scenario tests nothing. Such an attempt is started again (a fresh daemon and directory); a loss
-        // under real exhaustion still fails the test.
+        // The scenario needs every descriptor of the daemon taken from the rotation until the pressure is
+        // released, so the API's idle timeout is set far out of the way (at 10 s it closed the held
+        // connections mid-scenario on a loaded machine, and the tailer then rightly finished the renamed
+        // file and switched while the writer still appended to it). A descriptor the daemon holds only for
+        // a moment can still make the count look full while one is free; then the tailer switches at once
+        // and the scenario tests nothing, so such an attempt is started again (a fresh daemon and
+        // directory). A loss under real exhaustion still fails the test.
         for attempt in 1...3 {
             if try rotationUnderExhaustion(attempt: attempt) { return }
         }
@@ -132,6 +134,8 @@ import Glibc
         let h = try Harness(config: """
             [api]
             listen = "127.0.0.1:\(port)"
+            # The held connections are the pressure: the API must not close them as idle meanwhile.
+            read_timeout_seconds = 3600
 
             [[source]]
             name = "pbx"
