@@ -7,6 +7,7 @@ import Glibc
 import Darwin
 #endif
 import Ledger
+import MeterConfig
 import MeterCore
 import Rater
 
@@ -49,7 +50,8 @@ public struct Metering: Sendable {
     /// without building a String or hashing one.
     private var index: AccountIndex
 
-    public static let defaultMaxBillsec: Int64 = 604_800
+    /// The config's default, spelled once there.
+    public static let defaultMaxBillsec = RatingConfig().maxBillsec
 
     /// Every quarantine reason: the ones rating gives, then the parser's.
     public static let quarantineReasons = ["unknown_account", "no_rate", "implausible_duration", "line_too_long"] + ParseFailure.reasons

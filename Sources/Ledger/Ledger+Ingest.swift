@@ -79,14 +79,16 @@ extension Ledger {
                 fresh = kept[...]
             }
 
-            var newlyStarts: (min: Int64?, max: Int64?) = (nil, nil)
+            // The span of the newly charged CDRs' starts (empty while lo > hi).
+            var lo = Int64.max, hi = Int64.min
             func charged(_ c: Charge) throws(LedgerError) {
                 outcome.charged += 1
                 let (sum, overflow) = outcome.costByClient[c.clientID, default: 0].addingReportingOverflow(c.cost)
                 guard !overflow else { throw .invalidAmount("the batch's total cost for client id \(c.clientID) overflows") }
                 outcome.costByClient[c.clientID] = sum
                 outcome.countByClient[c.clientID, default: 0] += 1
-                newlyStarts = (min(newlyStarts.min ?? c.startKey, c.startKey), max(newlyStarts.max ?? c.startKey, c.startKey))
+                lo = min(lo, c.startKey)
+                hi = max(hi, c.startKey)
             }
 
             // Chunk sizes this connection's variable limit allows (14 per charge), largest first.
@@ -127,7 +129,7 @@ extension Ledger {
             // batch's span of starts: a few hours of the quarantine, looked up through its start index,
             // rather than one probe per charge. (Entries kept before schema version 3 have no start key;
             // `quarantine retry` still finds those charged and removes them.)
-            if let lo = newlyStarts.min, let hi = newlyStarts.max {
+            if lo <= hi {
                 let release = try store.statement("""
                     DELETE FROM quarantine WHERE start_key BETWEEN ?1 AND ?2
                         AND EXISTS (SELECT 1 FROM usage WHERE usage.start_key = quarantine.start_key AND usage.identity = quarantine.key)

@@ -77,11 +77,14 @@ final class DaemonProcess: @unchecked Sendable {
 
 extension Harness {
     /// A harness whose config tails `Master.csv` in its directory from the beginning.
-    static func tailing(format: String = "asterisk-csv", startAt: String = "beginning", extra: String = "") throws -> Harness {
+    /// `port` is the API's (a free one unless given); `api` are extra lines for the `[api]` table.
+    static func tailing(format: String = "asterisk-csv", startAt: String = "beginning", port: Int? = nil,
+                        api: String = "", extra: String = "") throws -> Harness {
         // Each daemon gets its own API port, so tests never fight over 127.0.0.1:8787.
         try Harness(config: """
             [api]
-            listen = "127.0.0.1:\(try freePort())"
+            listen = "127.0.0.1:\(try port ?? freePort())"
+            \(api)
 
             [[source]]
             name = "pbx"

@@ -55,17 +55,7 @@ import Glibc
 
     @Test func aRotatedFileGoneWhileStoppedIsGivenUpAndCounted() throws {
         let port = try freePort()
-        let h = try Harness(config: """
-            [api]
-            listen = "127.0.0.1:\(port)"
-
-            [[source]]
-            name = "pbx"
-            path = "Master.csv"
-            format = "asterisk-csv"
-            timezone = "UTC"
-            start_at = "beginning"
-            """)
+        let h = try Harness.tailing(port: port)
         try h.createClients(2)
         let lines = try h.generate(count: 60, clients: 2, seed: 41)
         try h.append(lines[0..<20])
@@ -131,19 +121,8 @@ import Glibc
     /// False when the precondition did not hold (the tailer never hit the limit); true when it ran.
     private func rotationUnderExhaustion(attempt: Int) throws -> Bool {
         let port = try freePort()
-        let h = try Harness(config: """
-            [api]
-            listen = "127.0.0.1:\(port)"
-            # The held connections are the pressure: the API must not close them as idle meanwhile.
-            read_timeout_seconds = 3600
-
-            [[source]]
-            name = "pbx"
-            path = "Master.csv"
-            format = "asterisk-csv"
-            timezone = "UTC"
-            start_at = "beginning"
-            """)
+        // The held connections are the pressure: the API must not close them as idle meanwhile.
+        let h = try Harness.tailing(port: port, api: "read_timeout_seconds = 3600")
         try h.createClients(4)
         let lines = try h.generate(count: 900, clients: 4, seed: 31)
         try h.append(lines[0..<300])
