@@ -3,10 +3,12 @@ import PackageDescription
 
 // The data flow reads top to bottom in Sources/:
 // CDRSource (tail files) → CDRParser (bytes → CDR) → Rater (CDR → cost)
-// → Ledger (SQLite: balances, usage, quarantine, positions, outbox rows)
-// → Outbox (which events, when, to whom) → Delivery (libcurl webhooks).
-// MeterCore holds the pure money/level arithmetic every stage shares; Ingest
-// glues the stages for replay, Daemon runs them as services for `run`.
+// → Ledger (SQLite: balances, usage, quarantine, positions; each batch's events
+//   written in its transaction) → Outbox (events fanned out to endpoints as
+//   deliveries, due times, results, retry policy) → Delivery (libcurl webhooks).
+// MeterCore holds the pure money/level arithmetic and the shared value types;
+// Ingest owns the one line-to-batch loop that `replay` and `run` both use;
+// Daemon runs the stages as services for `run`.
 let package = Package(
     name: "creditmeter",
     platforms: [.macOS(.v14)],
@@ -34,6 +36,7 @@ let package = Package(
 
         .target(name: "MeterCore", path: "Sources/MeterCore"),
         .target(name: "CDRSource", dependencies: [
+            "MeterCore",
             .product(name: "Crypto", package: "swift-crypto"),
         ], path: "Sources/CDRSource"),
         .target(name: "CDRParser", dependencies: [
@@ -52,7 +55,7 @@ let package = Package(
             .product(name: "Crypto", package: "swift-crypto"),
         ],
                 path: "Sources/Ingest"),
-        .target(name: "Outbox", dependencies: ["MeterCore"], path: "Sources/Outbox"),
+        .target(name: "Outbox", dependencies: ["MeterCore", "Ledger"], path: "Sources/Outbox"),
         .target(name: "Delivery", dependencies: [
             "MeterCore", "MeterConfig", "Ledger", "Outbox", "CCurl",
             .product(name: "Crypto", package: "swift-crypto"),
@@ -89,7 +92,7 @@ let package = Package(
         .testTarget(name: "LedgerTests", dependencies: ["Ledger", "MeterCore", "TestSupport", "CSQLite"]),
         // The pipeline between parser and ledger: attribution, limits, batching, replay totals.
         .testTarget(name: "IngestTests", dependencies: ["Ingest", "Ledger", "CDRParser", "Rater", "MeterCore", "TestSupport"]),
-        .testTarget(name: "CDRSourceTests", dependencies: ["CDRSource"]),
+        .testTarget(name: "CDRSourceTests", dependencies: ["CDRSource", "MeterCore"]),
         // Helpers shared by test targets (the sample webhook receiver as a child process).
         .target(name: "TestSupport", dependencies: ["Ledger", "MeterCore"], path: "Tests/TestSupport"),
         .testTarget(name: "DeliveryTests", dependencies: ["Delivery", "Outbox", "Ledger", "MeterCore", "MeterConfig", "TestSupport"]),

@@ -1,3 +1,4 @@
+import MeterCore
 import Crypto
 #if canImport(Glibc)
 import Glibc

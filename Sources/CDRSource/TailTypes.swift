@@ -1,44 +1,10 @@
 import Crypto
+import MeterCore
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-
-/// Where a tailer stands in one file: enough to find the file again and prove it is the same bytes.
-///
-/// The lead stores it as Ledger's `SourcePosition` (same fields plus the source name), in the
-/// transaction that charges the lines it covers.
-public struct Checkpoint: Sendable, Equatable, Hashable, CustomStringConvertible {
-    public var device: UInt64
-    public var inode: UInt64
-    /// `"<n>:<sha256 hex>"` of the file's first n bytes (n ≤ 1024; smaller while the file was smaller).
-    public var headHash: String
-    /// Byte offset just past the last delivered line's newline.
-    public var offset: Int64
-    /// `"<k>:<sha256 hex>"` of the k bytes just before `offset` (k = min(64, offset)).
-    public var tailHash: String
-    /// Lines before `offset`: the next line delivered is number `line + 1`.
-    public var line: Int64
-
-    public init(device: UInt64, inode: UInt64, headHash: String, offset: Int64, tailHash: String, line: Int64) {
-        self.device = device
-        self.inode = inode
-        self.headHash = headHash
-        self.offset = offset
-        self.tailHash = tailHash
-        self.line = line
-    }
-
-    public var description: String { "dev \(device) inode \(inode) offset \(offset) line \(line)" }
-}
-
-/// Where to start on a file no checkpoint knows (only the file present when the tailer starts).
-public enum StartAt: Sendable, Equatable {
-    case beginning
-    /// After the last newline present at start: the lines already there are skipped.
-    case end
-}
 
 /// Something the tailer noticed that the daemon should log.
 public enum TailEvent: Sendable, Equatable, CustomStringConvertible {

@@ -1,3 +1,4 @@
+import MeterCore
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)

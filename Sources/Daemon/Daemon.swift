@@ -25,7 +25,7 @@ public struct Daemon {
         }
         let decks = preflight.decks
         let notifier = SystemdNotifier()
-        runtime = try Runtime(config: config, decks: decks, logger: logger, notifier: notifier)
+        runtime = Runtime(config: config, decks: decks, logger: logger, notifier: notifier)
         let counters = runtime
         ready = ReadyFlag(problems: {
             counters.allCounters.filter(\.value.failing).sorted { $0.key < $1.key }

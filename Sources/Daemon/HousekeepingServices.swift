@@ -103,7 +103,7 @@ public struct WatchdogService: Service {
             let now = ContinuousClock.now
             let healthy = counters.values.allSatisfy { now - $0.heartbeat < stale }
             if healthy, notifier.watchdogInterval != nil { notifier.watchdog() }
-            let lines = counters.values.reduce(0) { $0 + $1.linesRead }
+            let lines = counters.values.reduce(0) { $0 + $1.read }
             let charged = counters.values.reduce(0) { $0 + $1.charged }
             let lag = counters.values.reduce(Int64(0)) { $0 + $1.lagBytes }
             let failing = counters.filter { $0.value.failing }.map(\.key).sorted()

@@ -15,7 +15,7 @@ public struct Preflight: Sendable {
     /// Secrets that group or others can read: worth saying, not worth refusing to start over.
     public var warnings: [SecretWarning]
 
-    /// All problems at once, each naming its key and line: rate decks, the accounts field, each source's
+    /// All problems at once, each naming its key and line: rate decks, each source's
     /// parser and filter, each endpoint's secret and token, `[api]` (listen address, admin token), and a
     /// store path that cannot be a file.
     public static func check(_ config: Config) throws(ConfigError) -> Preflight {
@@ -25,9 +25,6 @@ public struct Preflight: Sendable {
         }
         var decks: [String: RateDeck] = [:]
         do { decks = try config.loadRateDecks() } catch { issues += error.issues }
-        if CDRField.named(config.accounts.field) == nil {
-            add("accounts.field", "'\(config.accounts.field)' is not a CDR field")
-        }
         for (i, source) in config.sources.enumerated() {
             do { _ = try Assembly.settings(for: source, index: i) } catch { add(error.key, error.message) }
         }

@@ -13,7 +13,6 @@ public struct Generation: Sendable {
     public var number: Int
     public var config: Config
     public var decks: [String: RateDeck]
-    public var accountField: CDRField
 }
 
 /// Shared, thread-safe state of one daemon: the current generation and per-source counters.
@@ -23,11 +22,8 @@ public final class Runtime: Sendable {
     public let logger: Logger
     public let notifier: SystemdNotifier
 
-    public init(config: Config, decks: [String: RateDeck], logger: Logger, notifier: SystemdNotifier) throws {
-        guard let field = CDRField.named(config.accounts.field) else {
-            throw Assembly.Failure(key: "accounts.field", message: "'\(config.accounts.field)' is not a CDR field")
-        }
-        current = Mutex(Generation(number: 1, config: config, decks: decks, accountField: field))
+    public init(config: Config, decks: [String: RateDeck], logger: Logger, notifier: SystemdNotifier) {
+        current = Mutex(Generation(number: 1, config: config, decks: decks))
         counters = Mutex([:])
         self.logger = logger
         self.notifier = notifier
@@ -40,11 +36,8 @@ public final class Runtime: Sendable {
         let config = try Config.load(path: path)
         // The same refusals as at start: a reload must not take a config that a restart would refuse.
         let decks = try Preflight.check(config).decks
-        guard let field = CDRField.named(config.accounts.field) else {
-            throw Assembly.Failure(key: "accounts.field", message: "'\(config.accounts.field)' is not a CDR field")
-        }
         return current.withLock { g in
-            g = Generation(number: g.number + 1, config: config, decks: decks, accountField: field)
+            g = Generation(number: g.number + 1, config: config, decks: decks)
             return g
         }
     }
@@ -77,14 +70,12 @@ public struct CommitInfo: Sendable {
     public var callIDs: [HoldKey]
 }
 
-/// What one source has done since start, for STATUS= lines, the watchdog and (later) metrics.
+/// What one source has done since start, for STATUS= lines, the watchdog and `/readyz`. The line
+/// counts are the same `IngestCounts` a replay reports, read through as properties.
+@dynamicMemberLookup
 public struct SourceCounters: Sendable {
-    public var linesRead = 0
-    public var charged = 0
-    public var quarantined = 0
-    public var duplicates = 0
-    public var notBillable = 0
-    public var filtered = 0
+    public var lines = IngestCounts()
+    public subscript<T>(dynamicMember path: KeyPath<IngestCounts, T>) -> T { lines[keyPath: path] }
     public var lagBytes: Int64 = 0
     /// Rotated-away files given up (none with their identity left) and the bytes known unread in them.
     public var givenUpFiles = 0

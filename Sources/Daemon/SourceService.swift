@@ -7,6 +7,7 @@ import Ingest
 import Ledger
 import Logging
 import MeterConfig
+import MeterCore
 import ServiceLifecycle
 
 /// Tails one `[[source]]` and charges what it reads: each batch's charges, quarantine entries, level
@@ -21,7 +22,7 @@ public final class SourceService: Service, @unchecked Sendable {
     private let watcher: ChangeWatcher
     private let batchSize: Int
     private var path: String
-    private var startAt: CDRSource.StartAt
+    private var startAt: StartAt
     private var tailer: Tailer
     private var lastCommitted: Checkpoint?
     /// Size of `lastCommitted`'s file when last looked at, so a file given up can be counted in bytes.
@@ -36,7 +37,7 @@ public final class SourceService: Service, @unchecked Sendable {
     public init(source: SourceConfig, index: Int, runtime: Runtime, ledger: Ledger, batchSize: Int = 5_000) throws {
         name = source.name
         path = source.path
-        startAt = source.startAt == MeterConfig.StartAt.beginning ? CDRSource.StartAt.beginning : .end
+        startAt = source.startAt
         self.runtime = runtime
         self.ledger = ledger
         self.batchSize = batchSize
@@ -44,16 +45,15 @@ public final class SourceService: Service, @unchecked Sendable {
         let g = runtime.generation
         generation = g.number
         settings = try Assembly.settings(for: source, index: index)
-        metering = Metering(accountField: g.accountField, directory: [:], decks: g.decks,
+        metering = Metering(accountField: g.config.accounts.cdrField, directory: [:], decks: g.decks,
                             maxBillsec: g.config.rating.maxBillsec)
-        lastCommitted = try ledger.sourcePosition(name: source.name).map(Self.checkpoint)
+        lastCommitted = try ledger.sourcePosition(name: source.name)
         tailer = Tailer(path: source.path, checkpoint: lastCommitted, startAt: startAt)
         watcher = try ChangeWatcher(paths: [source.path])
         // A never-seen file that starts at its end must have that position committed now: a crash
         // before the first batch would otherwise move "the end" past lines written meanwhile.
         if lastCommitted == nil, let cp = try tailer.checkpoint {
-            _ = try ledger.commit(ChargeBatch(source: name, position: Self.position(name, cp), charges: [], quarantined: []),
-                                  now: Self.now())
+            _ = try ledger.commit(ChargeBatch(source: name, position: cp, charges: [], quarantined: []), now: Self.now())
             tailer.committed(cp)
             lastCommitted = cp
         }
@@ -96,37 +96,12 @@ public final class SourceService: Service, @unchecked Sendable {
     private func step() -> Next {
         do {
             refresh()
-            var charges: [Charge] = []
-            var quarantined: [QuarantineEntry] = []
-            var notBillable = 0
-            var filtered = 0
-            charges.reserveCapacity(min(batchSize, 1024))
-            let metering = self.metering
-            let settings = self.settings
-            var callIDs: [HoldKey] = []
+            var lines = LineBatch(metering: metering, source: settings, gathersCalls: true,
+                                  capacity: min(batchSize, 1024))
             let batch = try tailer.read(maxLines: batchSize, maxLineBytes: settings.maxLineBytes) { line, offset, number in
-                var line = line
-                if let last = line.last, last == 0x0D { line = UnsafeBufferPointer(rebasing: line.dropLast()) }
-                if line.isEmpty { return }
-                // Parsed here rather than inside `classify` so the call id can release its authorization hold.
-                let outcome: LineOutcome
-                switch settings.parser.parse(line) {
-                case .failure:
-                    outcome = metering.classify(line, offset: offset, lineNumber: number, source: settings)
-                case .success(let cdr):
-                    outcome = metering.classify(cdr, raw: line, offset: offset, lineNumber: number, source: settings)
-                    if case .charge(let c) = outcome, let id = cdr.value(.uniqueid) ?? cdr.value(.uuid), !id.isEmpty {
-                        callIDs.append(HoldKey(clientID: c.clientID, call: id))
-                    }
-                }
-                switch outcome {
-                case .charge(let c): charges.append(c)
-                case .notBillable: notBillable += 1
-                case .filtered: filtered += 1
-                case .quarantine(let q): quarantined.append(q)
-                }
+                lines.add(line, offset: offset, number: number)
             } longLine: { long in
-                quarantined.append(Metering.tooLong(long, source: settings))
+                lines.add(long)
             }
             var givenUp: [Int64] = []
             for event in batch.events {
@@ -139,14 +114,13 @@ public final class SourceService: Service, @unchecked Sendable {
             }
             var outcome: BatchOutcome?
             if let cp = batch.checkpoint, batch.lines > 0 || cp != lastCommitted {
-                outcome = try ledger.commit(
-                    ChargeBatch(source: name, position: Self.position(name, cp), charges: charges, quarantined: quarantined),
-                    now: Self.now())
+                outcome = try ledger.commit(lines.batch(position: cp), now: Self.now())
                 tailer.committed(cp)
                 lastCommitted = cp
                 if let outcome, outcome.charged > 0 || !outcome.levelChanges.isEmpty {
                     runtime.committed(CommitInfo(source: name, charged: outcome.charged,
-                                                 levelChanges: outcome.levelChanges.count, callIDs: callIDs))
+                                                 levelChanges: outcome.levelChanges.count,
+                                                 callIDs: lines.calls.map { HoldKey(clientID: $0.clientID, call: $0.callID) }))
                 }
             }
             // Counted even when nothing was committed (no file at the path yet): the event is not repeated.
@@ -155,7 +129,7 @@ public final class SourceService: Service, @unchecked Sendable {
                 runtime.logger.notice("source recovered: charging again", metadata: ["source": "\(name)"])
                 failures = 0
             }
-            report(batch: batch, outcome: outcome, quarantined: quarantined, notBillable: notBillable, filtered: filtered)
+            report(batch: batch, outcome: outcome, lines: lines)
             return batch.more ? .more : .idle
         } catch {
             failures += 1
@@ -172,7 +146,8 @@ public final class SourceService: Service, @unchecked Sendable {
         }
     }
 
-    private func report(batch: TailBatch, outcome: BatchOutcome?, quarantined: [QuarantineEntry], notBillable: Int, filtered: Int) {
+    private func report(batch: TailBatch, outcome: BatchOutcome?, lines: LineBatch) {
+        let quarantined = lines.quarantined
         if let outcome {
             for change in outcome.levelChanges {
                 runtime.logger.info("level \(change.from.rawValue) → \(change.to.rawValue)", metadata: [
@@ -187,17 +162,13 @@ public final class SourceService: Service, @unchecked Sendable {
         }
         let status = tailer.status
         if let cp = lastCommitted, status.inode == cp.inode { lastCommittedSize = status.size }
-        MeterMetrics.batch(source: name, read: batch.lines, charged: outcome?.charged ?? 0,
+        MeterMetrics.batch(source: name, read: lines.counts.read, charged: outcome?.charged ?? 0,
                            quarantined: quarantined.count,
                            microcredits: Int64(clamping: outcome?.totalCost ?? 0))
         MeterMetrics.sourceLag(source: name, bytes: status.lagBytes)
         runtime.update(source: name) { c in
-            c.linesRead += batch.lines
-            c.charged += outcome?.charged ?? 0
-            c.duplicates += outcome?.duplicates ?? 0
-            c.quarantined += quarantined.count
-            c.notBillable += notBillable
-            c.filtered += filtered
+            c.lines.add(lines: lines.counts)
+            if let outcome { c.lines.record(outcome) }
             c.lagBytes = status.lagBytes
             c.heartbeat = .now
             c.failing = false
@@ -210,7 +181,7 @@ public final class SourceService: Service, @unchecked Sendable {
         if g.number != generation {
             generation = g.number
             metering.decks = g.decks
-            metering.accountField = g.accountField
+            metering.accountField = g.config.accounts.cdrField
             metering.maxBillsec = g.config.rating.maxBillsec
             if let i = g.config.sources.firstIndex(where: { $0.name == name }),
                let s = try? Assembly.settings(for: g.config.sources[i], index: i) {
@@ -236,15 +207,6 @@ public final class SourceService: Service, @unchecked Sendable {
             // The charges are committed; only the tally for `status` is missing, and the error line says it.
             runtime.logger.error("cannot count the given-up file in the store: \(error)", metadata: ["source": "\(name)"])
         }
-    }
-
-    static func checkpoint(_ p: SourcePosition) -> Checkpoint {
-        Checkpoint(device: p.device, inode: p.inode, headHash: p.headHash, offset: p.offset, tailHash: p.tailHash, line: p.line)
-    }
-
-    static func position(_ name: String, _ c: Checkpoint) -> SourcePosition {
-        SourcePosition(name: name, device: c.device, inode: c.inode, headHash: c.headHash, offset: c.offset,
-                       tailHash: c.tailHash, line: c.line)
     }
 
     static func now() -> Int64 { Int64(Date().timeIntervalSince1970) }

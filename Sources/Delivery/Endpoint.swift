@@ -1,5 +1,6 @@
 import Foundation
 import Ledger
+import Outbox
 import MeterConfig
 
 /// Why delivery could not start; each description is one line naming the config key, never a secret.

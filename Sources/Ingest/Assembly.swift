@@ -19,21 +19,9 @@ public enum Assembly {
     public static func settings(for source: SourceConfig, index: Int) throws(Failure) -> SourceSettings {
         let key = "source[\(index)]"
         let parser: CDRParser
-        do {
-            parser = try CDRParser(ParserOptions(
-                format: source.format, extra: source.extra, columns: source.columns,
-                delimiter: source.delimiter, timeZone: source.timeZone))
-        } catch {
-            throw Failure(key: key, message: "\(error)")
-        }
-        var filter: CDRFilter?
-        if let f = source.filter {
-            do {
-                filter = try CDRFilter(dcontext: f.dcontext, lastapp: f.lastapp, channel: f.channel, dstchannel: f.dstchannel)
-            } catch {
-                throw Failure(key: "\(key).filter", message: "\(error)")
-            }
-        }
+        do { parser = try CDRParser(source.parserOptions) } catch { throw Failure(key: key, message: "\(error)") }
+        let filter: CDRFilter?
+        do { filter = try source.makeFilter() } catch { throw Failure(key: "\(key).filter", message: "\(error)") }
         return SourceSettings(name: source.name, parser: parser, filter: filter, maxLineBytes: source.maxLineBytes)
     }
 
@@ -62,10 +50,7 @@ public enum Assembly {
     }
 
     public static func metering(config: Config, ledger: Ledger, decks: [String: RateDeck]) throws -> Metering {
-        guard let field = CDRField.named(config.accounts.field) else {
-            throw Failure(key: "accounts.field", message: "'\(config.accounts.field)' is not a CDR field")
-        }
-        return Metering(accountField: field, directory: try ledger.accountDirectory(), decks: decks,
+        Metering(accountField: config.accounts.cdrField, directory: try ledger.accountDirectory(), decks: decks,
                         maxBillsec: config.rating.maxBillsec)
     }
 }

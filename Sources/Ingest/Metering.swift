@@ -67,7 +67,15 @@ public struct Metering: Sendable {
 
     public func classify(_ line: UnsafeBufferPointer<UInt8>, offset: Int64, lineNumber: Int64,
                          source: SourceSettings) -> LineOutcome {
+        classify(line, offset: offset, lineNumber: lineNumber, source: source, callID: false).outcome
+    }
+
+    /// `classify`, also giving a charged CDR's PBX call id (Asterisk uniqueid, FreeSWITCH uuid) when
+    /// `callID` is set: the daemon releases that call's authorization hold once the charge commits.
+    func classify(_ line: UnsafeBufferPointer<UInt8>, offset: Int64, lineNumber: Int64,
+                  source: SourceSettings, callID: Bool) -> (outcome: LineOutcome, callID: String?) {
         var outcome = LineOutcome.notBillable
+        var id: String?
         source.parser.withParsed(line) { parsed in
             switch parsed {
             case .failure(let failure):
@@ -77,9 +85,10 @@ public struct Metering: Sendable {
                     reason: failure.reason, message: failure.message, raw: Array(line)))
             case .success(let cdr):
                 outcome = classify(cdr, raw: line, offset: offset, lineNumber: lineNumber, source: source)
+                if callID, case .charge = outcome, let v = cdr.value(.uniqueid) ?? cdr.value(.uuid), !v.isEmpty { id = v }
             }
         }
-        return outcome
+        return (outcome, id)
     }
 
     public func classify(_ cdr: CDR, raw: UnsafeBufferPointer<UInt8>, offset: Int64, lineNumber: Int64,

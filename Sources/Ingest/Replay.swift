@@ -4,33 +4,24 @@ import CDRParser
 import Ledger
 import MeterCore
 
-/// Totals of one replay, as `creditmeter replay --json` prints them.
-public struct ReplaySummary: Sendable, Codable, Equatable {
+/// Totals of one replay, as `creditmeter replay --json` prints them. The line counts (`read`,
+/// `charged`, …) are an `IngestCounts`, the daemon's per-source counts, read through as properties.
+@dynamicMemberLookup
+public struct ReplaySummary: Sendable, Equatable {
     /// One client's share of what a replay charged.
-    public struct ClientTotal: Sendable, Codable, Equatable {
+    public struct ClientTotal: Sendable, Equatable {
         public var cdrs: Int
         public var cost: String
     }
 
     public var files: [String] = []
     public var dryRun = false
-    public var read = 0
-    public var charged = 0
-    public var notBillable = 0
-    public var filtered = 0
-    public var duplicates = 0
-    public var quarantined = 0
-    public var quarantinedByReason: [String: Int] = [:]
+    public var counts = IngestCounts()
     public var clients: [String: ClientTotal] = [:]
     /// Sum of the cost of everything charged, as an amount string.
     public var cost = "0"
 
-    enum CodingKeys: String, CodingKey {
-        case files, read, charged, filtered, duplicates, quarantined, clients, cost
-        case dryRun = "dry_run"
-        case notBillable = "not_billable"
-        case quarantinedByReason = "quarantined_by_reason"
-    }
+    public subscript<T>(dynamicMember path: KeyPath<IngestCounts, T>) -> T { counts[keyPath: path] }
 
     public init() {}
 }
@@ -56,14 +47,14 @@ public struct Replayer {
         summary.files = files
 
         let pipe = CommitPipe()
-        let committer = Thread { [source] in
+        let committer = Thread {
             do {
                 try ledger.withBulkIngest {
                     // A dry run's transaction belongs to the thread that opened it: this one.
                     if dryRun {
-                        try ledger.dryRun { try pipe.drain(into: ledger, source: source.name, now: now) }
+                        try ledger.dryRun { try pipe.drain(into: ledger, now: now) }
                     } else {
-                        try pipe.drain(into: ledger, source: source.name, now: now)
+                        try pipe.drain(into: ledger, now: now)
                     }
                 }
                 pipe.finish(nil)
@@ -85,8 +76,8 @@ public struct Replayer {
         let committed = pipe.close()
         if let failure = committed.failure ?? readFailure { throw failure }
 
-        summary.charged = committed.charged
-        summary.duplicates = committed.duplicates
+        summary.counts.charged = committed.charged
+        summary.counts.duplicates = committed.duplicates
         // The directory is keyed by account code: a client with several codes appears once per code.
         let names = Dictionary(metering.directory.values.map { ($0.clientID, $0.username) }, uniquingKeysWith: { a, _ in a })
         // Each client's total is checked as it is summed (the ledger refuses one past Int64); the sum across
@@ -107,48 +98,30 @@ public struct Replayer {
         // A smaller chunk than the tailer's: read-ahead is cheap here, and the replay has a memory budget.
         let reader = try LineReader(path: file, chunkSize: 256 << 10)
         let size = reader.fileSize
-        var charges: [Charge] = []
-        var quarantined: [QuarantineEntry] = []
-        charges.reserveCapacity(batchSize)
-
-        // Per-line counts stay in locals: `summary` is inout, and every access to it from the line
-        // closure would be checked for exclusivity at run time.
-        var read = 0, notBillable = 0, filtered = 0
+        // The batch stays a local: `summary` is inout, and every access to it from the line closure
+        // would be checked for exclusivity at run time.
+        var batch = LineBatch(metering: metering, source: source, capacity: batchSize)
+        var read = summary.read
         func flush() throws {
-            guard !charges.isEmpty || !quarantined.isEmpty else { return }
-            // Quarantine counts what this replay found bad, also when an earlier run already kept it.
-            for q in quarantined { summary.quarantinedByReason[q.reason, default: 0] += 1 }
-            summary.quarantined += quarantined.count
-            try pipe.put(charges: charges, quarantined: quarantined)
-            charges = []
-            charges.reserveCapacity(batchSize)
-            quarantined = []
-            progress?(file, reader.offset, size, summary.read + read)
+            guard batch.pending > 0 else { return }
+            try pipe.put(batch.batch(position: nil))
+            read += batch.counts.read
+            summary.counts.add(lines: batch.counts)
+            batch.clear()
+            progress?(file, reader.offset, size, read)
         }
-
         _ = try reader.forEachLine(includePartialLastLine: true, maxLineBytes: source.maxLineBytes) { line, offset, number in
-            var line = line
-            if let last = line.last, last == 0x0D { line = UnsafeBufferPointer(rebasing: line.dropLast()) }
-            if line.isEmpty { return true }
-            read += 1
-            switch metering.classify(line, offset: offset, lineNumber: number, source: source) {
-            case .charge(let c): charges.append(c)
-            case .notBillable: notBillable += 1
-            case .filtered: filtered += 1
-            case .quarantine(let q): quarantined.append(q)
-            }
-            if charges.count + quarantined.count >= batchSize { try flush() }
+            batch.add(line, offset: offset, number: number)
+            if batch.pending >= batchSize { try flush() }
             return true
         } longLine: { long in
-            read += 1
-            quarantined.append(Metering.tooLong(long, source: source))
-            if charges.count + quarantined.count >= batchSize { try flush() }
+            batch.add(long)
+            if batch.pending >= batchSize { try flush() }
             return true
         }
         try flush()
-        summary.read += read
-        summary.notBillable += notBillable
-        summary.filtered += filtered
+        // Lines that never reached a batch (not billable, filtered) after the last flush.
+        summary.counts.add(lines: batch.counts)
     }
 }
 
@@ -166,7 +139,7 @@ private final class CommitPipe: @unchecked Sendable {
     }
 
     private let condition = NSCondition()
-    private var next: (charges: [Charge], quarantined: [QuarantineEntry])?
+    private var next: ChargeBatch?
     private var busy = false
     private var closed = false
     private var done = false
@@ -174,12 +147,12 @@ private final class CommitPipe: @unchecked Sendable {
 
     /// Queues a batch once the previous one has been committed; throws the committer's error instead
     /// when it has stopped, so the reader stops too.
-    func put(charges: [Charge], quarantined: [QuarantineEntry]) throws {
+    func put(_ batch: ChargeBatch) throws {
         condition.lock()
         defer { condition.unlock() }
         while (next != nil || busy) && !done { condition.wait() }
         if done { throw totals.failure ?? CancellationError() }
-        next = (charges, quarantined)
+        next = batch
         condition.broadcast()
     }
 
@@ -194,12 +167,8 @@ private final class CommitPipe: @unchecked Sendable {
     }
 
     /// The committer's loop: commits every batch as it arrives until the reader closes the pipe.
-    func drain(into ledger: Ledger, source: String, now: Int64) throws {
-        while let batch = take() {
-            let outcome = try ledger.commit(
-                ChargeBatch(source: source, position: nil, charges: batch.charges, quarantined: batch.quarantined), now: now)
-            record(outcome)
-        }
+    func drain(into ledger: Ledger, now: Int64) throws {
+        while let batch = take() { record(try ledger.commit(batch, now: now)) }
     }
 
     func finish(_ failure: (any Error)?) {
@@ -211,7 +180,7 @@ private final class CommitPipe: @unchecked Sendable {
         condition.broadcast()
     }
 
-    private func take() -> (charges: [Charge], quarantined: [QuarantineEntry])? {
+    private func take() -> ChargeBatch? {
         condition.lock()
         defer { condition.unlock() }
         busy = false

@@ -10,7 +10,7 @@ extension JSONValue {
 }
 
 /// Builds outbox events: ids, timestamps and the SPEC 6 bodies.
-enum EventFactory {
+package enum EventFactory {
     /// Crockford's base32 alphabet, lowercase: no i, l, o, u to misread.
     private static let alphabet = Array("0123456789abcdefghjkmnpqrstvwxyz".utf8)
 
@@ -24,7 +24,7 @@ enum EventFactory {
 
     static func rfc3339(_ t: Int64) -> String { CivilTime.rfc3339(t) }
 
-    static func body(type: String, now: Int64, data: [(String, JSONValue)]) -> String {
+    package static func body(type: String, now: Int64, data: [(String, MeterCore.JSONValue)]) -> String {
         JSONValue.object([("type", .string(type)), ("timestamp", .string(rfc3339(now))), ("data", .object(data))]).text
     }
 

@@ -4,16 +4,16 @@ import MeterCore
 /// Ingestion: the exactly-once commit of charges, quarantine entries and a source position.
 extension Ledger {
     /// The committed read position of a source, or nil if it was never read.
-    public func sourcePosition(name: String) throws(LedgerError) -> SourcePosition? {
-        try locked { () throws(LedgerError) -> SourcePosition? in
+    public func sourcePosition(name: String) throws(LedgerError) -> Checkpoint? {
+        try locked { () throws(LedgerError) -> Checkpoint? in
             let s = try store.statement("""
-                SELECT name, device, inode, head_hash, "offset", tail_hash, line FROM source_positions WHERE name = ?1
+                SELECT device, inode, head_hash, "offset", tail_hash, line FROM source_positions WHERE name = ?1
                 """, "reading a source position")
             defer { s.reset() }
             try s.bind(1, name)
             guard try s.step() else { return nil }
-            return SourcePosition(name: s.text(0), device: UInt64(bitPattern: s.int64(1)), inode: UInt64(bitPattern: s.int64(2)),
-                                  headHash: s.text(3), offset: s.int64(4), tailHash: s.text(5), line: s.int64(6))
+            return Checkpoint(device: UInt64(bitPattern: s.int64(0)), inode: UInt64(bitPattern: s.int64(1)),
+                              headHash: s.text(2), offset: s.int64(3), tailHash: s.text(4), line: s.int64(5))
         }
     }
 
@@ -22,12 +22,13 @@ extension Ledger {
     /// On any error nothing of the batch is kept, position included.
     public func commit(_ batch: ChargeBatch, now: Int64) throws(LedgerError) -> BatchOutcome {
         try write("charging a batch from \(batch.source)") { () throws(LedgerError) -> BatchOutcome in
-            try apply(charges: batch.charges, quarantined: batch.quarantined, position: batch.position, now: now)
+            try apply(charges: batch.charges, quarantined: batch.quarantined,
+                      position: batch.position.map { (batch.source, $0) }, now: now)
         }
     }
 
     /// The body of `commit`, shared with quarantine retry; call inside a transaction.
-    func apply(charges: [Charge], quarantined: [QuarantineEntry], position: SourcePosition?, now: Int64) throws(LedgerError) -> BatchOutcome {
+    func apply(charges: [Charge], quarantined: [QuarantineEntry], position: (source: String, checkpoint: Checkpoint)?, now: Int64) throws(LedgerError) -> BatchOutcome {
         var outcome = BatchOutcome(charged: 0, duplicates: 0, quarantined: 0, levelChanges: [], costByClient: [:], countByClient: [:])
 
         if !quarantined.isEmpty {
@@ -181,7 +182,7 @@ extension Ledger {
             try dirty.run()
         }
 
-        if let p = position {
+        if let (name, p) = position {
             let s = try store.statement("""
                 INSERT INTO source_positions (name, device, inode, head_hash, "offset", tail_hash, line, updated_at)
                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
@@ -190,7 +191,7 @@ extension Ledger {
                     line = excluded.line, updated_at = excluded.updated_at
                 """, "saving a source position")
             defer { s.reset() }
-            try s.bind(1, p.name)
+            try s.bind(1, name)
             try s.bind(2, Int64(bitPattern: p.device))
             try s.bind(3, Int64(bitPattern: p.inode))
             try s.bind(4, p.headHash)

@@ -7,7 +7,7 @@ import MeterCore
 /// store, so callers on different tasks are serialised; the lock is recursive so a `dryRun` body (and a
 /// `retryQuarantine` decider) may call back into the ledger on the same thread.
 public final class Ledger: @unchecked Sendable {
-    let store: Store
+    package let store: Store
     private let lock = NSRecursiveLock()
     private var currentThresholds: Thresholds
     /// Tests set this to match a chunk's RETURNING rows by key, the path taken should SQLite ever return
@@ -28,14 +28,14 @@ public final class Ledger: @unchecked Sendable {
         set { locked { currentThresholds = newValue } }
     }
 
-    func locked<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
+    package func locked<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
         lock.lock()
         defer { lock.unlock() }
         return try body()
     }
 
     /// Runs `body` under the lock in one transaction.
-    func write<T>(_ purpose: String, _ body: () throws(LedgerError) -> T) throws(LedgerError) -> T {
+    package func write<T>(_ purpose: String, _ body: () throws(LedgerError) -> T) throws(LedgerError) -> T {
         try locked { () throws(LedgerError) -> T in try store.transaction(purpose, body) }
     }
 
@@ -414,7 +414,7 @@ public final class Ledger: @unchecked Sendable {
         try insertEvent(type: type, clientID: record.id, username: record.username, body: body, now: now)
     }
 
-    func insertEvent(type: String, clientID: Int64?, username: String, body: String, now: Int64) throws(LedgerError) {
+    package func insertEvent(type: String, clientID: Int64?, username: String, body: String, now: Int64) throws(LedgerError) {
         let s = try store.statement("""
             INSERT INTO outbox (event_id, type, client_id, username, body, created_at, next_attempt_at)
             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)

@@ -67,28 +67,6 @@ public struct ClientRecord: Sendable, Equatable {
     }
 }
 
-/// Where a source's reader stands: file identity (device, inode, head hash) and the committed offset.
-public struct SourcePosition: Sendable, Equatable {
-    public var name: String
-    public var device: UInt64
-    public var inode: UInt64
-    public var headHash: String
-    public var offset: Int64
-    /// Hash of the bytes just before `offset`, to notice a file replaced under the same name.
-    public var tailHash: String
-    public var line: Int64
-
-    public init(name: String, device: UInt64, inode: UInt64, headHash: String, offset: Int64, tailHash: String, line: Int64) {
-        self.name = name
-        self.device = device
-        self.inode = inode
-        self.headHash = headHash
-        self.offset = offset
-        self.tailHash = tailHash
-        self.line = line
-    }
-}
-
 /// One rated CDR to charge; `identity` is what makes charging exactly-once.
 public struct Charge: Sendable, Equatable {
     public var identity: String
@@ -169,12 +147,12 @@ public struct QuarantineItem: Sendable, Equatable {
 /// What one read of a source produced, committed atomically with the source's new position.
 public struct ChargeBatch: Sendable {
     public var source: String
-    /// nil for replay: positions are not moved.
-    public var position: SourcePosition?
+    /// Where the source's reader stands after these lines; nil for replay (positions are not moved).
+    public var position: Checkpoint?
     public var charges: [Charge]
     public var quarantined: [QuarantineEntry]
 
-    public init(source: String, position: SourcePosition?, charges: [Charge], quarantined: [QuarantineEntry]) {
+    public init(source: String, position: Checkpoint?, charges: [Charge], quarantined: [QuarantineEntry]) {
         self.source = source
         self.position = position
         self.charges = charges

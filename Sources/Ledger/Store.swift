@@ -5,7 +5,7 @@ import Foundation
 ///
 /// Not thread-safe by itself: `Ledger` serialises every call that reaches it, so the connection is
 /// opened without SQLite's own mutex.
-final class Store {
+package final class Store {
     let path: String
     private let db: OpaquePointer
     private var statements: [String: Statement] = [:]
@@ -15,7 +15,7 @@ final class Store {
 
     /// - Parameter create: make the file (and its missing directories) when there is none; without it a
     ///   missing store is `LedgerError.noStore` and nothing is created.
-    init(path: String, create: Bool) throws(LedgerError) {
+    package init(path: String, create: Bool) throws(LedgerError) {
         self.path = path
         let onDisk = path != ":memory:" && !path.isEmpty
         if onDisk {
@@ -124,7 +124,7 @@ final class Store {
     // MARK: statements
 
     /// A cached prepared statement for `sql`; callers bind, step and must `reset()` it (use `defer`).
-    func statement(_ sql: String, _ purpose: String) throws(LedgerError) -> Statement {
+    package func statement(_ sql: String, _ purpose: String) throws(LedgerError) -> Statement {
         if let cached = statements[sql] { return cached }
         var handle: OpaquePointer?
         let rc = sqlite3_prepare_v3(db, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &handle, nil)
@@ -135,7 +135,7 @@ final class Store {
     }
 
     /// Runs SQL without results (DDL, PRAGMAs, transaction control); may hold several statements.
-    func execute(_ sql: String, purpose: String) throws(LedgerError) {
+    package func execute(_ sql: String, purpose: String) throws(LedgerError) {
         var message: UnsafeMutablePointer<CChar>?
         let rc = sqlite3_exec(db, sql, nil, nil, &message)
         if rc != SQLITE_OK {
@@ -145,7 +145,7 @@ final class Store {
         }
     }
 
-    func scalarInt(_ sql: String, purpose: String) throws(LedgerError) -> Int64 {
+    package func scalarInt(_ sql: String, purpose: String) throws(LedgerError) -> Int64 {
         let s = try statement(sql, purpose)
         defer { s.reset() }
         guard try s.step() else { return 0 }
@@ -163,11 +163,11 @@ final class Store {
     }
 
     /// Rows changed by the last INSERT/UPDATE/DELETE: 0 after an upsert's DO NOTHING.
-    var changes: Int { Int(sqlite3_changes64(db)) }
+    package var changes: Int { Int(sqlite3_changes64(db)) }
     /// The most `?` parameters one statement may have on this connection.
-    var variableLimit: Int { Int(sqlite3_limit(db, SQLITE_LIMIT_VARIABLE_NUMBER, -1)) }
+    package var variableLimit: Int { Int(sqlite3_limit(db, SQLITE_LIMIT_VARIABLE_NUMBER, -1)) }
     /// Whether a transaction is open (SQLite rolls one back by itself after some errors).
-    var inTransaction: Bool { sqlite3_get_autocommit(db) == 0 }
+    package var inTransaction: Bool { sqlite3_get_autocommit(db) == 0 }
 
     /// Whether `error` is a constraint failure (UNIQUE, FOREIGN KEY, NOT NULL, CHECK, STRICT type):
     /// SQLite has then undone the failing statement and nothing else.
@@ -175,9 +175,9 @@ final class Store {
         if case .sqlite(let code, _, _) = error { return code & 0xFF == SQLITE_CONSTRAINT }
         return false
     }
-    var lastInsertRowID: Int64 { sqlite3_last_insert_rowid(db) }
+    package var lastInsertRowID: Int64 { sqlite3_last_insert_rowid(db) }
 
-    func error(_ rc: Int32, _ context: String) -> LedgerError {
+    package func error(_ rc: Int32, _ context: String) -> LedgerError {
         .sqlite(code: rc, message: String(cString: sqlite3_errmsg(db)), context: context)
     }
 
@@ -186,7 +186,7 @@ final class Store {
     /// The one transaction entry point. The outermost level takes the write lock up front (BEGIN IMMEDIATE)
     /// so a busy peer process is waited for at the start, not failed at the first write; inner levels are
     /// SAVEPOINTs, so a failing inner body undoes only itself.
-    func transaction<T>(_ purpose: String, _ body: () throws(LedgerError) -> T) throws(LedgerError) -> T {
+    package func transaction<T>(_ purpose: String, _ body: () throws(LedgerError) -> T) throws(LedgerError) -> T {
         try open(purpose)
         let value: T
         do {
@@ -200,7 +200,7 @@ final class Store {
     }
 
     /// Runs `body` inside a transaction level that is always rolled back, whatever `body` does.
-    func rolledBack<T>(_ purpose: String, _ body: () throws -> T) throws -> T {
+    package func rolledBack<T>(_ purpose: String, _ body: () throws -> T) throws -> T {
         try open(purpose)
         defer { rollback() }
         return try body()
@@ -244,18 +244,18 @@ final class Store {
 }
 
 /// One prepared statement with typed bind and column accessors (1-based binds, 0-based columns).
-final class Statement {
+package final class Statement {
     private let handle: OpaquePointer
     private let db: OpaquePointer
     let purpose: String
 
-    init(handle: OpaquePointer, db: OpaquePointer, purpose: String) {
+    package init(handle: OpaquePointer, db: OpaquePointer, purpose: String) {
         self.handle = handle
         self.db = db
         self.purpose = purpose
     }
 
-    func finalize() { sqlite3_finalize(handle) }
+    package func finalize() { sqlite3_finalize(handle) }
 
     /// SQLITE_TRANSIENT is a macro that does not import: SQLite copies the bytes before the bind returns.
     private static var transient: sqlite3_destructor_type { unsafeBitCast(-1, to: sqlite3_destructor_type.self) }
@@ -266,15 +266,15 @@ final class Statement {
         }
     }
 
-    func bind(_ index: Int32, _ value: Int64) throws(LedgerError) {
+    package func bind(_ index: Int32, _ value: Int64) throws(LedgerError) {
         try check(sqlite3_bind_int64(handle, index, value))
     }
 
-    func bind(_ index: Int32, _ value: Int64?) throws(LedgerError) {
+    package func bind(_ index: Int32, _ value: Int64?) throws(LedgerError) {
         if let value { try bind(index, value) } else { try check(sqlite3_bind_null(handle, index)) }
     }
 
-    func bind(_ index: Int32, _ value: String) throws(LedgerError) {
+    package func bind(_ index: Int32, _ value: String) throws(LedgerError) {
         var value = value
         // withUTF8 is a no-op borrow for native strings, so no C string is built on the hot path.
         let rc = value.withUTF8 { buf -> Int32 in
@@ -292,7 +292,7 @@ final class Statement {
     /// Binds text without SQLite copying it (SQLITE_STATIC). The bytes must stay valid and unchanged until
     /// the statement has been reset and `clearBindings()` has run: bind, step, reset and clear inside one
     /// borrow of the buffer.
-    func bind(_ index: Int32, borrowedText text: UnsafeBufferPointer<UInt8>) throws(LedgerError) {
+    package func bind(_ index: Int32, borrowedText text: UnsafeBufferPointer<UInt8>) throws(LedgerError) {
         // An empty buffer may have no address, and a nil pointer would bind NULL instead of ''.
         guard let base = text.baseAddress else { return try bind(index, "") }
         let chars = UnsafeRawPointer(base).assumingMemoryBound(to: CChar.self)
@@ -300,13 +300,13 @@ final class Statement {
     }
 
     /// Drops every binding (to NULL), so no borrowed pointer outlives its buffer.
-    func clearBindings() { sqlite3_clear_bindings(handle) }
+    package func clearBindings() { sqlite3_clear_bindings(handle) }
 
-    func bind(_ index: Int32, _ value: String?) throws(LedgerError) {
+    package func bind(_ index: Int32, _ value: String?) throws(LedgerError) {
         if let value { try bind(index, value) } else { try check(sqlite3_bind_null(handle, index)) }
     }
 
-    func bind(_ index: Int32, blob: [UInt8]) throws(LedgerError) {
+    package func bind(_ index: Int32, blob: [UInt8]) throws(LedgerError) {
         let rc = blob.withUnsafeBytes { buf -> Int32 in
             guard let base = buf.baseAddress, buf.count > 0 else { return sqlite3_bind_zeroblob(handle, index, 0) }
             return sqlite3_bind_blob64(handle, index, base, UInt64(buf.count), Statement.transient)
@@ -315,7 +315,7 @@ final class Statement {
     }
 
     /// Steps once: true when a row is available, false when done.
-    func step() throws(LedgerError) -> Bool {
+    package func step() throws(LedgerError) -> Bool {
         let rc = sqlite3_step(handle)
         if rc == SQLITE_ROW { return true }
         if rc == SQLITE_DONE { return false }
@@ -323,26 +323,26 @@ final class Statement {
     }
 
     /// Steps a statement that returns no rows.
-    func run() throws(LedgerError) {
+    package func run() throws(LedgerError) {
         _ = try step()
     }
 
-    func reset() { sqlite3_reset(handle) }
+    package func reset() { sqlite3_reset(handle) }
 
-    func int64(_ column: Int32) -> Int64 { sqlite3_column_int64(handle, column) }
+    package func int64(_ column: Int32) -> Int64 { sqlite3_column_int64(handle, column) }
 
-    func isNull(_ column: Int32) -> Bool { sqlite3_column_type(handle, column) == SQLITE_NULL }
+    package func isNull(_ column: Int32) -> Bool { sqlite3_column_type(handle, column) == SQLITE_NULL }
 
-    func optionalInt64(_ column: Int32) -> Int64? { isNull(column) ? nil : int64(column) }
+    package func optionalInt64(_ column: Int32) -> Int64? { isNull(column) ? nil : int64(column) }
 
-    func text(_ column: Int32) -> String {
+    package func text(_ column: Int32) -> String {
         guard let p = sqlite3_column_text(handle, column) else { return "" }
         let n = Int(sqlite3_column_bytes(handle, column))
         return String(decoding: UnsafeBufferPointer(start: p, count: n), as: UTF8.self)
     }
 
     /// Whether the column's text is exactly `s`'s UTF-8, without making a String of it.
-    func text(_ column: Int32, equals s: String) -> Bool {
+    package func text(_ column: Int32, equals s: String) -> Bool {
         let p = sqlite3_column_text(handle, column)
         let n = Int(sqlite3_column_bytes(handle, column))
         var s = s
@@ -353,7 +353,7 @@ final class Statement {
         }
     }
 
-    func blob(_ column: Int32) -> [UInt8] {
+    package func blob(_ column: Int32) -> [UInt8] {
         guard let p = sqlite3_column_blob(handle, column) else { return [] }
         let n = Int(sqlite3_column_bytes(handle, column))
         return [UInt8](UnsafeRawBufferPointer(start: p, count: n))

@@ -163,11 +163,6 @@ public struct StoreConfig: Sendable, Equatable {
     }
 }
 
-/// Where to begin reading a source file the store has never seen.
-public enum StartAt: String, Sendable, Equatable, CaseIterable {
-    case beginning, end
-}
-
 /// `[source.filter]`: which CDR lines of a source are metered (others are counted, not charged).
 public struct FilterConfig: Sendable, Equatable {
     public var dcontext: [String]?

@@ -2,6 +2,7 @@ import ArgumentParser
 import Delivery
 import Foundation
 import Ledger
+import Outbox
 import MeterConfig
 import MeterCore
 

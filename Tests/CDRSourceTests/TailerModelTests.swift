@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import CDRSource
+import MeterCore
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import Ledger
+import Outbox
 import MeterCore
 
 @Suite struct CoalescingTests {

@@ -1,6 +1,7 @@
 import Foundation
 @_exported import TestSupport
 import Ledger
+import Outbox
 import MeterCore
 
 /// A ledger on a fresh file in a private temp directory, removed by `cleanup()`.

@@ -169,7 +169,7 @@ import MeterCore
         let ann = try makeClient(t.ledger, "ann")
         _ = try t.ledger.recharge(username: "ann", amount: 10 * credit, key: nil, now: 1)
         let eventsBefore = try t.ledger.outboxEvents(limit: 100).count
-        let pos = SourcePosition(name: "master", device: 1, inode: 2, headHash: "h", offset: 999, tailHash: "t", line: 9)
+        let pos = Checkpoint(device: 1, inode: 2, headHash: "h", offset: 999, tailHash: "t", line: 9)
         let outcomes = try t.ledger.dryRun { () throws -> [BatchOutcome] in
             let a = try t.ledger.commit(batch([charge("c1", client: ann.id, cost: 8 * credit)], quarantined: [entry("q")], position: pos), now: 5)
             let b = try t.ledger.commit(batch([charge("c1", client: ann.id, cost: 8 * credit), charge("c2", client: ann.id, cost: 3 * credit)]), now: 6)
@@ -206,10 +206,10 @@ import MeterCore
         let t = try TempLedger()
         defer { t.cleanup() }
         #expect(try t.ledger.sourcePosition(name: "master") == nil)
-        let p1 = SourcePosition(name: "master", device: UInt64.max, inode: 1 << 63, headHash: "abc", offset: 1234, tailHash: "def", line: 10)
+        let p1 = Checkpoint(device: UInt64.max, inode: 1 << 63, headHash: "abc", offset: 1234, tailHash: "def", line: 10)
         _ = try t.ledger.commit(ChargeBatch(source: "master", position: p1, charges: [], quarantined: []), now: 1)
         #expect(try t.ledger.sourcePosition(name: "master") == p1)
-        let p2 = SourcePosition(name: "master", device: 7, inode: 8, headHash: "x", offset: 5678, tailHash: "y", line: 20)
+        let p2 = Checkpoint(device: 7, inode: 8, headHash: "x", offset: 5678, tailHash: "y", line: 20)
         _ = try t.ledger.commit(ChargeBatch(source: "master", position: p2, charges: [], quarantined: []), now: 2)
         #expect(try t.ledger.sourcePosition(name: "master") == p2)
         #expect(try t.ledger.sourcePosition(name: "other") == nil)
@@ -220,7 +220,7 @@ import MeterCore
         defer { t.cleanup() }
         let ann = try makeClient(t.ledger, "ann")
         _ = try t.ledger.recharge(username: "ann", amount: 10 * credit, key: nil, now: 1)
-        let p0 = SourcePosition(name: "master", device: 1, inode: 2, headHash: "h", offset: 100, tailHash: "t", line: 1)
+        let p0 = Checkpoint(device: 1, inode: 2, headHash: "h", offset: 100, tailHash: "t", line: 1)
         _ = try t.ledger.commit(batch([], quarantined: [entry("old")], position: p0), now: 2)
         let eventsBefore = try t.ledger.outboxEvents(limit: 100).count
 

@@ -30,7 +30,7 @@ func entry(_ key: String, reason: String = "unknown_account", raw: String = "\"x
                     raw: Array(raw.utf8), startKey: 0)
 }
 
-func batch(_ charges: [Charge], quarantined: [QuarantineEntry] = [], position: SourcePosition? = nil) -> ChargeBatch {
+func batch(_ charges: [Charge], quarantined: [QuarantineEntry] = [], position: Checkpoint? = nil) -> ChargeBatch {
     ChargeBatch(source: "master", position: position, charges: charges, quarantined: quarantined)
 }
 

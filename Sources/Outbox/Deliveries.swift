@@ -1,3 +1,4 @@
+import Ledger
 import MeterCore
 
 /// An endpoint as the outbox sees it: its name and which event types it takes.
