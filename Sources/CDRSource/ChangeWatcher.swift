@@ -40,6 +40,10 @@ public final class ChangeWatcher: Sendable {
 
     /// Stops watching; pending and later waits return false (later ones after their timeout).
     public func close() { core.shutdown() }
+
+    /// File names of the directory events read so far and whether each woke the watcher, in the
+    /// order inotify gave them: a test proves an event was read and ignored by a later one that woke it.
+    var eventNames: [(name: String, woke: Bool)] { core.recordedNames() }
 }
 
 /// The watcher's state, shared with its thread; every mutable field is guarded by `lock`.
@@ -64,6 +68,9 @@ final class WatcherCore: @unchecked Sendable {
     private var slots: [UInt64: Slot] = [:]
     private var nextID: UInt64 = 0
     private var pendingChange = false
+    /// For tests (see `ChangeWatcher.eventNames`); kept to the first 1,000 events.
+    private var eventNames: [(name: String, woke: Bool)] = []
+    func recordedNames() -> [(name: String, woke: Bool)] { lock.withLock { eventNames } }
     private var closed = false
     private var fdsClosed = false
     private static let mask: UInt32 = UInt32(IN_MODIFY | IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE
@@ -280,10 +287,9 @@ final class WatcherCore: @unchecked Sendable {
                         return
                     }
                     let name = UnsafeRawBufferPointer(start: nameStart, count: nameLen)
-                    for stem in watches[i].stems where name.starts(with: stem) {
-                        changed = true
-                        return
-                    }
+                    let woke = watches[i].stems.contains { name.starts(with: $0) }
+                    if eventNames.count < 1_000 { eventNames.append((String(decoding: name, as: UTF8.self), woke)) }
+                    if woke { changed = true }
                 }
             }
         }

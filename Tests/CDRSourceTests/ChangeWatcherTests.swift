@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-import CDRSource
+@testable import CDRSource
 
 @Suite("ChangeWatcher")
 struct ChangeWatcherTests {
@@ -46,18 +46,15 @@ struct ChangeWatcherTests {
         try append(path, "a\n")
         let watcher = try ChangeWatcher(paths: [path])
         defer { watcher.close() }
-        let other = Task {
-            try await Task.sleep(for: .milliseconds(50))
-            try append(dir.file("1001.csv"), "per-account copy\n")
-        }
-        #expect(await watcher.wait(timeout: .milliseconds(400)) == false)
-        try await other.value
-        let rotated = Task {
-            try await Task.sleep(for: .milliseconds(50))
-            try append(dir.file("Master.csv.1"), "late line\n")
-        }
+        // The unrelated write's events are queued before the rotated name's, so once the rotated name
+        // has woken the watcher they have been read: each says whether it woke it.
+        try append(dir.file("1001.csv"), "per-account copy\n")
+        try append(dir.file("Master.csv.1"), "late line\n")
         #expect(await watcher.wait(timeout: .seconds(10)))
-        try await rotated.value
+        let names = watcher.eventNames
+        #expect(names.contains { $0.name == "1001.csv" }, "the unrelated write was read: \(names)")
+        #expect(names.filter { $0.name == "1001.csv" }.allSatisfy { !$0.woke }, "and did not wake it: \(names)")
+        #expect(names.contains { $0.name == "Master.csv.1" && $0.woke }, "the rotated name did: \(names)")
     }
 
     @Test("a change while nobody waits makes the next wait return at once")

@@ -60,7 +60,7 @@ func ids(_ lines: [[String: Any]]) -> [String] { lines.compactMap { $0["id"] as?
         let task = Task { try await service.run() }
         // The queued events, plus one coalesced balance.updated per client.
         _ = try await r.waitFor(count: queued.count + 2)
-        try await Task.sleep(for: .milliseconds(300))
+        try await allRecorded(t.ledger)
         task.cancel()
         try await task.value
 
@@ -100,7 +100,7 @@ func ids(_ lines: [[String: Any]]) -> [String] { lines.compactMap { $0["id"] as?
         let service = try makeService(t, urls: [r.url], events: ["client.*", "credit.*"])
         let task = Task { try await service.run() }
         _ = try await r.waitFor(count: queued.count)
-        try await Task.sleep(for: .milliseconds(300))
+        try await allRecorded(t.ledger)
         task.cancel()
         try await task.value
 
@@ -122,7 +122,7 @@ func ids(_ lines: [[String: Any]]) -> [String] { lines.compactMap { $0["id"] as?
         let service = try makeService(t, urls: [r.url], events: ["client.*"], timeoutSeconds: 1)
         let task = Task { try await service.run() }
         _ = try await r.waitFor(count: 3, seconds: 10)
-        try await Task.sleep(for: .milliseconds(200))
+        try await allRecorded(t.ledger)
         task.cancel()
         try await task.value
         let got = r.received()
@@ -157,11 +157,13 @@ func ids(_ lines: [[String: Any]]) -> [String] { lines.compactMap { $0["id"] as?
         let service = try makeService(t, urls: [gone.url, notFound.url], events: ["client.*"])
         let task = Task { try await service.run() }
         _ = try await notFound.waitFor(count: 1)
-        let deadline = Date().addingTimeInterval(10)
-        while try t.ledger.endpointStatus(endpoints: []).first(where: { $0.name == "e0" })?.pausedAt == nil, Date() < deadline {
-            try await Task.sleep(for: .milliseconds(20))
+        // Both outcomes recorded: e0 paused by the 410 with both events kept, e1's 404 a dead letter and
+        // its other event delivered.
+        try await eventuallyAsync("e0 paused and e1 settled", timeout: 10) {
+            let status = try t.ledger.endpointStatus(endpoints: [])
+            guard let e0 = status.first(where: { $0.name == "e0" }), let e1 = status.first(where: { $0.name == "e1" }) else { return false }
+            return e0.pausedAt != nil && e1.pending == 0 && Int64(e1.dead) + Int64(e1.delivered) == 2
         }
-        try await Task.sleep(for: .milliseconds(200))
         task.cancel()
         try await task.value
 
@@ -201,10 +203,7 @@ func ids(_ lines: [[String: Any]]) -> [String] { lines.compactMap { $0["id"] as?
         try makeClient(t.ledger, "ann", now: wallNow())
         let service = try makeService(t, urls: [mover.url], events: ["client.*"])
         let task = Task { try await service.run() }
-        let deadline = Date().addingTimeInterval(10)
-        while try t.ledger.deliveries(status: .dead).isEmpty, Date() < deadline {
-            try await Task.sleep(for: .milliseconds(20))
-        }
+        try await eventuallyAsync("a dead letter", timeout: 10) { !(try t.ledger.deliveries(status: .dead).isEmpty) }
         task.cancel()
         try await task.value
         let dead = try t.ledger.deliveries(status: .dead)
@@ -231,10 +230,7 @@ func ids(_ lines: [[String: Any]]) -> [String] { lines.compactMap { $0["id"] as?
         try makeClient(t.ledger, "ann", now: wallNow())
         let service = try makeService(t, urls: [r.url], events: ["client.*"])
         let task = Task { try await service.run() }
-        let deadline = Date().addingTimeInterval(10)
-        while (try t.ledger.deliveries().first?.attempts ?? 0) < 2, Date() < deadline {
-            try await Task.sleep(for: .milliseconds(20))
-        }
+        try await eventuallyAsync("2 attempts", timeout: 10) { (try t.ledger.deliveries().first?.attempts ?? 0) >= 2 }
         task.cancel()
         try await task.value
         // A self-signed certificate is refused (curl 60) and retried, never sent to.
@@ -250,10 +246,7 @@ func ids(_ lines: [[String: Any]]) -> [String] { lines.compactMap { $0["id"] as?
         // Port 9 (discard) on loopback: nothing listens, the connection is refused.
         let service = try makeService(t, urls: ["http://127.0.0.1:9/"], events: ["client.*"])
         let task = Task { try await service.run() }
-        let deadline = Date().addingTimeInterval(10)
-        while (try t.ledger.deliveries().first?.attempts ?? 0) < 3, Date() < deadline {
-            try await Task.sleep(for: .milliseconds(20))
-        }
+        try await eventuallyAsync("3 attempts", timeout: 10) { (try t.ledger.deliveries().first?.attempts ?? 0) >= 3 }
         task.cancel()
         try await task.value
         let d = try #require(try t.ledger.deliveries().first)
@@ -263,4 +256,11 @@ func ids(_ lines: [[String: Any]]) -> [String] { lines.compactMap { $0["id"] as?
 
 private func data(of line: [String: Any]) -> [String: Any] {
     (line["body"] as? [String: Any])?["data"] as? [String: Any] ?? [:]
+}
+
+/// Waits until no delivery is pending: every attempt's result is recorded, so nothing can be sent again.
+func allRecorded(_ ledger: Ledger) async throws {
+    try await eventuallyAsync("every delivery's result recorded", timeout: 20) {
+        try ledger.deliveries(status: .pending).isEmpty
+    }
 }

@@ -123,17 +123,22 @@ extension Harness {
     }
 
     /// Polls `clients list --json` until every account's Used equals the oracle's, or the timeout.
+    /// Waits until clients c0001…c000N show exactly the expected Used; throws naming what they showed
+    /// last when that does not happen in time.
     func waitForUsed(_ expected: [String: Int64], clients: Int, timeout: TimeInterval = 20) throws -> [String: String] {
-        let deadline = Date().addingTimeInterval(timeout)
+        let want = Dictionary(uniqueKeysWithValues: (1...clients).map { i -> (String, String) in
+            let u = String(format: "c%04d", i)
+            return (u, Oracle.format(expected[u] ?? 0))
+        })
         var used: [String: String] = [:]
-        while Date() < deadline {
-            used = try meters().mapValues { $0["used"] ?? "?" }
-            let want = Dictionary(uniqueKeysWithValues: (1...clients).map { i -> (String, String) in
-                let u = String(format: "c%04d", i)
-                return (u, Oracle.format(expected[u] ?? 0))
-            })
-            if used == want { return used }
-            usleep(100_000)
+        do {
+            try eventually("Used \(want)", timeout: timeout, every: 0.1) {
+                used = try meters().mapValues { $0["used"] ?? "?" }
+                return used == want
+            }
+        } catch var e as WaitTimeout {
+            e.last = "\(used)"
+            throw e
         }
         return used
     }

@@ -35,17 +35,20 @@ import Testing
 
     @Test func partialLastLineWaitsForItsNewline() throws {
         let h = try Harness.tailing()
-        try h.createClients(1)
+        try h.createClients(2)
         let line = #""c0001","100","12125550100","out","x","SIP/1","SIP/2","Dial","","2026-01-01 10:00:00","2026-01-01 10:00:05","2026-01-01 10:01:05",65,60,"ANSWERED","DOCUMENTATION","1767261600.1","","","1767261600.1",1"#
+        // A complete line for c0002 first: once it is charged, the daemon has read the file to its end,
+        // the partial line included, and left that one uncharged.
+        let before = #""c0002","100","12125550100","out","x","SIP/1","SIP/2","Dial","","2026-01-01 09:00:00","2026-01-01 09:00:05","2026-01-01 09:01:05",65,60,"ANSWERED","DOCUMENTATION","1767258000.1","","","1767258000.1",1"#
         let cut = line.index(line.startIndex, offsetBy: 100)
-        try h.write("Master.csv", String(line[..<cut]))
+        try h.write("Master.csv", before + "\n" + String(line[..<cut]))
         let d = try DaemonProcess(h)
         defer { _ = d.terminate() }
         #expect(d.waitForLog("source opened"))
-        usleep(1_500_000)
+        _ = try h.waitForUsed(Harness.expectedUsed([before]), clients: 2)
         #expect(try h.meters()["c0001"]?["used"] == "0", "a line without its newline is not charged yet")
         try h.append([String(line[cut...])][...])
-        try expectUsed(h, [line], clients: 1, "completed line")
+        try expectUsed(h, [before, line], clients: 2, "completed line")
     }
 
     @Test func renameAndCreateRotationDrainsTheOldFile() throws {
