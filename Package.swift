@@ -92,13 +92,13 @@ let package = Package(
         .testTarget(name: "LedgerTests", dependencies: ["Ledger", "MeterCore", "TestSupport", "CSQLite"]),
         // The pipeline between parser and ledger: attribution, limits, batching, replay totals.
         .testTarget(name: "IngestTests", dependencies: ["Ingest", "Ledger", "CDRParser", "Rater", "MeterCore", "TestSupport"]),
-        .testTarget(name: "CDRSourceTests", dependencies: ["CDRSource", "MeterCore"]),
+        .testTarget(name: "CDRSourceTests", dependencies: ["CDRSource", "MeterCore", "TestSupport"]),
         // Helpers shared by test targets (the sample webhook receiver as a child process).
         .target(name: "TestSupport", dependencies: ["Ledger", "MeterCore"], path: "Tests/TestSupport"),
         .testTarget(name: "DeliveryTests", dependencies: ["Delivery", "Outbox", "Ledger", "MeterCore", "MeterConfig", "TestSupport"]),
         .testTarget(name: "APITests", dependencies: ["API", "Ledger", "MeterCore", "MeterConfig", "Rater", "TestSupport"]),
         .testTarget(name: "IntegrationTests", dependencies: ["MeterCore", "CDRGen", "CDRParser", "TestSupport"]),
         // Seeded structured fuzzing of every input parser and the config loader (bench/fuzz.sh runs it bigger).
-        .testTarget(name: "FuzzTests", dependencies: ["CDRParser", "CDRGen", "MeterConfig", "Rater", "MeterCore"]),
+        .testTarget(name: "FuzzTests", dependencies: ["CDRParser", "CDRGen", "MeterConfig", "Rater", "MeterCore", "TestSupport"]),
     ]
 )

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 import CDRSource
 import MeterCore
 #if canImport(Glibc)
@@ -45,7 +46,7 @@ final class TailModel {
         dir = try TempDir()
         path = dir.file("Master.csv")
         target = path
-        rng = SplitMix64(state: seed)
+        rng = SplitMix64(seed: seed)
         tailer = Tailer(path: path, checkpoint: nil, startAt: .beginning, chunkSize: chunkSize)
     }
 

@@ -4,35 +4,8 @@ import Ledger
 import Outbox
 import MeterCore
 
-/// A ledger on a fresh file in a private temp directory, removed by `cleanup()`.
-struct TempStore {
-    let dir: URL
-    let path: String
-    let ledger: Ledger
-
-    init(thresholds: Thresholds = .default) throws {
-        dir = FileManager.default.temporaryDirectory.appendingPathComponent("deliverytest-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        path = dir.appendingPathComponent("ledger.db").path
-        ledger = try Ledger(path: path, thresholds: thresholds)
-    }
-
-    func cleanup() {
-        try? FileManager.default.removeItem(at: dir)
-    }
-}
-
-let credit: Int64 = 1_000_000
-let fakeHash = "$y$j9T$notarealsalt$notarealhashnotarealhashnotarealhash"
-
-@discardableResult
-func makeClient(_ l: Ledger, _ username: String, now: Int64 = 1_000) throws -> ClientRecord {
-    var f = ClientFields()
-    f.firstName = "First"
-    f.lastName = "Last"
-    f.email = "\(username)@example.com"
-    return try l.createClient(username: username, fields: f, accounts: [], plan: "default", passwordHash: fakeHash, now: now)
-}
+/// The delivery tests' store: TestSupport's temp ledger.
+typealias TempStore = TempLedger
 
 /// Charges `cost` µcr to the client in one batch.
 @discardableResult

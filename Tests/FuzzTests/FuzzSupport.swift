@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -10,26 +11,9 @@ import Darwin
 /// watchdog follow one input at a time, and timings are not inflated by a neighbour's fuzzing.
 @Suite(.serialized) struct Fuzz {}
 
-/// SplitMix64: tiny, fast, and the same sequence on every platform for a seed, so a case number and a
-/// seed are enough to rebuild any input the fuzzer ever produced.
-struct FuzzRNG: RandomNumberGenerator {
-    var state: UInt64
-
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    mutating func below(_ n: Int) -> Int { n <= 1 ? 0 : Int(next() % UInt64(n)) }
-    mutating func int(_ r: ClosedRange<Int>) -> Int { r.lowerBound + below(r.count) }
-    mutating func chance(_ percent: Int) -> Bool { below(100) < percent }
-    mutating func pick<T>(_ a: [T]) -> T { a[below(a.count)] }
-}
+/// The fuzzer's generator: SplitMix64, so a case number and a seed are enough to rebuild any input
+/// the fuzzer ever produced.
+typealias FuzzRNG = SplitMix64
 
 /// The budget of a fuzz run: a fixed seed and a modest count by default (CI), bigger through the
 /// environment (`bench/fuzz.sh`): FUZZ_SEED, FUZZ_SCALE (times each target's default count) or

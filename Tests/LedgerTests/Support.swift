@@ -3,21 +3,8 @@ import MeterCore
 @testable import Ledger
 import TestSupport
 
-let fakeHash = "$y$j9T$notarealsalt$notarealhashnotarealhashnotarealhash"
-let credit: Int64 = 1_000_000
-
 func fields(first: String = "Ann", last: String = "Lee", email: String? = nil) -> ClientFields {
-    var f = ClientFields()
-    f.firstName = first
-    f.lastName = last
-    f.email = email
-    return f
-}
-
-@discardableResult
-func makeClient(_ l: Ledger, _ username: String, email: String? = nil, accounts: [String] = [], now: Int64 = 1000) throws -> ClientRecord {
-    try l.createClient(username: username, fields: fields(email: email ?? "\(username)@example.com"), accounts: accounts,
-                       plan: "default", passwordHash: fakeHash, now: now)
+    clientFields(first: first, last: last, email: email)
 }
 
 func charge(_ identity: String, client: Int64, cost: Int64, account: String = "acct", line: Int64 = 1) -> Charge {
