@@ -179,17 +179,7 @@ final class TailFile {
 
     /// Reads up to `count` bytes at `at` into scratch (count ≤ headLimit); returns how many arrived.
     private func preadScratch(_ count: Int, at: Int64) throws -> Int {
-        var got = 0
-        while got < count {
-            let n = pread(fd, scratch + got, count - got, off_t(at + Int64(got)))
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw TailError(path: openedAs, operation: "read", errno: errno)
-            }
-            if n == 0 { break }
-            got += n
-        }
-        return got
+        try preadFully(scratch, count, at: at)
     }
 
     /// Grows `head` to min(size, 1024) bytes. With `verify`, first checks that the bytes already

@@ -12,17 +12,9 @@ extension Config {
         var keys: [String] = []
         if store.path != running.store.path { keys.append("store.path") }
 
-        let oldSources = Dictionary(running.sources.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
-        let newNames = Set(sources.map(\.name))
-        for s in sources {
-            guard let old = oldSources[s.name] else {
-                keys.append("source[\(s.name)] (added)")
-                continue
-            }
-            if s.path != old.path { keys.append("source[\(s.name)].path") }
-            if s.startAt != old.startAt { keys.append("source[\(s.name)].start_at") }
+        keys += Self.sectionChanges("source", sources, running.sources, name: \.name) { s, old in
+            [("path", s.path != old.path), ("start_at", s.startAt != old.startAt)]
         }
-        for s in running.sources where !newNames.contains(s.name) { keys.append("source[\(s.name)] (removed)") }
 
         if api.listen != running.api.listen { keys.append("api.listen") }
         if api.adminTokenFile != running.api.adminTokenFile { keys.append("api.admin_token_file") }
@@ -32,21 +24,30 @@ extension Config {
         }
         if delivery.maxAgeHours != running.delivery.maxAgeHours { keys.append("delivery.max_age_hours") }
 
-        let oldEndpoints = Dictionary(running.endpoints.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
-        let newEndpoints = Set(endpoints.map(\.name))
-        for e in endpoints {
-            guard let old = oldEndpoints[e.name] else {
-                keys.append("endpoint[\(e.name)] (added)")
+        keys += Self.sectionChanges("endpoint", endpoints, running.endpoints, name: \.name) { e, old in
+            [("url", e.url != old.url), ("events", e.events != old.events), ("secret", e.secret != old.secret),
+             ("secret_file", e.secretFile != old.secretFile), ("token_file", e.tokenFile != old.tokenFile),
+             ("timeout_seconds", e.timeoutSeconds != old.timeoutSeconds)]
+        }
+        return keys
+    }
+
+    /// `kind[NAME].key` for each changed key of a section kept by name, and `kind[NAME] (added)` /
+    /// `(removed)` for one that appears or disappears.
+    private static func sectionChanges<T>(_ kind: String, _ new: [T], _ old: [T], name: KeyPath<T, String>,
+                                          _ changed: (T, T) -> [(String, Bool)]) -> [String] {
+        var keys: [String] = []
+        let before = Dictionary(old.map { ($0[keyPath: name], $0) }, uniquingKeysWith: { a, _ in a })
+        let names = Set(new.map { $0[keyPath: name] })
+        for n in new {
+            let id = n[keyPath: name]
+            guard let o = before[id] else {
+                keys.append("\(kind)[\(id)] (added)")
                 continue
             }
-            let fields: [(String, Bool)] = [
-                ("url", e.url != old.url), ("events", e.events != old.events), ("secret", e.secret != old.secret),
-                ("secret_file", e.secretFile != old.secretFile), ("token_file", e.tokenFile != old.tokenFile),
-                ("timeout_seconds", e.timeoutSeconds != old.timeoutSeconds),
-            ]
-            for (key, changed) in fields where changed { keys.append("endpoint[\(e.name)].\(key)") }
+            for (key, differs) in changed(n, o) where differs { keys.append("\(kind)[\(id)].\(key)") }
         }
-        for e in running.endpoints where !newEndpoints.contains(e.name) { keys.append("endpoint[\(e.name)] (removed)") }
+        for o in old where !names.contains(o[keyPath: name]) { keys.append("\(kind)[\(o[keyPath: name])] (removed)") }
         return keys
     }
 }

@@ -227,14 +227,8 @@ func ids(_ lines: [[String: Any]]) -> [String] { lines.compactMap { $0["id"] as?
         let r = try PythonReceiver(dir: t.dir, name: "tls", secret: testSecret, extra: ["--tls-cert", cert, "--tls-key", key])
         defer { r.stop() }
         #expect(r.url.hasPrefix("https://"))
-        try makeClient(t.ledger, "ann", now: wallNow())
-        let service = try makeService(t, urls: [r.url], events: ["client.*"])
-        let task = Task { try await service.run() }
-        try await eventuallyAsync("2 attempts", timeout: 10) { (try t.ledger.deliveries().first?.attempts ?? 0) >= 2 }
-        task.cancel()
-        try await task.value
         // A self-signed certificate is refused (curl 60) and retried, never sent to.
-        let d = try #require(try t.ledger.deliveries().first)
+        let d = try await failedAttempts(2, t, url: r.url)
         #expect(d.status == .pending && d.attempts >= 2 && d.lastError.hasPrefix("curl error 60"))
         #expect(r.received().isEmpty)
     }
@@ -242,20 +236,25 @@ func ids(_ lines: [[String: Any]]) -> [String] { lines.compactMap { $0["id"] as?
     @Test func downReceiverRetries() async throws {
         let t = try TempStore()
         defer { t.cleanup() }
-        try makeClient(t.ledger, "ann", now: wallNow())
         // Port 9 (discard) on loopback: nothing listens, the connection is refused.
-        let service = try makeService(t, urls: ["http://127.0.0.1:9/"], events: ["client.*"])
-        let task = Task { try await service.run() }
-        try await eventuallyAsync("3 attempts", timeout: 10) { (try t.ledger.deliveries().first?.attempts ?? 0) >= 3 }
-        task.cancel()
-        try await task.value
-        let d = try #require(try t.ledger.deliveries().first)
+        let d = try await failedAttempts(3, t, url: "http://127.0.0.1:9/")
         #expect(d.status == .pending && d.attempts >= 3 && d.lastError.hasPrefix("curl error 7"))
     }
 }
 
 private func data(of line: [String: Any]) -> [String: Any] {
     (line["body"] as? [String: Any])?["data"] as? [String: Any] ?? [:]
+}
+
+/// One client's `client.created` sent to `url` until it has been tried `n` times: its delivery then.
+private func failedAttempts(_ n: Int64, _ t: TempStore, url: String) async throws -> DeliveryRecord {
+    try makeClient(t.ledger, "ann", now: wallNow())
+    let service = try makeService(t, urls: [url], events: ["client.*"])
+    let task = Task { try await service.run() }
+    try await eventuallyAsync("\(n) attempts", timeout: 10) { (try t.ledger.deliveries().first?.attempts ?? 0) >= n }
+    task.cancel()
+    try await task.value
+    return try #require(try t.ledger.deliveries().first)
 }
 
 /// Waits until no delivery is pending: every attempt's result is recorded, so nothing can be sent again.

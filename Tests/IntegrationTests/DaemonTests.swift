@@ -33,6 +33,16 @@ import Testing
         #expect((src["lag_bytes"] as? NSNumber)?.int64Value == 0)
     }
 
+    /// Clients c0001…c0004, the first 300 lines in Master.csv, and a daemon that has charged them.
+    func startedOnFirstPart(_ h: Harness, _ lines: [String], _ comment: Comment) throws -> DaemonProcess {
+        try h.createClients(4)
+        try h.append(lines[0..<300])
+        let d = try DaemonProcess(h)
+        #expect(d.waitForLog("source opened"))
+        try expectUsed(h, Array(lines[0..<300]), clients: 4, comment)
+        return d
+    }
+
     @Test func partialLastLineWaitsForItsNewline() throws {
         let h = try Harness.tailing()
         try h.createClients(2)
@@ -53,13 +63,9 @@ import Testing
 
     @Test func renameAndCreateRotationDrainsTheOldFile() throws {
         let h = try Harness.tailing()
-        try h.createClients(4)
         let lines = try h.generate(count: 900, clients: 4, seed: 12)
-        try h.append(lines[0..<300])
-        let d = try DaemonProcess(h)
+        let d = try startedOnFirstPart(h, lines, "before rotation")
         defer { _ = d.terminate() }
-        #expect(d.waitForLog("source opened"))
-        try expectUsed(h, Array(lines[0..<300]), clients: 4, "before rotation")
         try FileManager.default.moveItem(atPath: h.path("Master.csv"), toPath: h.path("Master.csv.1"))
         // FreeSWITCH keeps writing into the renamed file until it is told to reopen; only then does the
         // new file get lines. The old file must be read to its end before it is let go.
@@ -71,13 +77,9 @@ import Testing
 
     @Test func copytruncateAndDeleteRecreate() throws {
         let h = try Harness.tailing()
-        try h.createClients(4)
         let lines = try h.generate(count: 900, clients: 4, seed: 13)
-        try h.append(lines[0..<300])
-        let d = try DaemonProcess(h)
+        let d = try startedOnFirstPart(h, lines, "before copytruncate")
         defer { _ = d.terminate() }
-        #expect(d.waitForLog("source opened"))
-        try expectUsed(h, Array(lines[0..<300]), clients: 4, "before copytruncate")
         try FileManager.default.copyItem(atPath: h.path("Master.csv"), toPath: h.path("Master.csv.1"))
         truncate(h.path("Master.csv"), 0)
         try h.append(lines[300..<600])
@@ -90,12 +92,8 @@ import Testing
 
     @Test func rotationWhileStoppedIsCaughtUp() throws {
         let h = try Harness.tailing()
-        try h.createClients(4)
         let lines = try h.generate(count: 900, clients: 4, seed: 14)
-        try h.append(lines[0..<300])
-        var d = try DaemonProcess(h)
-        #expect(d.waitForLog("source opened"))
-        try expectUsed(h, Array(lines[0..<300]), clients: 4, "first run")
+        var d = try startedOnFirstPart(h, lines, "first run")
         #expect(d.terminate() == 0)
         // While it is down: more lines in the old file, rotate, lines in the new file.
         try h.append(lines[300..<500])

@@ -124,12 +124,18 @@ import Glibc
         #expect(d.terminate() == 0, "and it still stops cleanly: \(d.log)")
     }
 
+    /// A 6 MiB tmpfs over the harness's store directory; the caller unmounts it, mentioning `h` in that
+    /// defer so the harness (whose deinit deletes the directory) lives until after the unmount.
+    static func smallDisk(_ h: Harness) throws -> String {
+        let db = h.path("db")
+        #expect(sh("mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", db).status == 0)
+        return db
+    }
+
     @Test(.enabled(if: canMount, "needs root and mount(8) for a small tmpfs"))
     func diskFullStopsChargingAndCatchesUp() throws {
         let h = try Self.harness()
-        let db = h.path("db")
-        #expect(Self.sh("mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", db).status == 0)
-        // Mentioning h keeps the harness (whose deinit deletes the directory) alive until after the unmount.
+        let db = try Self.smallDisk(h)
         defer { Self.sh("umount", "-l", db); withExtendedLifetime(h) {} }
         var filler = ""
         try breakAndMend(h, clients: 5, seed: 41, expectedError: "database or disk is full", breakStore: {
@@ -159,9 +165,7 @@ import Glibc
     @Test(.enabled(if: canMount, "needs root and mount(8) for a small tmpfs"))
     func restartOnAFullDiskWaitsAndCatchesUp() throws {
         let h = try Self.harness()
-        let db = h.path("db")
-        #expect(Self.sh("mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", db).status == 0)
-        // Mentioning h keeps the harness (whose deinit deletes the directory) alive until after the unmount.
+        let db = try Self.smallDisk(h)
         defer { Self.sh("umount", "-l", db); withExtendedLifetime(h) {} }
         try h.createClients(3)
         let lines = try h.generate(count: 3_000, clients: 3, seed: 43)
