@@ -62,12 +62,8 @@ final class APIDaemon: @unchecked Sendable {
 
     /// Polls /healthz until the API answers; false (with the log in the failure) if it never does.
     func waitUntilUp(timeout: TimeInterval = 30) -> Bool {
-        let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline {
-            if (try? get("/healthz").status) == 200 { return true }
-            if !daemon.process.isRunning { break }
-            usleep(50_000)
-        }
+        _ = holds(within: timeout) { (try? get("/healthz").status) == 200 || !daemon.process.isRunning }
+        if (try? get("/healthz").status) == 200 { return true }
         Issue.record("the API never answered on \(base); is APIService wired into `creditmeter run`? log:\n\(daemon.log)")
         return false
     }
@@ -224,12 +220,10 @@ struct APIServerTests {
             "5001","5001","4420","from-internal","","SIP/5001-00000001","SIP/trunk-00000002","Dial","SIP/trunk/4420,60",\
             "2024-05-01 10:00:00","2024-05-01 10:00:05","2024-05-01 10:00:35",35,30,"ANSWERED","DOCUMENTATION","\(uniqueid)",""
             """][...])
-        let deadline = Date().addingTimeInterval(20)
         var last: [String: Any] = [:]
-        while Date() < deadline {
+        _ = try holds(within: 20) {
             last = try api.get("/v1/authorize?account=5001&dst=4420").json
-            if last["reserved"] as? String == "0", last["available"] as? String == "0.9845" { break }
-            usleep(50_000)
+            return last["reserved"] as? String == "0" && last["available"] as? String == "0.9845"
         }
         // 30 s at 0.031/min, 1/1 = 0.0155 charged; the 0.31 hold is gone, not counted twice.
         #expect(last["reserved"] as? String == "0" && last["available"] as? String == "0.9845", "\(last)\n\(api.daemon.log)")
@@ -283,12 +277,10 @@ struct APIServerTests {
         let api = try APIDaemon(tailing: true)
         guard api.waitUntilUp() else { return }
         _ = try api.get("/v1/authorize?account=ghost&dst=4420")
-        let deadline = Date().addingTimeInterval(15)
         var ready = 0
-        while Date() < deadline {
+        _ = try holds(within: 15) {
             ready = try api.get("/readyz").status
-            if ready == 200 { break }
-            usleep(50_000)
+            return ready == 200
         }
         #expect(ready == 200)
         let m = try api.get("/metrics")
@@ -307,8 +299,7 @@ struct APIServerTests {
         let port = try APIDaemon.freePort()
         let h = try Harness(config: "[api]\nlisten = \"0.0.0.0:\(port)\"\n")
         let d = try DaemonProcess(h)
-        let deadline = Date().addingTimeInterval(20)
-        while d.process.isRunning && Date() < deadline { usleep(50_000) }
+        _ = holds(within: 20) { !d.process.isRunning }
         #expect(!d.process.isRunning, "the daemon started on 0.0.0.0 without an admin token")
         if d.process.isRunning { d.kill9() }
         #expect(d.process.terminationStatus != 0)

@@ -57,11 +57,11 @@ struct AgentReportTests {
     /// Polls `path` until `check` accepts the reply, or the deadline passes; returns the last reply.
     static func poll(_ api: APIDaemon, _ path: String, seconds: TimeInterval,
                      until check: (APIDaemon.Reply) -> Bool) throws -> APIDaemon.Reply {
-        let deadline = Date().addingTimeInterval(seconds)
         var last = try api.get(path)
-        while !check(last), Date() < deadline, api.daemon.process.isRunning {
-            usleep(50_000)
+        _ = try holds(within: seconds, every: 0.05) {
+            if check(last) || !api.daemon.process.isRunning { return true }
             last = try api.get(path)
+            return false
         }
         return last
     }

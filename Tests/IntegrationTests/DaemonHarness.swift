@@ -49,29 +49,21 @@ final class DaemonProcess: @unchecked Sendable {
     /// SIGTERM, then the exit status (or nil if it did not exit within `timeout`).
     func terminate(timeout: TimeInterval = 10) -> Int32? {
         kill(process.processIdentifier, SIGTERM)
-        let deadline = Date().addingTimeInterval(timeout)
-        while process.isRunning && Date() < deadline { usleep(20_000) }
-        if process.isRunning { kill9(); return nil }
+        guard holds(within: timeout, { !process.isRunning }) else { kill9(); return nil }
         return process.terminationStatus
     }
 
     /// The exit status once the process ends by itself, or nil (and killed) if it still runs after `timeout`.
     func waitForExit(timeout: TimeInterval = 15) -> Int32? {
-        let deadline = Date().addingTimeInterval(timeout)
-        while process.isRunning && Date() < deadline { usleep(20_000) }
-        if process.isRunning { kill9(); return nil }
+        guard holds(within: timeout, { !process.isRunning }) else { kill9(); return nil }
         return process.terminationStatus
     }
 
     /// Waits until the log contains `text` (e.g. "source opened").
     func waitForLog(_ text: String, timeout: TimeInterval = 15) -> Bool {
-        let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline {
-            if log.contains(text) { return true }
-            if !process.isRunning { return log.contains(text) }
-            usleep(20_000)
-        }
-        return false
+        // A process that has exited writes no more: its log is final.
+        _ = holds(within: timeout) { log.contains(text) || !process.isRunning }
+        return log.contains(text)
     }
 }
 

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 
 /// `creditmeter run` against real files on disk: appends, rotations, partial lines, restarts, crashes.
 @Suite(.serialized) struct DaemonTests {
@@ -149,8 +150,6 @@ import Testing
         #expect(r.status == 0)
         let line = #""c0002","100","12125550100","out","x","SIP/1","SIP/2","Dial","","2026-01-01 10:00:00","2026-01-01 10:00:05","2026-01-01 10:01:05",65,60,"ANSWERED","DOCUMENTATION","1767261600.9","","","1767261600.9",1"#
         try h.append([line][...])
-        let deadline = Date().addingTimeInterval(10)
-        while Date() < deadline, try h.meters()["late"]?["used"] != "0.0109" { usleep(100_000) }
-        #expect(try h.meters()["late"]?["used"] == "0.0109")
+        try eventually("late's Used 0.0109", timeout: 10) { try h.meters()["late"]?["used"] == "0.0109" }
     }
 }

@@ -204,8 +204,7 @@ import Glibc
         for (n, text) in bad.enumerated() {
             try h.write("creditmeter.toml", good + text)
             kill(d.process.processIdentifier, SIGHUP)
-            let deadline = Date().addingTimeInterval(10)
-            while Date() < deadline, d.log.components(separatedBy: "reload refused").count < n + 2 { usleep(50_000) }
+            _ = holds(within: 10) { d.log.components(separatedBy: "reload refused").count >= n + 2 }
             #expect(d.log.components(separatedBy: "reload refused").count == n + 2, "\(text) refused: \(d.log)")
             #expect(d.process.isRunning, "still running after reloading \(text)")
         }

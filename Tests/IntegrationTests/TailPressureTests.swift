@@ -37,9 +37,8 @@ import Glibc
             let fd = connectLoopback(port)
             guard fd >= 0 else { break }
             held.append(fd)
-            let deadline = Date().addingTimeInterval(5)
-            while openDescriptors(pid) <= before && Date() < deadline { usleep(5_000) }
-            if openDescriptors(pid) <= before { break }  // not accepted: already full
+            // Not accepted within 5 s: already full.
+            guard holds(within: 5, every: 0.005, { openDescriptors(pid) > before }) else { break }
         }
         return held
     }

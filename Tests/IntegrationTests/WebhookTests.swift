@@ -44,12 +44,7 @@ import TestSupport
     }
 
     func wait(_ what: String, timeout: TimeInterval = 20, _ done: () throws -> Bool) throws {
-        let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline {
-            if try done() { return }
-            usleep(50_000)
-        }
-        Issue.record("timed out waiting for \(what)")
+        try eventually(what, timeout: timeout, done)
     }
 
     /// The newest balance.updated of `user` equals the ledger's meter.

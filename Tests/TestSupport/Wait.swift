@@ -33,3 +33,14 @@ public func eventuallyAsync(_ what: String, timeout: TimeInterval = 20, every: T
         try await Task.sleep(for: .milliseconds(Int(every * 1000)))
     }
 }
+
+/// `eventually` for helpers that report rather than throw: true as soon as `condition` holds, false
+/// once `timeout` has passed without it.
+public func holds(within timeout: TimeInterval, every: TimeInterval = 0.02, _ condition: () throws -> Bool) rethrows -> Bool {
+    let deadline = Date().addingTimeInterval(timeout)
+    while true {
+        if try condition() { return true }
+        if Date() >= deadline { return false }
+        Thread.sleep(forTimeInterval: every)
+    }
+}
