@@ -96,7 +96,11 @@ let package = Package(
         // Helpers shared by test targets (the sample webhook receiver as a child process).
         .target(name: "TestSupport", dependencies: ["Ledger", "MeterCore"], path: "Tests/TestSupport"),
         .testTarget(name: "DeliveryTests", dependencies: ["Delivery", "Outbox", "Ledger", "MeterCore", "MeterConfig", "TestSupport"]),
-        .testTarget(name: "APITests", dependencies: ["API", "Ledger", "MeterCore", "MeterConfig", "Rater", "TestSupport"]),
+        .testTarget(name: "APITests", dependencies: [
+            "API", "Ledger", "MeterCore", "MeterConfig", "Rater", "TestSupport",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "HTTPTypes", package: "swift-http-types"),
+        ]),
         .testTarget(name: "IntegrationTests", dependencies: ["MeterCore", "CDRGen", "CDRParser", "TestSupport"]),
         // Seeded structured fuzzing of every input parser and the config loader (bench/fuzz.sh runs it bigger).
         .testTarget(name: "FuzzTests", dependencies: ["CDRParser", "CDRGen", "MeterConfig", "Rater", "MeterCore", "TestSupport"]),

@@ -86,7 +86,7 @@ public struct APIService: Service {
         let counter = ConnectionCounter(limit: maxConnections)
         let timeout = readTimeout
         let app = Application(
-            responder: Responder(handler: handler),
+            router: handler.makeRouter(),
             server: .http1(configuration: .init(additionalChannelHandlers: [ConnectionGuard(counter: counter, timeout: timeout)])),
             configuration: ApplicationConfiguration(address: address, serverName: nil),
             services: [refresher],
@@ -173,67 +173,6 @@ public struct APIService: Service {
                     service.refreshBalances()
                     if sweep { service.authorizer.book.sweep() }
                 }
-            }
-        }
-    }
-
-    /// Adapts Hummingbird requests to `APIHandler`; everything past the body read is framework-free.
-    struct Responder: HTTPResponder {
-        typealias Context = BasicRequestContext
-        let handler: APIHandler
-
-        func respond(to request: Request, context: Context) async throws -> Response {
-            var req = APIRequest(
-                method: request.method.rawValue, path: request.uri.path, query: request.uri.query,
-                authorization: request.headers[.authorization],
-                idempotencyKey: HTTPField.Name("Idempotency-Key").flatMap { request.headers[$0] })
-            let announced = request.headers[.contentLength].flatMap { Int($0) }
-            // A body left unread would be drained before the next request: close the connection instead.
-            let unread = (announced ?? 0) > 0 || request.headers[.transferEncoding] != nil
-            let tooLarge = APIResponse.error(413, field: "body", "must be at most \(APIHandler.maxBody) bytes")
-            switch handler.bodyUse(req) {
-            case .refuse(let answer):
-                return Self.response(answer, close: unread)
-            case .ignore:
-                return Self.response(await handler.handle(req), close: unread)
-            case .read:
-                if let announced, announced > APIHandler.maxBody { return Self.response(tooLarge, close: true) }
-                do {
-                    let buffer = try await request.body.collect(upTo: APIHandler.maxBody)
-                    req.body = Array(buffer.readableBytesView)
-                } catch {
-                    return Self.response(tooLarge, close: true)
-                }
-                return Self.response(await handler.handle(req))
-            }
-        }
-
-        /// `close` adds `Connection: close`, which `ConnectionGuard` acts on once the answer is sent.
-        static func response(_ r: APIResponse, close: Bool = false) -> Response {
-            var headers = HTTPFields()
-            headers[.contentType] = r.contentType
-            for (name, value) in r.headers {
-                if let n = HTTPField.Name(name) { headers[n] = value }
-            }
-            if close { headers[.connection] = "close" }
-            return Response(status: status(r.status), headers: headers,
-                            body: ResponseBody(byteBuffer: ByteBuffer(bytes: r.body)))
-        }
-
-        static func status(_ code: Int) -> HTTPResponse.Status {
-            switch code {
-            case 200: return .ok
-            case 201: return .created
-            case 400: return .badRequest
-            case 401: return .unauthorized
-            case 403: return .forbidden
-            case 404: return .notFound
-            case 405: return .methodNotAllowed
-            case 409: return .conflict
-            case 413: return .contentTooLarge
-            case 422: return .unprocessableContent
-            case 503: return .serviceUnavailable
-            default: return code >= 500 ? .internalServerError : HTTPResponse.Status(code: code)
             }
         }
     }

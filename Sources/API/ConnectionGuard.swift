@@ -47,6 +47,11 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     private var closeAfterAnswer = false
     private var timer: Scheduled<Void>?
 
+    /// Sent down the pipeline by a handler about to read a body the client announced with
+    /// `Expect: 100-continue`: the interim answer goes out before the body is awaited, and only once
+    /// authentication has passed (libcurl otherwise waits a second before sending the body anyway).
+    struct SendContinue: Sendable {}
+
     init(counter: ConnectionCounter, timeout: TimeAmount) {
         self.counter = counter
         self.timeout = timeout
@@ -107,6 +112,14 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         }
         update(context, wasWaiting: wasWaiting)
         context.write(data, promise: promise)
+    }
+
+    func triggerUserOutboundEvent(context: ChannelHandlerContext, event: Any, promise: EventLoopPromise<Void>?) {
+        guard event is SendContinue else {
+            context.triggerUserOutboundEvent(event, promise: promise)
+            return
+        }
+        context.writeAndFlush(wrapOutboundOut(.head(HTTPResponse(status: .continue))), promise: promise)
     }
 
     private func opened(_ context: ChannelHandlerContext) {

@@ -82,14 +82,14 @@ public enum ClientJSON {
 
     /// `clients show --json`: the summary plus the profile fields, created_at and disabled_at.
     public static func detail(_ c: ClientRecord, _ t: Thresholds) -> JSONValue {
-        .object(summaryPairs(c, t) + [
-            ("first_name", .string(c.firstName)), ("last_name", .string(c.lastName)), ("email", .string(c.email)),
-            ("phone", .string(c.phone)), ("country", .string(c.country)), ("state", .string(c.state)),
-            ("city", .string(c.city)), ("zip", .string(c.zip)), ("address1", .string(c.address1)),
-            ("address2", .string(c.address2)), ("company", .string(c.company)), ("role", .string(c.role)),
+        .object(summaryPairs(c, t) + detailPairs(c))
+    }
+
+    static func detailPairs(_ c: ClientRecord) -> [(String, JSONValue)] {
+        ProfileField.allCases.map { ($0.rawValue, JSONValue.string(c[$0])) } + [
             ("created_at", .string(Timestamp.rfc3339(c.createdAt))),
             ("disabled_at", c.disabledAt.map { .string(Timestamp.rfc3339($0)) } ?? .null),
-        ])
+        ]
     }
 
     static func summaryPairs(_ c: ClientRecord, _ t: Thresholds) -> [(String, JSONValue)] {

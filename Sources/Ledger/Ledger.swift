@@ -63,9 +63,8 @@ public final class Ledger: @unchecked Sendable {
             try checkAccountsFree(codes, for: nil)
             let level = Meter(assigned: 0, used: 0).level(currentThresholds)
             let s = try store.statement("""
-                INSERT INTO clients (username, first_name, last_name, email, phone, country, state, city, zip,
-                    address1, address2, company, role, password_hash, status, plan, assigned, used, level,
-                    created_at, updated_at, disabled_at)
+                INSERT INTO clients (username, \(ProfileField.allCases.map(\.rawValue).joined(separator: ", ")),
+                    password_hash, status, plan, assigned, used, level, created_at, updated_at, disabled_at)
                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, 'active', ?15, 0, 0, ?16, ?17, ?17, NULL)
                 """, "inserting a client")
             defer { s.reset() }
@@ -115,8 +114,7 @@ public final class Ledger: @unchecked Sendable {
                 try insertAccounts(new.accounts, clientID: old.id)
             }
             let s = try store.statement("""
-                UPDATE clients SET first_name = ?2, last_name = ?3, email = ?4, phone = ?5, country = ?6, state = ?7,
-                    city = ?8, zip = ?9, address1 = ?10, address2 = ?11, company = ?12, role = ?13,
+                UPDATE clients SET \(Ledger.profileAssignments),
                     password_hash = coalesce(?14, password_hash), plan = ?15, updated_at = ?16
                 WHERE id = ?1
                 """, "updating a client")
@@ -254,21 +252,29 @@ public final class Ledger: @unchecked Sendable {
 
     // MARK: helpers shared by the extensions (call with the lock held)
 
-    static let clientColumns = """
-        id, username, first_name, last_name, email, phone, country, state, city, zip, address1, address2, company, \
-        role, status, plan, assigned, used, level, created_at, updated_at, disabled_at
-        """
+    /// The profile columns sit at 2...13, in `ProfileField` order.
+    static let clientColumns = "id, username, " + ProfileField.allCases.map(\.rawValue).joined(separator: ", ")
+        + ", status, plan, assigned, used, level, created_at, updated_at, disabled_at"
+
+    /// `first_name = ?2, …, role = ?13` for an UPDATE binding the fields as `bindFields` does.
+    static let profileAssignments = ProfileField.allCases.enumerated()
+        .map { "\($0.element.rawValue) = ?\($0.offset + 2)" }.joined(separator: ", ")
 
     /// Reads a row selected with `clientColumns`; accounts are filled in by the caller.
     static func readClient(_ s: Statement) -> ClientRecord {
-        ClientRecord(
-            id: s.int64(0), username: s.text(1), firstName: s.text(2), lastName: s.text(3), email: s.text(4),
-            phone: s.text(5), country: s.text(6), state: s.text(7), city: s.text(8), zip: s.text(9),
-            address1: s.text(10), address2: s.text(11), company: s.text(12), role: s.text(13),
-            // The table's CHECK constraints admit only known values; the fallbacks are never taken.
-            status: ClientStatus(rawValue: s.text(14)) ?? .active, accounts: [], plan: s.text(15),
-            meter: Meter(assigned: s.int64(16), used: s.int64(17)), level: Level(rawValue: s.text(18)) ?? .ok,
-            createdAt: s.int64(19), updatedAt: s.int64(20), disabledAt: s.optionalInt64(21))
+        var r = ClientRecord.empty
+        r.id = s.int64(0)
+        r.username = s.text(1)
+        for (i, field) in ProfileField.allCases.enumerated() { r[field] = s.text(Int32(2 + i)) }
+        // The table's CHECK constraints admit only known values; the fallbacks are never taken.
+        r.status = ClientStatus(rawValue: s.text(14)) ?? .active
+        r.plan = s.text(15)
+        r.meter = Meter(assigned: s.int64(16), used: s.int64(17))
+        r.level = Level(rawValue: s.text(18)) ?? .ok
+        r.createdAt = s.int64(19)
+        r.updatedAt = s.int64(20)
+        r.disabledAt = s.optionalInt64(21)
+        return r
     }
 
     func loadClient(username: String) throws(LedgerError) -> ClientRecord? {
@@ -439,18 +445,7 @@ extension ClientRecord {
     /// This record with every given (non-nil) field replaced.
     func merged(with f: ClientFields) -> ClientRecord {
         var r = self
-        if let v = f.firstName { r.firstName = v }
-        if let v = f.lastName { r.lastName = v }
-        if let v = f.email { r.email = v }
-        if let v = f.phone { r.phone = v }
-        if let v = f.country { r.country = v }
-        if let v = f.state { r.state = v }
-        if let v = f.city { r.city = v }
-        if let v = f.zip { r.zip = v }
-        if let v = f.address1 { r.address1 = v }
-        if let v = f.address2 { r.address2 = v }
-        if let v = f.company { r.company = v }
-        if let v = f.role { r.role = v }
+        for field in ProfileField.allCases { if let v = f[field] { r[field] = v } }
         return r
     }
 }

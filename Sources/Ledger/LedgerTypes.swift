@@ -22,11 +22,34 @@ public struct ClientFields: Sendable, Equatable {
 
     public init() {}
 
+    /// A field by its form name; setting nil marks it "not given".
+    public subscript(_ field: ProfileField) -> String? {
+        get { self[keyPath: field.paths.given] }
+        set { self[keyPath: field.paths.given] = newValue }
+    }
+
     /// Each field with its snake_case name, in form order, for events, diffs and the CLI.
-    var named: [(name: String, value: String?)] {
-        [("first_name", firstName), ("last_name", lastName), ("email", email), ("phone", phone),
-         ("country", country), ("state", state), ("city", city), ("zip", zip), ("address1", address1),
-         ("address2", address2), ("company", company), ("role", role)]
+    var named: [(name: String, value: String?)] { ProfileField.allCases.map { ($0.rawValue, self[$0]) } }
+}
+
+extension ProfileField {
+    /// Where the field lives in the two client shapes: the one place that ties the form's names to
+    /// Swift properties.
+    var paths: (given: WritableKeyPath<ClientFields, String?>, stored: WritableKeyPath<ClientRecord, String>) {
+        switch self {
+        case .firstName: (\.firstName, \.firstName)
+        case .lastName: (\.lastName, \.lastName)
+        case .email: (\.email, \.email)
+        case .phone: (\.phone, \.phone)
+        case .country: (\.country, \.country)
+        case .state: (\.state, \.state)
+        case .city: (\.city, \.city)
+        case .zip: (\.zip, \.zip)
+        case .address1: (\.address1, \.address1)
+        case .address2: (\.address2, \.address2)
+        case .company: (\.company, \.company)
+        case .role: (\.role, \.role)
+        }
     }
 }
 
@@ -57,12 +80,16 @@ public struct ClientRecord: Sendable, Equatable {
     public var updatedAt: Int64
     public var disabledAt: Int64?
 
+    /// A profile field by its form name.
+    public subscript(_ field: ProfileField) -> String {
+        get { self[keyPath: field.paths.stored] }
+        set { self[keyPath: field.paths.stored] = newValue }
+    }
+
     /// The profile fields as a fully given `ClientFields`.
     public var fields: ClientFields {
         var f = ClientFields()
-        f.firstName = firstName; f.lastName = lastName; f.email = email; f.phone = phone
-        f.country = country; f.state = state; f.city = city; f.zip = zip
-        f.address1 = address1; f.address2 = address2; f.company = company; f.role = role
+        for field in ProfileField.allCases { f[field] = self[field] }
         return f
     }
 }

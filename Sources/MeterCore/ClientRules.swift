@@ -79,3 +79,34 @@ public enum ClientRules {
         return nil
     }
 }
+
+/// The Create Client form's profile fields in form order, named as the API's JSON keys and the
+/// store's columns spell them: the one list the ledger, the CLI and the API walk.
+public enum ProfileField: String, CaseIterable, Sendable {
+    case firstName = "first_name", lastName = "last_name", email, phone, country, state, city, zip
+    case address1, address2, company, role
+
+    /// First name, last name and email must be given on create and may not be blanked on edit.
+    public var isRequired: Bool { self == .firstName || self == .lastName || self == .email }
+}
+
+extension ClientRules {
+    /// The form's rules that need no store, for `clients create|edit` and the admin API alike:
+    /// required fields given (on create) and not blank, other text fields at most 200 characters,
+    /// the email's shape, and each account code. `value` is nil for a field not given.
+    public static func profileViolations(creating: Bool, accounts: [String],
+                                         _ value: (ProfileField) -> String?) -> [Violation] {
+        var v: [Violation] = []
+        for field in ProfileField.allCases where field.isRequired {
+            let given = value(field)
+            guard creating || given != nil else { continue }
+            if let bad = requiredTextViolation(field: field.rawValue, given ?? "") { v.append(bad) }
+        }
+        for field in ProfileField.allCases where !field.isRequired {
+            if let given = value(field), given.count > 200 { v.append(.init(field: field.rawValue, rule: "must be at most 200 characters")) }
+        }
+        if let email = value(.email), !email.isEmpty, let bad = emailViolation(email) { v.append(bad) }
+        for code in accounts { if let bad = accountCodeViolation(code) { v.append(bad) } }
+        return v
+    }
+}

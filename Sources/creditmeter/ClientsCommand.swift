@@ -40,34 +40,33 @@ struct ClientsCommand: ParsableCommand {
         var accounts: [String] = []
         @Option(help: ArgumentHelp("Rate plan name.", valueName: "name")) var plan: String?
 
+        /// The flag that carries each form field; ArgumentParser needs one property per flag.
+        func value(_ field: ProfileField) -> String? {
+            switch field {
+            case .firstName: firstName
+            case .lastName: lastName
+            case .email: email
+            case .phone: phone
+            case .country: country
+            case .state: state
+            case .city: city
+            case .zip: zip
+            case .address1: address1
+            case .address2: address2
+            case .company: company
+            case .role: role
+            }
+        }
+
         var ledgerFields: ClientFields {
             var f = ClientFields()
-            f.firstName = firstName; f.lastName = lastName; f.email = email; f.phone = phone
-            f.country = country; f.state = state; f.city = city; f.zip = zip
-            f.address1 = address1; f.address2 = address2; f.company = company; f.role = role
+            for field in ProfileField.allCases { f[field] = value(field) }
             return f
         }
 
         /// The rules that do not need the store; the store enforces uniqueness.
         func violations(creating: Bool) -> [ClientRules.Violation] {
-            var v: [ClientRules.Violation] = []
-            if creating {
-                for (name, value) in [("first_name", firstName), ("last_name", lastName), ("email", email)] {
-                    if let bad = ClientRules.requiredTextViolation(field: name, value ?? "") { v.append(bad) }
-                }
-            } else {
-                for (name, value) in [("first_name", firstName), ("last_name", lastName), ("email", email)] {
-                    if let value, let bad = ClientRules.requiredTextViolation(field: name, value) { v.append(bad) }
-                }
-            }
-            for (name, value) in [("phone", phone), ("country", country), ("state", state), ("city", city),
-                                  ("zip", zip), ("address1", address1), ("address2", address2),
-                                  ("company", company), ("role", role)] {
-                if let value, value.count > 200 { v.append(.init(field: name, rule: "must be at most 200 characters")) }
-            }
-            if let email, !email.isEmpty, let bad = ClientRules.emailViolation(email) { v.append(bad) }
-            for code in accounts { if let bad = ClientRules.accountCodeViolation(code) { v.append(bad) } }
-            return v
+            ClientRules.profileViolations(creating: creating, accounts: accounts, value)
         }
     }
 
@@ -340,9 +339,8 @@ struct ClientsCommand: ParsableCommand {
                 + "  (\(c.meter.percentText)%, \(level.rawValue))",
             "  email: \(c.email)   plan: \(c.plan)   accounts: \(c.accounts.joined(separator: ", "))",
         ]
-        let extra = [("phone", c.phone), ("company", c.company), ("role", c.role), ("country", c.country),
-                     ("state", c.state), ("city", c.city), ("zip", c.zip), ("address1", c.address1),
-                     ("address2", c.address2)].filter { !$0.1.isEmpty }
+        let shown: [ProfileField] = [.phone, .company, .role, .country, .state, .city, .zip, .address1, .address2]
+        let extra = shown.map { ($0.rawValue, c[$0]) }.filter { !$0.1.isEmpty }
         if !extra.isEmpty { lines.append("  " + extra.map { "\($0.0): \($0.1)" }.joined(separator: "   ")) }
         if let d = c.disabledAt { lines.append("  disabled since \(rfc3339(d))") }
         Console.out(lines.joined(separator: "\n"))

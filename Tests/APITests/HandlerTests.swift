@@ -73,24 +73,27 @@ struct HandlerTests {
     }
 
     @Test("the body is read only for an authenticated admin write; the rest is decided from the head")
-    func bodyUseFromTheHead() throws {
+    func bodyUseFromTheHead() async throws {
         let s = try Store()
         let h = try s.handler()
-        func use(_ m: String, _ path: String, _ auth: String? = nil, _ handler: APIHandler? = nil) -> String {
-            switch (handler ?? h).bodyUse(APIRequest(method: m, path: path, authorization: auth)) {
-            case .read: return "read"
-            case .ignore: return "ignore"
-            case .refuse(let r): return "refuse \(r.status)"
-            }
+        /// "read" when the handler took the body, else "refuse <status>" or "ignore" (answered without it).
+        func use(_ m: String, _ path: String, _ auth: String? = nil, _ handler: APIHandler? = nil) async -> String {
+            let touched = Flag()
+            let r = await (handler ?? h).call(m, path, body: "{}", authorization: auth, watched: touched)
+            if touched.isSet { return "read" }
+            return [401, 403].contains(r.status) ? "refuse \(r.status)" : "ignore"
         }
-        #expect(use("POST", "/v1/clients") == "refuse 401")
-        #expect(use("POST", "/v1/clients/alice/recharge", "Bearer wrong-token-0123456789") == "refuse 401")
-        #expect(use("PATCH", "/v1/clients/alice/", "bearer \(token)") == "read")
-        #expect(use("POST", "/v1/clients", "Bearer \(token)") == "read")
-        #expect(use("POST", "/v1/clients", "Bearer \(token)", try s.handler(token: nil)) == "refuse 403")
-        #expect(use("GET", "/v1/clients") == "ignore") // answered 401 by the handler, no body involved
-        #expect(use("POST", "/v1/authorize") == "ignore")
-        #expect(use("POST", "/v1/me") == "ignore")
+        #expect(await use("POST", "/v1/clients") == "refuse 401")
+        #expect(await use("POST", "/v1/clients/alice/recharge", "Bearer wrong-token-0123456789") == "refuse 401")
+        #expect(await use("PATCH", "/v1/clients/alice/", "bearer \(token)") == "read")
+        #expect(await use("POST", "/v1/clients", "Bearer \(token)") == "read")
+        #expect(await use("POST", "/v1/clients", "Bearer \(token)", try s.handler(token: nil)) == "refuse 403")
+        #expect(await use("GET", "/v1/clients") == "refuse 401") // answered from the head, no body involved
+        #expect(await use("POST", "/v1/authorize") == "ignore")
+        #expect(await use("POST", "/v1/me") == "ignore")
+        // An answer that left a body unread closes the connection.
+        let refused = await h.call("POST", "/v1/clients", body: "{}")
+        #expect(refused.headers.contains { $0.0 == "Connection" && $0.1 == "close" })
     }
 
     @Test("create enforces every client rule, as the CLI does")

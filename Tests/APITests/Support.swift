@@ -1,5 +1,7 @@
 @testable import API
 import Foundation
+import HTTPTypes
+import Hummingbird
 import Ledger
 import Logging
 import MeterConfig
@@ -121,15 +123,79 @@ enum Oracle {
     }
 }
 
+/// An answer as the tests read it: status, headers and body, taken from the router's `Response`.
+struct APIResponse: Sendable {
+    var status: Int
+    var contentType: String
+    var headers: [(String, String)]
+    var body: [UInt8]
+    var text: String { String(decoding: body, as: UTF8.self) }
+}
+
+/// Collects what a `ResponseBody` writes.
+final class BodySink: @unchecked Sendable {
+    var bytes: [UInt8] = []
+}
+
+struct CollectingWriter: ResponseBodyWriter {
+    let sink: BodySink
+    mutating func write(_ buffer: ByteBuffer) async throws { sink.bytes += Array(buffer.readableBytesView) }
+    consuming func finish(_ trailingHeaders: HTTPFields?) async throws {}
+}
+
+/// A request body that records whether anyone iterated it.
+struct WatchedBody: AsyncSequence, Sendable {
+    typealias Element = ByteBuffer
+    let bytes: [UInt8]
+    let touched: Flag
+
+    struct AsyncIterator: AsyncIteratorProtocol {
+        var pending: [UInt8]?
+        let touched: Flag
+        mutating func next() async throws -> ByteBuffer? {
+            touched.value.withLock { $0 = true }
+            defer { pending = nil }
+            return pending.map { ByteBuffer(bytes: $0) }
+        }
+    }
+
+    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(pending: bytes, touched: touched) }
+}
+
+/// Whether a body was read.
+final class Flag: Sendable {
+    let value = Mutex<Bool>(false)
+    var isSet: Bool { value.withLock { $0 } }
+}
+
 extension APIHandler {
+    /// Runs one request through the router in process, as the server would, without a socket.
     func call(_ method: String, _ target: String, token: String? = nil, basic: (String, String)? = nil,
-              body: String? = nil, idempotencyKey: String? = nil) async -> APIResponse {
-        var auth: String?
-        if let token { auth = "Bearer \(token)" }
-        if let (u, p) = basic { auth = "Basic " + Data("\(u):\(p)".utf8).base64EncodedString() }
-        var r = APIRequest(method, target, authorization: auth, body: body)
-        r.idempotencyKey = idempotencyKey
-        return await handle(r)
+              body: String? = nil, idempotencyKey: String? = nil, authorization: String? = nil,
+              watched: Flag? = nil) async -> APIResponse {
+        var fields = HTTPFields()
+        if let token { fields[.authorization] = "Bearer \(token)" }
+        if let (u, p) = basic { fields[.authorization] = "Basic " + Data("\(u):\(p)".utf8).base64EncodedString() }
+        if let authorization { fields[.authorization] = authorization }
+        if let idempotencyKey, let name = HTTPField.Name("Idempotency-Key") { fields[name] = idempotencyKey }
+        let bytes = Array((body ?? "").utf8)
+        if !bytes.isEmpty { fields[.contentLength] = String(bytes.count) }
+        let head = HTTPRequest(method: HTTPRequest.Method(method) ?? .get, scheme: "http", authority: "127.0.0.1",
+                               path: target, headerFields: fields)
+        let requestBody = watched.map { RequestBody(asyncSequence: WatchedBody(bytes: bytes, touched: $0)) }
+            ?? RequestBody(buffer: ByteBuffer(bytes: bytes))
+        let request = Request(head: head, body: requestBody)
+        let context = APIContext(logger: Logger(label: "test"))
+        do {
+            let response = try await makeRouter().buildResponder().respond(to: request, context: context)
+            let sink = BodySink()
+            try await response.body.write(CollectingWriter(sink: sink))
+            let headers = response.headers.map { ($0.name.rawName, $0.value) }
+            return APIResponse(status: response.status.code, contentType: response.headers[.contentType] ?? "",
+                               headers: headers, body: sink.bytes)
+        } catch {
+            return APIResponse(status: 0, contentType: "", headers: [], body: Array("\(error)".utf8))
+        }
     }
 }
 

@@ -5,6 +5,22 @@ import MeterCore
 @testable import Ledger
 
 @Suite struct ClientTests {
+    @Test("each profile field is stored in its own column and read back under its own name")
+    func everyProfileFieldRoundTrips() throws {
+        let t = try TempLedger()
+        defer { t.cleanup() }
+        var f = ClientFields()
+        for field in ProfileField.allCases { f[field] = field == .email ? "x@example.com" : "v-\(field.rawValue)" }
+        #expect(f.firstName == "v-first_name" && f.role == "v-role" && f.address2 == "v-address2")
+        let c = try t.ledger.createClient(username: "all", fields: f, accounts: [], plan: "default", passwordHash: fakeHash, now: 1)
+        let back = try #require(try t.ledger.client(username: "all"))
+        for field in ProfileField.allCases {
+            #expect(back[field] == f[field], "\(field.rawValue)")
+            #expect(c.fields[field] == f[field], "\(field.rawValue)")
+        }
+        #expect(back.lastName == "v-last_name" && back.zip == "v-zip" && back.company == "v-company")
+    }
+
     @Test func createShowList() throws {
         let t = try TempLedger()
         defer { t.cleanup() }
