@@ -236,5 +236,13 @@ enum Schema {
                 last_at INTEGER NOT NULL
             ) STRICT;
             """),
+        // Rating in time: the moment that chose each charge's rate row (its answer time) and the row or rows
+        // that priced it, with their validity, as JSON; NULL for charges made before this version (a rerate
+        // then takes started_at as the moment). The index is what a rerate's range reads.
+        Migration(version: 6, name: "usage_priced_by", sql: """
+            ALTER TABLE usage ADD COLUMN answered_at INTEGER;
+            ALTER TABLE usage ADD COLUMN priced_by TEXT;
+            CREATE INDEX usage_answered ON usage (answered_at) WHERE answered_at IS NOT NULL;
+            """),
     ]
 }
