@@ -216,44 +216,54 @@ struct DeckParser {
 
     /// The window and date columns of a row; a row without them applies always.
     func window(_ fields: [Field], line: Int, layout: Layout) throws(RateDeckError) -> RateWindow {
-        func value(_ w: Int) -> String {
-            guard let k = layout.window[w], k < fields.count else { return "" }
-            // A quoted value keeps its inner blanks; a list such as "sat, sun" may have them.
-            var v = Substring(text(fields[k]))
-            while let c = v.first, c == " " || c == "\t" { v = v.dropFirst() }
-            while let c = v.last, c == " " || c == "\t" { v = v.dropLast() }
-            return String(v)
+        // Bytes of each window column, blanks trimmed (a quoted list such as "sat, sun" may have them).
+        func value(_ w: Int) throws(RateDeckError) -> UnsafeBufferPointer<UInt8> {
+            guard let k = layout.window[w], k < fields.count else { return UnsafeBufferPointer(start: nil, count: 0) }
+            var f = fields[k]
+            if f.escaped { throw fail(line, RateDeck.windowColumns[w], "must not contain a quote") }
+            while f.start < f.end, isBlank(buf[f.start]) { f.start += 1 }
+            while f.end > f.start, isBlank(buf[f.end - 1]) { f.end -= 1 }
+            return UnsafeBufferPointer(rebasing: buf[f.start ..< f.end])
         }
         func parsed<T>(_ column: String, _ body: () throws(WindowTextError) -> T) throws(RateDeckError) -> T {
             do { return try body() } catch { throw fail(line, column, error.message) }
         }
+        let days = try value(0), from = try value(1), to = try value(2), since = try value(3), until = try value(4)
         var w = RateWindow.always
-        let days = value(0), from = value(1), to = value(2), since = value(3), until = value(4)
-        w.weekdays = try parsed("weekdays") { () throws(WindowTextError) in try WindowText.weekdays(days) }
-        if !from.isEmpty { w.timeFrom = try parsed("time_from") { () throws(WindowTextError) in try WindowText.timeOfDay(from, allowEnd: false) } }
-        if !to.isEmpty { w.timeTo = try parsed("time_to") { () throws(WindowTextError) in try WindowText.timeOfDay(to, allowEnd: true) } }
+        if days.isEmpty && from.isEmpty && to.isEmpty && since.isEmpty && until.isEmpty { return w }
+        if !days.isEmpty {
+            let (mask, spelled) = try parsed("weekdays") { () throws(WindowTextError) in try WindowText.weekdays(days) }
+            w.weekdays = mask
+            w.spelled.weekdays = spelled
+        }
+        if !from.isEmpty {
+            w.timeFrom = try parsed("time_from") { () throws(WindowTextError) in try WindowText.timeOfDay(from, allowEnd: false) }
+            w.spelled.timeFrom = String(decoding: from, as: UTF8.self)
+        }
+        if !to.isEmpty {
+            w.timeTo = try parsed("time_to") { () throws(WindowTextError) in try WindowText.timeOfDay(to, allowEnd: true) }
+            w.spelled.timeTo = String(decoding: to, as: UTF8.self)
+        }
         guard w.timeFrom < w.timeTo else {
-            throw fail(line, "time_to", "must be later than time_from (\(from.isEmpty ? "00:00" : from)); a window does not wrap past midnight: write two rows")
+            throw fail(line, "time_to", "must be later than time_from (\(from.isEmpty ? "00:00" : w.spelled.timeFrom));"
+                + " a window does not wrap past midnight: write two rows")
         }
         var sinceLocal: Int64?, untilLocal: Int64?
         if !since.isEmpty {
             let l = try parsed("effective_from") { () throws(WindowTextError) in try WindowText.localDate(since) }
             sinceLocal = l
             w.effectiveFrom = zone.firstInstant(atOrAfterLocal: l)
+            w.spelled.effectiveFrom = String(decoding: since, as: UTF8.self)
         }
         if !until.isEmpty {
             let l = try parsed("effective_until") { () throws(WindowTextError) in try WindowText.localDate(until) }
             untilLocal = l
             w.effectiveUntil = zone.firstInstant(atOrAfterLocal: l)
+            w.spelled.effectiveUntil = String(decoding: until, as: UTF8.self)
         }
         if let a = sinceLocal, let b = untilLocal, a >= b {
-            throw fail(line, "effective_until", "must be later than effective_from (\(since))")
+            throw fail(line, "effective_until", "must be later than effective_from (\(w.spelled.effectiveFrom))")
         }
-        w.spelled.weekdays = days.lowercased().filter { $0 != " " && $0 != "\t" }
-        w.spelled.timeFrom = from
-        w.spelled.timeTo = to
-        w.spelled.effectiveFrom = since
-        w.spelled.effectiveUntil = until
         return w
     }
 

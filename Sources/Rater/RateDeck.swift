@@ -118,11 +118,13 @@ public struct RateDeck: Sendable {
             entries[k].row.prefix = String(decoding: entries[k].key, as: UTF8.self)
             entries[k].row.line = entries[k].line
         }
-        // Ties keep file order so a duplicate is reported at its later line.
-        entries.sort { a, b in
-            let c = Self.compare(a.key, b.key)
-            return c != 0 ? c < 0 : a.line < b.line
+        // Ties keep file order so a duplicate is reported at its later line. Indices are sorted, not the
+        // entries: an entry holds a row's strings, and moving it costs retains a 300,000-row deck feels.
+        let order = entries.indices.sorted { a, b in
+            let c = entries.withUnsafeBufferPointer { e in Self.compare(e[a].key, e[b].key) }
+            return c != 0 ? c < 0 : entries[a].line < entries[b].line
         }
+        entries = order.map { entries[$0] }
         var bytes: [UInt8] = []
         var starts: [Int] = [0]
         var groups: [Int] = []

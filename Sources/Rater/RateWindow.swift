@@ -103,51 +103,69 @@ struct WindowTextError: Error {
 
 /// Parsing of the window columns' text.
 enum WindowText {
-    /// `mon-fri`, `sat,sun`, `mon,wed-fri`, `fri-mon` (ranges wrap); empty is every day.
-    static func weekdays(_ text: String) throws(WindowTextError) -> UInt8 {
-        let s = text.lowercased().filter { $0 != " " && $0 != "\t" }
-        if s.isEmpty { return RateWindow.allDays }
-        var mask: UInt8 = 0
-        for item in s.split(separator: ",", omittingEmptySubsequences: false) {
-            let ends = item.split(separator: "-", omittingEmptySubsequences: false)
-            guard ends.count == 1 || ends.count == 2 else {
-                throw WindowTextError("\"\(item)\" is not a day or a range of days such as mon-fri")
-            }
-            var idx: [Int] = []
-            for e in ends {
-                guard let d = RateWindow.dayNames.firstIndex(of: String(e)) else {
-                    throw WindowTextError("unknown day \"\(e)\" (expected mon, tue, wed, thu, fri, sat or sun; ranges such as mon-fri)")
+    /// `mon-fri`, `sat,sun`, `mon,wed-fri`, `fri-mon` (ranges wrap), any case, blanks ignored: the mask
+    /// and the list as shown (lower case, no blanks). Bytes, not Strings: a big deck has one per row.
+    static func weekdays(_ b: UnsafeBufferPointer<UInt8>) throws(WindowTextError) -> (UInt8, String) {
+        var norm: [UInt8] = []
+        norm.reserveCapacity(b.count)
+        for c in b where c != 0x20 && c != 0x09 { norm.append(c >= 0x41 && c <= 0x5A ? c + 0x20 : c) }
+        let shown = String(decoding: norm, as: UTF8.self)
+        if norm.isEmpty { return (RateWindow.allDays, "") }
+        func day(_ from: Int, _ to: Int) throws(WindowTextError) -> Int {
+            if to - from == 3 {
+                for (k, name) in dayBytes.enumerated() where norm[from] == name.0 && norm[from + 1] == name.1 && norm[from + 2] == name.2 {
+                    return k
                 }
-                idx.append(d)
             }
-            var d = idx[0]
-            let last = idx[idx.count - 1]
+            throw WindowTextError("unknown day \"\(String(decoding: norm[from ..< to], as: UTF8.self))\" (expected mon, tue, wed, thu, fri, sat or sun; ranges such as mon-fri)")
+        }
+        var mask: UInt8 = 0
+        var start = 0
+        while start <= norm.count {
+            var end = start
+            while end < norm.count, norm[end] != UInt8(ascii: ",") { end += 1 }
+            var dash = start
+            while dash < end, norm[dash] != UInt8(ascii: "-") { dash += 1 }
+            let first: Int, last: Int
+            if dash == end {
+                first = try day(start, end); last = first
+            } else {
+                if norm[(dash + 1) ..< end].contains(UInt8(ascii: "-")) {
+                    throw WindowTextError("\"\(String(decoding: norm[start ..< end], as: UTF8.self))\" is not a day or a range of days such as mon-fri")
+                }
+                first = try day(start, dash); last = try day(dash + 1, end)
+            }
+            var d = first
             while true {
                 mask |= 1 << UInt8(d)
                 if d == last { break }
                 d = (d + 1) % 7
             }
+            start = end + 1
         }
-        return mask
+        return (mask, shown)
+    }
+
+    private static let dayBytes: [(UInt8, UInt8, UInt8)] = RateWindow.dayNames.map {
+        let u = Array($0.utf8)
+        return (u[0], u[1], u[2])
     }
 
     /// `HH:MM` as seconds after midnight; `24:00` only when `allowEnd`.
-    static func timeOfDay(_ text: String, allowEnd: Bool) throws(WindowTextError) -> Int64 {
-        let b = Array(text.utf8)
+    static func timeOfDay(_ b: UnsafeBufferPointer<UInt8>, allowEnd: Bool) throws(WindowTextError) -> Int64 {
         func digits(_ i: Int) -> Int64? {
             guard b[i] >= 0x30, b[i] <= 0x39, b[i + 1] >= 0x30, b[i + 1] <= 0x39 else { return nil }
             return Int64(b[i] - 0x30) * 10 + Int64(b[i + 1] - 0x30)
         }
         guard b.count == 5, b[2] == UInt8(ascii: ":"), let h = digits(0), let m = digits(3), m <= 59,
               h <= 23 || (allowEnd && h == 24 && m == 0) else {
-            throw WindowTextError("\"\(text)\" is not a time of day HH:MM (00:00 to \(allowEnd ? "24:00" : "23:59"))")
+            throw WindowTextError("\"\(String(decoding: b, as: UTF8.self))\" is not a time of day HH:MM (00:00 to \(allowEnd ? "24:00" : "23:59"))")
         }
         return h * 3600 + m * 60
     }
 
     /// `YYYY-MM-DD` or `YYYY-MM-DDTHH:MM` as wall-clock seconds ("as if local were UTC").
-    static func localDate(_ text: String) throws(WindowTextError) -> Int64 {
-        let b = Array(text.utf8)
+    static func localDate(_ b: UnsafeBufferPointer<UInt8>) throws(WindowTextError) -> Int64 {
         func num(_ i: Int, _ n: Int) -> Int64? {
             var v: Int64 = 0
             for k in i ..< i + n {
@@ -156,14 +174,16 @@ enum WindowText {
             }
             return v
         }
-        let bad = WindowTextError("\"\(text)\" is not a date YYYY-MM-DD or a date and time YYYY-MM-DDTHH:MM")
+        func bad() -> WindowTextError {
+            WindowTextError("\"\(String(decoding: b, as: UTF8.self))\" is not a date YYYY-MM-DD or a date and time YYYY-MM-DDTHH:MM")
+        }
         guard b.count == 10 || b.count == 16, b[4] == UInt8(ascii: "-"), b[7] == UInt8(ascii: "-"),
               let y = num(0, 4), let mo = num(5, 2), let d = num(8, 2),
-              y >= 1970, mo >= 1, mo <= 12, d >= 1, d <= CivilTime.daysInMonth(y, mo) else { throw bad }
+              y >= 1970, mo >= 1, mo <= 12, d >= 1, d <= CivilTime.daysInMonth(y, mo) else { throw bad() }
         var sec: Int64 = 0
         if b.count == 16 {
             guard b[10] == UInt8(ascii: "T") || b[10] == UInt8(ascii: " "), b[13] == UInt8(ascii: ":"),
-                  let h = num(11, 2), let m = num(14, 2), h <= 23, m <= 59 else { throw bad }
+                  let h = num(11, 2), let m = num(14, 2), h <= 23, m <= 59 else { throw bad() }
             sec = h * 3600 + m * 60
         }
         return CivilTime.daysFromCivil(y, mo, d) * 86_400 + sec
