@@ -152,3 +152,30 @@ import Testing
         }
     }
 }
+
+@Suite struct RerateCLITests {
+    @Test func usageErrorsAndHelp() throws {
+        let h = try Harness()
+        #expect(try h.createClient("alice").status == 0)
+        let noReason = try h.run(["clients", "adjust", "alice", "-5"])
+        #expect(noReason.status == 64 && noReason.stderr.contains("--reason"))
+        let below = try h.run(["clients", "adjust", "alice", "-5", "--reason", "take back"])
+        #expect(below.status == 65 && below.stderr.contains("below zero"), "\(below.stderr)")
+        let badDate = try h.run(["rerate", "--from", "2026-13-01", "--to", "2026-04-01"])
+        #expect(badDate.status == 64 && badDate.stderr.contains("--from: '2026-13-01' is not a date"))
+        let backwards = try h.run(["rerate", "--from", "2026-04-01", "--to", "2026-03-01"])
+        #expect(backwards.status == 64 && backwards.stderr.contains("--to must be later than --from"))
+        let both = try h.run(["clients", "statement", "alice", "--json", "--csv"])
+        #expect(both.status == 64)
+        for cmd in [["rerate"], ["clients", "adjust"], ["clients", "statement"]] {
+            let help = try h.run(cmd + ["--help"], config: false)
+            #expect(help.status == 0 && help.stdout.contains("Example"), "\(cmd)")
+        }
+        try h.ok(["clients", "recharge", "alice", "20"])
+        try h.ok(["clients", "adjust", "alice", "-12.5", "--reason", "recharge booked twice", "--key", "k"])
+        let csv = try h.ok(["clients", "statement", "alice", "--csv"]).split(separator: "\n")
+        #expect(csv.first == "kind,at,amount,available,destination,billsec,answered_at,old_cost,new_cost,reason,key,priced_by")
+        #expect(csv.last?.hasPrefix("adjustment,") == true && csv.last?.contains(",-12.5,7.5,") == true)
+        #expect(csv.last?.contains("recharge booked twice,k,") == true)
+    }
+}
