@@ -311,7 +311,7 @@ public struct EndpointConfig: Sendable, Equatable {
         "balance.updated",
         "credit.low", "credit.critical", "credit.exhausted", "credit.recovered",
         "client.created", "client.updated", "client.recharged", "client.disabled", "client.enabled",
-        "client.purged",
+        "client.purged", "client.adjusted", "client.rerated",
     ]
 
     /// True when one of `events` matches `type`.

@@ -42,7 +42,7 @@ extension RateDeck {
         let c = Rating.chargedSeconds(billsec: billsec, initial: row.initialIncrement, subsequent: row.subsequentIncrement)
         var parts: [PricedPart] = []
         var failed = false
-        walk(destination, from: answeredAt, first: start, limit: c) { r, seconds in
+        walk(destination, from: answeredAt, limit: c) { r, seconds in
             guard let r else { failed = true; return false }
             parts.append(PricedPart(row: rows[r], seconds: seconds, cost: Rating.timedCost(rows[r], seconds)))
             return true
@@ -68,13 +68,19 @@ extension RateDeck {
     /// (nil for seconds no row covers, which ends the walk) and its length in seconds. `body` returns
     /// false to stop. Between two changes of any window of the destination's prefixes, nothing about the
     /// selection can change, so the walk steps from change to change rather than second by second.
-    func walk(_ destination: UnsafeBufferPointer<UInt8>, from t0: Int64, first: WallClock, limit: Int64,
-              _ body: (Int?, Int64) -> Bool) {
-        var groups: [Int] = []
-        forEachGroup(matching: destination) { groups.append($0); return true }
+    func walk(_ destination: UnsafeBufferPointer<UInt8>, from t0: Int64, limit: Int64, _ body: (Int?, Int64) -> Bool) {
+        // The destination's prefixes, longest first: at most one group per byte of it, plus the catch-all.
+        withUnsafeTemporaryAllocation(of: Int.self, capacity: min(destination.count, maxKeyLength) + 1) { buffer in
+            var n = 0
+            forEachGroup(matching: destination) { buffer[n] = $0; n += 1; return true }
+            walk(groups: UnsafeBufferPointer(rebasing: buffer[..<n]), from: t0, limit: limit, body)
+        }
+    }
+
+    private func walk(groups: UnsafeBufferPointer<Int>, from t0: Int64, limit: Int64, _ body: (Int?, Int64) -> Bool) {
         let end = Int64(clamping: Int128(t0) + Int128(limit))
         var t = t0
-        var clock = first
+        var clock = WallClock(t0, zone: zone, stable: true)
         var current: Int?
         var partStart = t0
         while t < end {
@@ -96,7 +102,7 @@ extension RateDeck {
             }
             guard selected != nil else { _ = body(nil, 0); return }
             t = min(next, end)
-            if t < end { clock = WallClock(t, zone: zone) }
+            if t < end { clock = WallClock(t, zone: zone, stable: true) }
         }
         _ = body(current, end - partStart)
     }
@@ -123,7 +129,7 @@ extension RateDeck {
             // Past cap + i + s charged seconds the rounding below lands at or above cap anyway.
             let horizon = Int64(clamping: Int128(max(cap, firstCharge)) + Int128(i) + Int128(s))
             var affordable: Int64 = 0
-            walk(d, from: now, first: start, limit: horizon) { r, seconds in
+            walk(d, from: now, limit: horizon) { r, seconds in
                 guard let r else { return false }
                 let rate = Int128(max(rows[r].ratePerMinute, 0))
                 let whole = (rate * Int128(seconds) + 59) / 60
@@ -149,28 +155,41 @@ extension Priced {
     /// when there is one, and the row's window and date columns that are not empty, as the deck wrote them.
     /// Usage rows keep it so statements can show it and a rerate can be compared against it.
     public var pricedBy: String {
-        var out = "["
-        for (k, p) in parts.enumerated() {
-            if k > 0 { out += "," }
-            out += "{\"prefix\":\"" + Self.escaped(p.row.prefix) + "\",\"line\":\(p.row.line)"
-            out += ",\"rate\":\"" + Money.format(p.row.ratePerMinute) + "\""
-            if k == 0, p.row.connectFee != 0 { out += ",\"connect_fee\":\"" + Money.format(p.row.connectFee) + "\"" }
-            out += ",\"seconds\":\(p.seconds),\"cost\":\"" + Money.format(p.cost) + "\""
-            let w = p.row.window.spelled
-            for (name, value) in [("weekdays", w.weekdays), ("time_from", w.timeFrom), ("time_to", w.timeTo),
-                                  ("effective_from", w.effectiveFrom), ("effective_until", w.effectiveUntil)] where !value.isEmpty {
-                out += ",\"" + name + "\":\"" + Self.escaped(value) + "\""
+        // Built as bytes: every charge gets one, so String appends would be felt on a replay.
+        var out: [UInt8] = []
+        out.reserveCapacity(96 * parts.count)
+        func put(_ s: String) { out.append(contentsOf: s.utf8) }
+        func quoted(_ s: String) {
+            out.append(0x22)
+            // Prefixes are printable ASCII without quotes, so only a backslash needs escaping.
+            if s.utf8.contains(0x5C) {
+                for b in s.utf8 {
+                    if b == 0x5C { out.append(0x5C) }
+                    out.append(b)
+                }
+            } else {
+                out.append(contentsOf: s.utf8)
             }
-            out += "}"
+            out.append(0x22)
         }
-        return out + "]"
-    }
-
-    /// Prefixes are printable ASCII without quotes, so only a backslash needs escaping.
-    private static func escaped(_ s: String) -> String {
-        guard s.contains("\\") else { return s }
-        var out = ""
-        for c in s { out += c == "\\" ? "\\\\" : String(c) }
-        return out
+        out.append(UInt8(ascii: "["))
+        for (k, p) in parts.enumerated() {
+            if k > 0 { out.append(UInt8(ascii: ",")) }
+            put("{\"prefix\":"); quoted(p.row.prefix)
+            put(",\"line\":"); put(String(p.row.line))
+            put(",\"rate\":"); quoted(p.row.rateText)
+            if k == 0, p.row.connectFee != 0 { put(",\"connect_fee\":"); quoted(p.row.feeText) }
+            put(",\"seconds\":"); put(String(p.seconds))
+            put(",\"cost\":"); quoted(Money.format(p.cost))
+            let w = p.row.window.spelled
+            if !w.weekdays.isEmpty { put(",\"weekdays\":"); quoted(w.weekdays) }
+            if !w.timeFrom.isEmpty { put(",\"time_from\":"); quoted(w.timeFrom) }
+            if !w.timeTo.isEmpty { put(",\"time_to\":"); quoted(w.timeTo) }
+            if !w.effectiveFrom.isEmpty { put(",\"effective_from\":"); quoted(w.effectiveFrom) }
+            if !w.effectiveUntil.isEmpty { put(",\"effective_until\":"); quoted(w.effectiveUntil) }
+            out.append(UInt8(ascii: "}"))
+        }
+        out.append(UInt8(ascii: "]"))
+        return String(decoding: out, as: UTF8.self)
     }
 }

@@ -9,8 +9,11 @@ import Darwin
 public struct RateRow: Sendable, Equatable {
     /// Normalised prefix: one leading `+` removed, and the catch-all `*` stored as "".
     public var prefix: String
-    public var ratePerMinute: Int64
-    public var connectFee: Int64
+    public var ratePerMinute: Int64 { didSet { rateText = Money.format(ratePerMinute) } }
+    public var connectFee: Int64 { didSet { feeText = Money.format(connectFee) } }
+    /// The amounts as decimal strings, formatted once: every charge's `pricedBy` shows them.
+    public private(set) var rateText: String
+    public private(set) var feeText: String
     public var initialIncrement: Int64
     public var subsequentIncrement: Int64
     public var description: String
@@ -27,6 +30,8 @@ public struct RateRow: Sendable, Equatable {
         self.prefix = prefix
         self.ratePerMinute = ratePerMinute
         self.connectFee = connectFee
+        self.rateText = Money.format(ratePerMinute)
+        self.feeText = Money.format(connectFee)
         self.initialIncrement = initialIncrement
         self.subsequentIncrement = subsequentIncrement
         self.description = description
@@ -85,7 +90,7 @@ public struct RateDeck: Sendable {
     /// Open addressing: group index + 1 per slot, 0 for empty; the count is a power of two at least
     /// twice the groups.
     private let slots: [Int32]
-    private let maxKeyLength: Int
+    let maxKeyLength: Int
     /// `[[plan]] timezone`: the zone windows and dates are read in.
     public let zone: ZoneTable
     /// `[[plan]] split`: a call crossing a window boundary is priced in parts.
@@ -193,7 +198,7 @@ public struct RateDeck: Sendable {
         var t = lo == Int64.min ? (hi == Int64.max ? 1_767_225_600 : hi - 8 * 86_400) : lo
         let end = min(hi, t + 8 * 86_400)
         while t < end {
-            let c = WallClock(t, zone: zone)
+            let c = WallClock(t, zone: zone, stable: true)
             if a.applies(c) && b.applies(c) { return t }
             t = min(c.stableUntil, a.nextChange(after: c), b.nextChange(after: c))
         }

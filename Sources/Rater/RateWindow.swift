@@ -76,7 +76,8 @@ public struct WallClock: Sendable, Equatable {
     /// when no change is known.
     var offsetUntil: Int64
 
-    public init(_ t: Int64, zone: ZoneTable) {
+    /// `stable`: also find when the offset next changes (`stableUntil` needs it; a lookup at one moment does not).
+    public init(_ t: Int64, zone: ZoneTable, stable: Bool = false) {
         let local = t &+ zone.offset(atUTC: t)
         let days = local >= 0 ? local / 86_400 : -((-local + 86_399) / 86_400)
         instant = t
@@ -84,11 +85,11 @@ public struct WallClock: Sendable, Equatable {
         // 1970-01-01 was a Thursday (3 days after a Monday).
         let w = (days + 3) % 7
         weekday = Int(w < 0 ? w + 7 : w)
-        offsetUntil = zone.nextTransition(after: t) ?? Int64.max
+        offsetUntil = stable ? zone.nextTransition(after: t) ?? Int64.max : Int64.min
     }
 
     /// The next local midnight or change of offset, whichever comes first: the windows' day and time
-    /// advance with the instant until then.
+    /// advance with the instant until then. Only for a clock made with `stable`.
     var stableUntil: Int64 {
         let (midnight, o) = instant.addingReportingOverflow(86_400 - secondOfDay)
         return min(o ? Int64.max : midnight, offsetUntil)

@@ -236,6 +236,27 @@ import MeterCore
         #expect(s.pricedBy == #"[{"prefix":"44","line":2,"rate":"0.6","connect_fee":"0.01","seconds":1,"cost":"0.01","weekdays":"mon-fri","time_from":"08:00","time_to":"18:00"},{"prefix":"44","line":3,"rate":"0.06","seconds":59,"cost":"0.059","weekdays":"mon-fri","time_from":"18:00","time_to":"24:00"}]"#)
     }
 
+    /// The peak/off-peak example and its worked split case, as docs/rating.md and the README print them.
+    @Test func theDocumentedExample() throws {
+        let csv = """
+            prefix,rate_per_minute,connect_fee,initial_increment,subsequent_increment,weekdays,time_from,time_to,description
+            44,0.06,0,60,60,mon-fri,08:00,18:00,UK peak
+            44,0.02,0,60,60,mon-fri,18:00,24:00,UK evening
+            44,0.02,0,60,60,mon-fri,00:00,08:00,UK night
+            44,0.01,0,60,60,"sat,sun",,,UK weekend
+            *,0.10,0,60,60,,,,everything else
+
+            """
+        let at = Self.utc(2026, 1, 5, 17, 59, 59)
+        let split = try RateDeck.parse(Array(csv.utf8), file: "rates.csv", zone: .utc, split: true)
+        let p = try #require(split.price("4420", billsec: 30, answeredAt: at))
+        #expect(p.cost == 20_667)
+        #expect(p.pricedBy == #"[{"prefix":"44","line":2,"rate":"0.06","seconds":1,"cost":"0.001","weekdays":"mon-fri","time_from":"08:00","time_to":"18:00"},{"prefix":"44","line":3,"rate":"0.02","seconds":59,"cost":"0.019667","weekdays":"mon-fri","time_from":"18:00","time_to":"24:00"}]"#)
+        let plain = try RateDeck.parse(Array(csv.utf8), file: "rates.csv", zone: .utc)
+        #expect(plain.price("4420", billsec: 30, answeredAt: at)?.cost == 60_000)
+        #expect(plain.price("4420", billsec: 30, answeredAt: at + 1)?.cost == 20_000)
+    }
+
     // MARK: authorize
 
     @Test func maxSecondsStaysExactAcrossADearerWindow() throws {
