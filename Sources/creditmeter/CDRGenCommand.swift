@@ -14,8 +14,10 @@ struct CDRGenCommand: ParsableCommand {
           creditmeter cdrgen --format asterisk-csv --count 100000 \\
               --clients 1000 --seed 7 > Master.csv
           creditmeter cdrgen --format freeswitch-csv --count 500 -o fs.csv
-          creditmeter cdrgen --format asterisk-csv --count 20000 --start 2026-03-01 \\
-              --span-days 28 --deck rates.csv --windows --price-change 2026-03-15 -o Master.csv
+          creditmeter cdrgen --format asterisk-csv --count 20000 \\
+              --start 2026-03-01 --span-days 28 -o Master.csv
+          creditmeter cdrgen --format asterisk-csv --count 0 \\
+              --deck rates.csv --windows --price-change 2026-03-15
 
         --span-days spreads the calls evenly over that many days (by default a busy PBX: about 13 s apart). --deck writes a rate deck that covers every destination cdrgen writes (a catch-all and one row set per prefix): with --windows, peak (mon-fri 08:00-18:00), evening, night and weekend rows; with --price-change DATE, an old price list until DATE and a dearer one from it. --count 0 with --deck writes only the deck.
         """

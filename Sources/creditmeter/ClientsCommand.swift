@@ -268,8 +268,8 @@ struct ClientsCommand: ParsableCommand {
             AMOUNT is credits with at most 6 decimals, positive or negative, not 0; assigned and available move by it. Assigned may not go below zero through an adjustment. The reason is stored with the adjustment, shown in statements and sent in the client.adjusted event. With --key, the same key given again adjusts once (the same key with another client, amount or reason is an error).
 
             Examples:
-              creditmeter clients adjust alice -12.5 --reason "recharge 4711 was booked twice"
-              creditmeter clients adjust alice 3 --reason "refund: failed calls on 2026-03-02" --key ticket-881
+              creditmeter clients adjust alice -12.5 --reason "booked twice"
+              creditmeter clients adjust alice 3 --reason "refund" --key ticket-881
             """)
         @OptionGroup var options: ConfigOptions
         @Argument var username: String
@@ -302,11 +302,12 @@ struct ClientsCommand: ParsableCommand {
             discussion: """
             Lines are in the order the ledger recorded them (at ties: recharges, adjustments, charges, rerates). Each line shows the change to Available and Available after it; with --from, the first line starts from Available as it stood then (the opening figure). Over a client's whole history the last Available is the meter's. Charges and rerates show the destination, billable seconds, answer time and the deck row(s) that priced them. DATE is as for rerate: YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS] in local time, or with Z or an offset; --from inclusive, --to exclusive.
 
-            --json prints {username, opening, closing, available, used, assigned, entries: [{kind, at, amount, available, ...}]}; --csv prints one header line and one line per entry: kind,at,amount,available,destination,billsec,answered_at,old_cost,new_cost,reason,key,priced_by.
+            --json prints {username, opening, closing, available, used, assigned, entries: [{kind, at, amount, available, ...}]}; --csv prints a header line naming the columns (kind, at, amount, available, destination, billsec, answered_at, old_cost, new_cost, reason, key, priced_by) and one line per entry.
 
             Examples:
               creditmeter clients statement alice
-              creditmeter clients statement alice --from 2026-03-01 --to 2026-04-01 --csv > alice-march.csv
+              creditmeter clients statement alice --from 2026-03-01 --csv
+              creditmeter clients statement alice --to 2026-04-01 --json
             """)
         @OptionGroup var options: ConfigOptions
         @Argument var username: String

@@ -167,9 +167,15 @@ import Testing
         #expect(backwards.status == 64 && backwards.stderr.contains("--to must be later than --from"))
         let both = try h.run(["clients", "statement", "alice", "--json", "--csv"])
         #expect(both.status == 64)
-        for cmd in [["rerate"], ["clients", "adjust"], ["clients", "statement"]] {
+        // The new commands' help: examples, nothing past 80 columns, no example cut across lines.
+        for cmd in [["rerate"], ["clients", "adjust"], ["clients", "statement"], ["cdrgen"]] {
             let help = try h.run(cmd + ["--help"], config: false)
             #expect(help.status == 0 && help.stdout.contains("Example"), "\(cmd)")
+            let lines = help.stdout.components(separatedBy: "\n").prefix { !$0.hasPrefix("USAGE:") }
+            for (line, next) in zip(lines, lines.dropFirst()) {
+                #expect(line.count <= 80, "\(cmd): \(line)")
+                #expect(!(line.hasPrefix(" ") && !next.isEmpty && !next.hasPrefix(" ")), "\(cmd): example cut: \(line) / \(next)")
+            }
         }
         try h.ok(["clients", "recharge", "alice", "20"])
         try h.ok(["clients", "adjust", "alice", "-12.5", "--reason", "recharge booked twice", "--key", "k"])
