@@ -46,12 +46,11 @@ public enum Rerater {
             guard let c = clients.first(where: { $0.username == username }) else { throw LedgerError.unknownClient(username) }
             only = c.id
         }
-        let byID = Dictionary(uniqueKeysWithValues: clients.map { ($0.id, $0) })
-        var usageByClient: [Int64: [UsageRecord]] = [:]
-        for u in try ledger.usage(clientID: only, from: from, to: to) { usageByClient[u.clientID, default: []].append(u) }
-
-        for id in usageByClient.keys.sorted() {
-            guard let client = byID[id], let rows = usageByClient[id] else { continue }
+        // Client by client, so memory holds one client's calls in the range, not the whole store's.
+        for client in clients.sorted(by: { $0.id < $1.id }) where only == nil || client.id == only {
+            let id = client.id
+            let rows = try ledger.usage(clientID: id, from: from, to: to)
+            if rows.isEmpty { continue }
             var line = RerateReport.ClientLine(username: client.username, calls: rows.count, changed: 0, unpriced: 0,
                                                delta: 0, used: client.meter.used)
             var changes: [RerateChange] = []
