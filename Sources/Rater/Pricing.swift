@@ -139,6 +139,7 @@ extension RateDeck {
                     return true
                 }
                 // ceil(rate * x / 60) <= left  ⇔  rate * x <= 60 * left.
+                // Below `seconds` (this part did not fit whole), so the sum stays within the horizon.
                 affordable += Int64(clamping: (60 * left) / rate)
                 return false
             }
