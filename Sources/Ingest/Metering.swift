@@ -136,18 +136,25 @@ public struct Metering: Sendable {
         let at = cdr.answeredAt ?? 0
         // An ASCII destination's bytes are its String's UTF-8; anything else is matched as the String
         // it is stored as, exactly as before.
-        let priced = CDRView.isASCII(dstBytes)
-            ? deck.price(bytes: dstBytes, billsec: cdr.billableSeconds, answeredAt: at)
-            : deck.price(dst, billsec: cdr.billableSeconds, answeredAt: at)
-        guard let priced else {
+        let choice = CDRView.isASCII(dstBytes)
+            ? deck.choose(bytes: dstBytes, billsec: cdr.billableSeconds, answeredAt: at)
+            : deck.choose(dst, billsec: cdr.billableSeconds, answeredAt: at)
+        let prefix: String, chargedSeconds: Int64, cost: Int64, pricedBy: String
+        switch choice {
+        case nil:
             return quarantine("no_rate", "plan '\(owner.plan)' has no rate for destination '\(dst)'"
                 + (deck.isTimed ? " at \(CivilTime.rfc3339(at))" + (deck.split ? " or during the call" : "") : ""))
+        case .row(let k, let c, let total)?:
+            // One row prices the call: its text was built with the deck, and nothing of the row is copied.
+            (prefix, chargedSeconds, cost, pricedBy) = (deck.rows[k].prefix, c, total, deck.rowPricedBy[k])
+        case .parts(let priced)?:
+            (prefix, chargedSeconds, cost, pricedBy) = (priced.row.prefix, priced.chargedSeconds, priced.cost, priced.pricedBy)
         }
         return .charge(Charge(
             identity: cdr.identity, clientID: owner.clientID, account: account, source: source.name,
-            position: offset, line: lineNumber, destination: dst, prefix: priced.row.prefix,
-            billsec: cdr.billableSeconds, chargedSeconds: priced.chargedSeconds, cost: priced.cost,
-            startedAt: cdr.startEpoch, startKey: cdr.startKey, answeredAt: cdr.answeredAt, pricedBy: priced.pricedBy))
+            position: offset, line: lineNumber, destination: dst, prefix: prefix,
+            billsec: cdr.billableSeconds, chargedSeconds: chargedSeconds, cost: cost,
+            startedAt: cdr.startEpoch, startKey: cdr.startKey, answeredAt: cdr.answeredAt, pricedBy: pricedBy))
     }
 
     /// A line longer than the source's `maxLineBytes`: quarantined with its start, length and hash,

@@ -26,8 +26,7 @@ extension Ledger {
         try write("purging client '\(username)'") { () throws(LedgerError) in
             let c = try requireClient(username: username)
             guard c.status == .disabled else { throw .notDisabled(username) }
-            // The client's usage goes by the foreign key's ON DELETE CASCADE: usage has no index by client,
-            // so each DELETE by client scans it, and one is enough.
+            // The client's usage goes by the foreign key's ON DELETE CASCADE (through the index by client).
             let deletes: [(String, String)] = [
                 ("DELETE FROM outbox WHERE client_id = ?1", "purging a client's queued events"),
                 ("DELETE FROM recharges WHERE client_id = ?1", "purging a client's recharges"),

@@ -270,12 +270,5 @@ enum Schema {
             ) STRICT;
             CREATE INDEX adjustments_client ON adjustments (client_id);
             """),
-        // Every charge paid for an index by client: with charges of many clients interleaved it is
-        // written at as many places at once, and it was a quarter of a replay's CPU time. What reads
-        // usage by client does so rarely: the purge, by the foreign key's cascade, in one scan per
-        // purged client; a client's own Used is kept on its row.
-        Migration(version: 7, name: "usage_without_client_index", sql: """
-            DROP INDEX usage_client;
-            """),
     ]
 }

@@ -9,6 +9,12 @@ public struct PricedPart: Sendable, Equatable {
     public var cost: Int64
 }
 
+/// What `RateDeck.choose` found: one row for the whole call, or the parts of a split call.
+public enum PriceChoice: Sendable, Equatable {
+    case row(Int, chargedSeconds: Int64, cost: Int64)
+    case parts(Priced)
+}
+
 /// A call's price: charged seconds, cost in µcr (connect fee included) and the part or parts that made it.
 public struct Priced: Sendable, Equatable {
     public var chargedSeconds: Int64
@@ -56,6 +62,25 @@ extension RateDeck {
     /// `price(bytes:…)` for a String destination.
     public func price(_ destination: some StringProtocol, billsec: Int64, answeredAt: Int64) -> Priced? {
         withBytes(destination) { price(bytes: $0, billsec: billsec, answeredAt: answeredAt) }
+    }
+
+    /// How a call is priced, without copying rows: `.row(k, …)` when `rows[k]` prices the whole call
+    /// (every call of a deck that does not split, and a split call that stays in one window), `.parts`
+    /// for a split call that crosses a window boundary; nil is `no_rate`. The same rule as `price`.
+    public func choose(bytes destination: UnsafeBufferPointer<UInt8>, billsec: Int64, answeredAt: Int64) -> PriceChoice? {
+        let clock = isTimed ? WallClock(answeredAt, zone: zone) : nil
+        guard let k = matchIndex(bytes: destination, at: clock) else { return nil }
+        if isTimed, split, billsec > 0 {
+            guard let p = price(bytes: destination, billsec: billsec, answeredAt: answeredAt) else { return nil }
+            if p.parts.count > 1 { return .parts(p) }
+        }
+        let r = Rating.cost(rows[k], billsec: billsec)
+        return .row(k, chargedSeconds: r.chargedSeconds, cost: r.cost)
+    }
+
+    /// `choose(bytes:…)` for a String destination.
+    public func choose(_ destination: some StringProtocol, billsec: Int64, answeredAt: Int64) -> PriceChoice? {
+        withBytes(destination) { choose(bytes: $0, billsec: billsec, answeredAt: answeredAt) }
     }
 
     static func single(_ row: RateRow, billsec: Int64) -> Priced {
@@ -156,7 +181,16 @@ extension Priced {
     /// when there is one, and the row's window and date columns that are not empty, as the deck wrote them.
     /// Usage rows keep it so statements can show it and a rerate can be compared against it.
     public var pricedBy: String {
-        // Built as bytes: every charge gets one, so String appends would be felt on a replay.
+        parts.count == 1 ? Self.pricedBy(wholeCallOf: parts[0].row) : Self.pricedBy(parts)
+    }
+
+    /// A whole call's: its row alone, since the call's seconds and cost are the usage row's own.
+    static func pricedBy(wholeCallOf row: RateRow) -> String {
+        pricedBy([PricedPart(row: row, seconds: 0, cost: 0)], withAmounts: false)
+    }
+
+    static func pricedBy(_ parts: [PricedPart], withAmounts: Bool = true) -> String {
+        // Built as bytes: a split call gets one of its own, so String appends would be felt on a replay.
         var out: [UInt8] = []
         out.reserveCapacity(96 * parts.count)
         func put(_ s: String) { out.append(contentsOf: s.utf8) }
@@ -180,8 +214,10 @@ extension Priced {
             put(",\"line\":"); put(String(p.row.line))
             put(",\"rate\":"); quoted(p.row.rateText)
             if k == 0, p.row.connectFee != 0 { put(",\"connect_fee\":"); quoted(p.row.feeText) }
-            put(",\"seconds\":"); put(String(p.seconds))
-            put(",\"cost\":"); quoted(Money.format(p.cost))
+            if withAmounts {
+                put(",\"seconds\":"); put(String(p.seconds))
+                put(",\"cost\":"); quoted(Money.format(p.cost))
+            }
             let w = p.row.window.spelled
             if !w.weekdays.isEmpty { put(",\"weekdays\":"); quoted(w.weekdays) }
             if !w.timeFrom.isEmpty { put(",\"time_from\":"); quoted(w.timeFrom) }

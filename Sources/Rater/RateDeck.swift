@@ -97,6 +97,9 @@ public struct RateDeck: Sendable {
     public let split: Bool
     /// Whether any row has a window or a date; without, the moment of a call never matters.
     public let isTimed: Bool
+    /// Each row's `pricedBy` text for a call it prices whole (`rowPricedBy[k]` for `rows[k]`), built
+    /// once here: a replay charges millions of calls and must not format the same row for each.
+    public let rowPricedBy: [String]
 
     public var count: Int { rows.count }
 
@@ -157,6 +160,7 @@ public struct RateDeck: Sendable {
             slots[s] = Int32(g + 1)
         }
         self.rows = entries.map(\.row)
+        self.rowPricedBy = self.rows.map { Priced.pricedBy(wholeCallOf: $0) }
         self.groupStart = groups
         self.keyBytes = bytes
         self.keyStart = starts

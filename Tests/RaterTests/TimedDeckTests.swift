@@ -234,6 +234,21 @@ import MeterCore
         let split = try Self.deck(Self.weekly, split: true)
         let s = try #require(split.price("4420", billsec: 30, answeredAt: Self.utc(2026, 1, 5, 17, 59, 59)))
         #expect(s.pricedBy == #"[{"prefix":"44","line":2,"rate":"0.6","connect_fee":"0.01","seconds":1,"cost":"0.01","weekdays":"mon-fri","time_from":"08:00","time_to":"18:00"},{"prefix":"44","line":3,"rate":"0.06","seconds":59,"cost":"0.059","weekdays":"mon-fri","time_from":"18:00","time_to":"24:00"}]"#)
+        // A call one row prices whole names the row alone: its seconds and cost are the charge's own.
+        let whole = #"[{"prefix":"44","line":2,"rate":"0.6","connect_fee":"0.01","weekdays":"mon-fri","time_from":"08:00","time_to":"18:00"}]"#
+        let one = try #require(split.price("4420", billsec: 30, answeredAt: Self.utc(2026, 1, 5, 12)))
+        #expect(one.parts.count == 1 && one.pricedBy == whole)
+        // `choose` says the same without building parts, with the text the deck built for the row.
+        guard case .row(let k, let c, let cost)? = split.choose("4420", billsec: 30, answeredAt: Self.utc(2026, 1, 5, 12)) else {
+            Issue.record("a call inside one window is priced by one row")
+            return
+        }
+        #expect(split.rowPricedBy[k] == whole && c == one.chargedSeconds && cost == one.cost)
+        guard case .parts(let parts)? = split.choose("4420", billsec: 30, answeredAt: Self.utc(2026, 1, 5, 17, 59, 59)) else {
+            Issue.record("a call crossing 18:00 with split is priced in parts")
+            return
+        }
+        #expect(parts == s)
     }
 
     /// The peak/off-peak example and its worked split case, as docs/rating.md and the README print them.

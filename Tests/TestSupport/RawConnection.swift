@@ -13,7 +13,13 @@ public final class RawConnection {
     public private(set) var closedByPeer = false
 
     public init(port: Int) throws {
-        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        // Connected before `self` exists: a failed connect then leaves no object whose deinit would
+        // close the descriptor a second time (by then, maybe another thread's new socket).
+        fd = try Self.connected(port: port)
+    }
+
+    private static func connected(port: Int) throws -> Int32 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw POSIXError(.EMFILE) }
         var addr = sockaddr_in()
         addr.sin_family = sa_family_t(AF_INET)
@@ -27,6 +33,7 @@ public final class RawConnection {
             close(fd)
             throw POSIXError(POSIXErrorCode(rawValue: e) ?? .ECONNREFUSED)
         }
+        return fd
     }
 
     deinit { close(fd) }
