@@ -4,6 +4,8 @@ public enum CDRFormat: String, Sendable, CaseIterable, Codable {
     case freeswitchCSV = "freeswitch-csv"
     case csv
     case jsonl
+    /// mod_json_cdr's documents, one per HTTP request or `err-log-dir` file (not a line format).
+    case freeswitchJSON = "freeswitch-json"
 }
 
 /// A CDR field by its canonical (Asterisk) name; FreeSWITCH variable names are accepted as aliases.

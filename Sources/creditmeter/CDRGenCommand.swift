@@ -14,10 +14,12 @@ struct CDRGenCommand: ParsableCommand {
           creditmeter cdrgen --format asterisk-csv --count 100000 \\
               --clients 1000 --seed 7 > Master.csv
           creditmeter cdrgen --format freeswitch-csv --count 500 -o fs.csv
+          creditmeter cdrgen --format freeswitch-json --count 1000 -o fs.jsonl
         """
     )
 
-    @Option(help: "asterisk-csv or freeswitch-csv.") var format: String
+    @Option(help: "asterisk-csv, freeswitch-csv or freeswitch-json (one mod_json_cdr document a line, B-legs included).")
+    var format: String
     @Option(help: "Number of CDR lines to write.") var count: Int
     @Option(help: "Number of distinct client account codes.") var clients = 10
     @Option(help: "Random seed.") var seed: UInt64 = 1
@@ -33,8 +35,8 @@ struct CDRGenCommand: ParsableCommand {
 
     func run() throws {
         try guarded {
-            guard let f = CDRFormat(rawValue: format), f == .asteriskCSV || f == .freeswitchCSV else {
-                throw CLIError(.usage, "--format: '\(format)' — cdrgen writes asterisk-csv or freeswitch-csv")
+            guard let f = CDRFormat(rawValue: format), f == .asteriskCSV || f == .freeswitchCSV || f == .freeswitchJSON else {
+                throw CLIError(.usage, "--format: '\(format)' — cdrgen writes asterisk-csv, freeswitch-csv or freeswitch-json")
             }
             let startEpoch = try parseDate(start, option: "--start")
             let handle: FileHandle
