@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# Throughput and answer latency of POST /v1/cdr/{source} (CDRs over HTTP) on the SQLite store,
+# measured with wrk against the release binary.
+#
+#   bench/cdr_post.sh [DOCS] [SECONDS]          defaults: 60000 documents, 10 s
+#
+# Starts `creditmeter run` with one `receive = "http"` freeswitch-json source and a scratch store,
+# creates 50 clients, writes DOCS mod_json_cdr documents with `creditmeter cdrgen --format
+# freeswitch-json` (A-legs and B-legs, about 1.6 KB each), then runs wrk with CONNS (default 16)
+# keep-alive connections posting them back to back, each request one document with a new uuid.
+# Prints wrk's requests/s (= CDRs/s) and latency percentiles, the non-2xx count, how many
+# documents the store charged, and the quarantine size (0 expected). A run that posts more
+# requests than there are documents starts again from the first (charged once, counted as
+# duplicates): the script says so, and the figure then includes cheap duplicate requests.
+#
+# Env: CREDITMETER_BIN (default .build/release/creditmeter, built if missing), CONNS (16),
+#      THREADS (2), KEEP=1 keeps the scratch directory.
+set -euo pipefail
+
+DOCS=${1:-60000}
+SECONDS_RUN=${2:-10}
+CONNS=${CONNS:-16}
+THREADS=${THREADS:-2}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BIN=${CREDITMETER_BIN:-$ROOT/.build/release/creditmeter}
+
+if ! command -v wrk >/dev/null 2>&1; then
+    echo "installing wrk (Debian package)..." >&2
+    if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq wrk >/dev/null
+    else sudo apt-get update -qq && sudo apt-get install -y -qq wrk >/dev/null; fi
+fi
+if [ ! -x "$BIN" ]; then
+    echo "building the release binary (a few minutes on 2 cores)..." >&2
+    (cd "$ROOT" && swift build -c release --product creditmeter >&2)
+fi
+
+DIR=$(mktemp -d /tmp/cm-bench-cdr.XXXXXX)
+PID=""
+cleanup() {
+    if [ -n "$PID" ]; then kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; fi
+    if [ "${KEEP:-0}" = 1 ]; then echo "kept $DIR" >&2; else rm -rf "$DIR"; fi
+}
+trap cleanup EXIT
+
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+TOKEN=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
+printf '%s\n' "$TOKEN" > "$DIR/cdr.token"
+chmod 600 "$DIR/cdr.token"
+cat > "$DIR/rates.csv" <<'EOF'
+prefix,rate_per_minute,connect_fee,initial_increment,subsequent_increment,description
+*,0.05,0,60,60,catch-all
+1,0.0123,0,6,6,NANP
+44,0.031,0,1,1,UK
+447,0.107,0.0005,30,1,UK mobile
+33,0.02,0,30,6,France
+49,0.0205,0,60,60,Germany
+EOF
+cat > "$DIR/creditmeter.toml" <<EOF
+[store]
+path = "$DIR/store.db"
+
+[[plan]]
+name = "default"
+rates = "$DIR/rates.csv"
+
+[api]
+listen = "127.0.0.1:$PORT"
+
+[[source]]
+name = "fs-http"
+receive = "http"
+format = "freeswitch-json"
+token_file = "$DIR/cdr.token"
+timezone = "UTC"
+EOF
+
+echo "creating 50 clients and $DOCS documents..." >&2
+for i in $(seq 1 50); do
+    u=$(printf 'c%04d' "$i")
+    printf 'Passw0rd!\nPassw0rd!\n' | "$BIN" clients create --config "$DIR/creditmeter.toml" --username "$u" \
+        --first-name Bench --last-name Client --email "$u@example.com" --password-stdin >/dev/null
+    "$BIN" clients recharge --config "$DIR/creditmeter.toml" "$u" 1000000 >/dev/null
+done
+printf 'Passw0rd!\nPassw0rd!\n' | "$BIN" clients create --config "$DIR/creditmeter.toml" --username trunk \
+    --first-name Bench --last-name Trunk --email trunk@example.com --password-stdin >/dev/null
+"$BIN" cdrgen --format freeswitch-json --count "$DOCS" --clients 50 --seed 5 -o "$DIR/docs.jsonl"
+
+"$BIN" run --config "$DIR/creditmeter.toml" 2> "$DIR/daemon.log" &
+PID=$!
+BASE="http://127.0.0.1:$PORT"
+for _ in $(seq 1 200); do
+    curl -fsS "$BASE/healthz" >/dev/null 2>&1 && break
+    kill -0 "$PID" 2>/dev/null || { cat "$DIR/daemon.log" >&2; echo "the daemon exited" >&2; exit 1; }
+    sleep 0.05
+done
+
+cat > "$DIR/post.lua" <<'EOF'
+-- Each wrk thread posts its share of the documents (every THREADS-th line), one a request.
+local next_id = 0
+function setup(thread)
+    thread:set("id", next_id)
+    next_id = next_id + 1
+end
+function init(args)
+    docs = {}
+    local n, threads = 0, tonumber(args[2])
+    for line in io.lines(args[1]) do
+        if n % threads == id then docs[#docs + 1] = line end
+        n = n + 1
+    end
+    i = 0
+    wrk.headers["Authorization"] = "Bearer " .. args[3]
+    wrk.headers["Content-Type"] = "application/json"
+end
+function request()
+    i = i + 1
+    if i > #docs then i = 1 end
+    return wrk.format("POST", "/v1/cdr/fs-http?uuid=bench", nil, docs[i])
+end
+EOF
+
+echo "posting with $CONNS connections for ${SECONDS_RUN}s..." >&2
+wrk -t "$THREADS" -c "$CONNS" -d "${SECONDS_RUN}s" --latency -s "$DIR/post.lua" "$BASE/v1/cdr/fs-http" \
+    -- "$DIR/docs.jsonl" "$THREADS" "$TOKEN" | tee "$DIR/wrk.txt"
+kill "$PID"; wait "$PID" 2>/dev/null || true; PID=""
+
+requests=$(awk '/requests in/ {print $1}' "$DIR/wrk.txt")
+charged=$(sqlite3 "$DIR/store.db" "SELECT count(*) FROM usage")
+quarantined=$(sqlite3 "$DIR/store.db" "SELECT count(*) FROM quarantine")
+echo
+echo "documents: $DOCS, requests: $requests, charged rows in the store: $charged, quarantined: $quarantined"
+if [ "${requests:-0}" -gt "$DOCS" ]; then
+    echo "note: wrk posted more requests than documents; the surplus were duplicates (charged nothing)"
+fi
