@@ -31,23 +31,10 @@ THREADS=${THREADS:-2}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=${CREDITMETER_BIN:-$ROOT/.build/release/creditmeter}
 
-if [ -z "${HOLDS:-}" ] && ! command -v wrk >/dev/null 2>&1; then
-    echo "installing wrk (Debian package)..." >&2
-    if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq wrk >/dev/null
-    else sudo apt-get update -qq && sudo apt-get install -y -qq wrk >/dev/null; fi
-fi
-if [ ! -x "$BIN" ]; then
-    echo "building the release binary (a few minutes on 2 cores)..." >&2
-    (cd "$ROOT" && swift build -c release --product creditmeter >&2)
-fi
-
-DIR=$(mktemp -d /tmp/cm-bench-authorize.XXXXXX)
-PID=""
-cleanup() {
-    if [ -n "$PID" ]; then kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; fi
-    if [ "${KEEP:-0}" = 1 ]; then echo "kept $DIR" >&2; else rm -rf "$DIR"; fi
-}
-trap cleanup EXIT
+# The made-up call id run (HOLDS) uses Python, not wrk.
+NEED_WRK=$([ -z "${HOLDS:-}" ] && echo 1 || echo 0)
+# shellcheck source=bench/http_common.sh
+source "$ROOT/bench/http_common.sh"
 
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 TOKEN=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')

@@ -14,7 +14,7 @@
 # duplicates): the script says so, and the figure then includes cheap duplicate requests.
 #
 # Env: CREDITMETER_BIN (default .build/release/creditmeter, built if missing), CONNS (16),
-#      THREADS (2), KEEP=1 keeps the scratch directory.
+#      THREADS (2), KEEP=1 keeps the scratch directory, PERF=FILE records a perf profile of the agent.
 set -euo pipefail
 
 DOCS=${1:-60000}
@@ -24,23 +24,8 @@ THREADS=${THREADS:-2}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=${CREDITMETER_BIN:-$ROOT/.build/release/creditmeter}
 
-if ! command -v wrk >/dev/null 2>&1; then
-    echo "installing wrk (Debian package)..." >&2
-    if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq wrk >/dev/null
-    else sudo apt-get update -qq && sudo apt-get install -y -qq wrk >/dev/null; fi
-fi
-if [ ! -x "$BIN" ]; then
-    echo "building the release binary (a few minutes on 2 cores)..." >&2
-    (cd "$ROOT" && swift build -c release --product creditmeter >&2)
-fi
-
-DIR=$(mktemp -d /tmp/cm-bench-cdr.XXXXXX)
-PID=""
-cleanup() {
-    if [ -n "$PID" ]; then kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; fi
-    if [ "${KEEP:-0}" = 1 ]; then echo "kept $DIR" >&2; else rm -rf "$DIR"; fi
-}
-trap cleanup EXIT
+# shellcheck source=bench/http_common.sh
+source "$ROOT/bench/http_common.sh"
 
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 TOKEN=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
@@ -120,9 +105,13 @@ end
 EOF
 
 echo "posting with $CONNS connections for ${SECONDS_RUN}s..." >&2
+# PERF=FILE records the agent's profile during the run (perf report -i FILE).
+if [ -n "${PERF:-}" ]; then perf record -F 499 -g -p "$PID" -o "$PERF" -- sleep "$SECONDS_RUN" 2>/dev/null & fi
 wrk -t "$THREADS" -c "$CONNS" -d "${SECONDS_RUN}s" --latency -s "$DIR/post.lua" "$BASE/v1/cdr/fs-http" \
     -- "$DIR/docs.jsonl" "$THREADS" "$TOKEN" | tee "$DIR/wrk.txt"
+cpu=$(awk "{print (\$14+\$15)/100}" /proc/$PID/stat)
 kill "$PID"; wait "$PID" 2>/dev/null || true; PID=""
+echo "agent CPU time during the run: ${cpu}s"
 
 requests=$(awk '/requests in/ {print $1}' "$DIR/wrk.txt")
 charged=$(sqlite3 "$DIR/store.db" "SELECT count(*) FROM usage")

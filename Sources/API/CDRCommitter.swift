@@ -115,14 +115,18 @@ final class CDRCommitter: Sendable {
             refresh()
             let rated = group.map { rate($0.posted) }
             switch transaction(rated) {
-            case .success:
+            case .success(let done):
                 for (w, r) in zip(group, rated) { w.resume.resume(returning: .success(r.received)) }
+                // After the answers: releasing holds and reloading balances need not delay them.
+                committed(done)
             case .failure(let e) where group.count > 1:
                 // One request's CDR can fail a whole transaction (its client purged meanwhile): alone,
                 // each of the others still commits, and only that one is asked to retry.
                 logger.warning("cdr receiver: a grouped commit failed (\(e)); committing its \(group.count) requests one by one")
                 for (w, r) in zip(group, rated) {
-                    w.resume.resume(returning: transaction([r]).map { r.received })
+                    let alone = transaction([r])
+                    w.resume.resume(returning: alone.map { _ in r.received })
+                    if case .success(let done) = alone { committed(done) }
                 }
             case .failure(let e):
                 group[0].resume.resume(returning: .failure(e))
@@ -171,7 +175,7 @@ final class CDRCommitter: Sendable {
         return r
     }
 
-    private func transaction(_ rated: [Rated]) -> Result<Void, LedgerError> {
+    private func transaction(_ rated: [Rated]) -> Result<Committed, LedgerError> {
         transactionCount.add(1, ordering: .relaxed)
         let batch = ChargeBatch(source: "http", position: nil, charges: rated.flatMap(\.charges),
                                 quarantined: rated.flatMap(\.quarantined))
@@ -186,8 +190,7 @@ final class CDRCommitter: Sendable {
                 MeterMetrics.batch(source: source, read: r.cdrs, charged: one ? outcome.charged : r.charges,
                                    quarantined: r.quarantined, microcredits: one ? Int64(clamping: outcome.totalCost) : 0)
             }
-            committed(Committed(outcome: outcome, callIDs: rated.flatMap(\.callIDs)))
-            return .success(())
+            return .success(Committed(outcome: outcome, callIDs: rated.flatMap(\.callIDs)))
         } catch {
             MeterMetrics.storeFailure(source: "http")
             return .failure(error)

@@ -145,6 +145,21 @@ struct CDRReceiverTests {
         #expect(try s.writer.quarantineCount() == 1)
     }
 
+    @Test("a posted CDR releases the authorize hold its call took")
+    func releasesHold() async throws {
+        let s = try Store()
+        try s.client("alice", credits: "10", accounts: ["1001"])
+        try s.refresh()
+        let (h, _) = try s.receiving()
+        let a = await h.call("GET", "/v1/authorize?account=1001&dst=442071838750&call=2b9c6e1f-3d4a-4e5b-8c7d-9e0f1a2b3c4d")
+        #expect(a.object["allow"] as? Bool == true && s.book.liveCount == 1)
+        #expect(await h.post("fs", try fixture("a-leg-1.10.json")).status == 200)
+        // The hold is released right after the answer; wait for it with a deadline.
+        let deadline = ContinuousClock.now + .seconds(10)
+        while s.book.liveCount > 0 && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
+        #expect(s.book.liveCount == 0)
+    }
+
     @Test("a store that cannot commit answers 503 with Retry-After, and nothing is charged")
     func storeDown() async throws {
         let s = try Store()
