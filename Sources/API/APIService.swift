@@ -78,7 +78,7 @@ public struct APIService: Service {
                 do { try authorizer.cache.refresh(book: authorizer.book) } catch {
                     logger.error("api: balance cache refresh failed: \(error)")
                 }
-                onCDRCommit(done.outcome.charged, done.outcome.levelChanges.count)
+                onCDRCommit(done.charged, done.levelChanges)
             })
             receiver = CDRReceiver(sources: receiving, committer: committer)
         }

@@ -34,10 +34,18 @@ public struct ReceiverRating: Sendable {
 final class CDRCommitter: Sendable {
     typealias Rating = ReceiverRating
 
-    /// What a committed transaction did, for the hooks that release holds and wake delivery.
+    /// What committed transactions did, for the hooks that release holds and wake delivery; several
+    /// transactions are summed into one while the hook is still busy with an earlier one.
     struct Committed: Sendable {
-        var outcome: BatchOutcome
-        var callIDs: [HoldKey]
+        var charged = 0
+        var levelChanges = 0
+        var callIDs: [HoldKey] = []
+
+        mutating func add(_ o: Committed) {
+            charged += o.charged
+            levelChanges += o.levelChanges
+            callIDs += o.callIDs
+        }
     }
 
     typealias Commit = @Sendable (ChargeBatch) throws(LedgerError) -> BatchOutcome
@@ -84,6 +92,37 @@ final class CDRCommitter: Sendable {
         generation = r.generation
     }
 
+    private let hookQueue = DispatchQueue(label: "creditmeter.api.cdr-committed")
+    /// What the hook has not seen yet, and whether a run of it is scheduled.
+    private let unreported = Mutex<(pending: Committed, scheduled: Bool)>((Committed(), false))
+
+    /// Runs the `committed` hook off the commit queue, after the answers went out: the hook reloads
+    /// every client's balance, which must not stretch each transaction, and transactions that end
+    /// while it runs are reported to it together, once.
+    private func notify(_ done: Committed) {
+        let schedule = unreported.withLock { u -> Bool in
+            u.pending.add(done)
+            if u.scheduled { return false }
+            u.scheduled = true
+            return true
+        }
+        guard schedule else { return }
+        hookQueue.async {
+            while true {
+                let next = self.unreported.withLock { u -> Committed? in
+                    guard u.pending.charged > 0 || u.pending.levelChanges > 0 || !u.pending.callIDs.isEmpty else {
+                        u.scheduled = false
+                        return nil
+                    }
+                    defer { u.pending = Committed() }
+                    return u.pending
+                }
+                guard let next else { return }
+                self.committed(next)
+            }
+        }
+    }
+
     /// Requests waiting for the next transaction.
     var waitingCount: Int { state.withLock { $0.waiting.count } }
 
@@ -117,8 +156,7 @@ final class CDRCommitter: Sendable {
             switch transaction(rated) {
             case .success(let done):
                 for (w, r) in zip(group, rated) { w.resume.resume(returning: .success(r.received)) }
-                // After the answers: releasing holds and reloading balances need not delay them.
-                committed(done)
+                notify(done)
             case .failure(let e) where group.count > 1:
                 // One request's CDR can fail a whole transaction (its client purged meanwhile): alone,
                 // each of the others still commits, and only that one is asked to retry.
@@ -126,7 +164,7 @@ final class CDRCommitter: Sendable {
                 for (w, r) in zip(group, rated) {
                     let alone = transaction([r])
                     w.resume.resume(returning: alone.map { _ in r.received })
-                    if case .success(let done) = alone { committed(done) }
+                    if case .success(let done) = alone { notify(done) }
                 }
             case .failure(let e):
                 group[0].resume.resume(returning: .failure(e))
@@ -190,7 +228,8 @@ final class CDRCommitter: Sendable {
                 MeterMetrics.batch(source: source, read: r.cdrs, charged: one ? outcome.charged : r.charges,
                                    quarantined: r.quarantined, microcredits: one ? Int64(clamping: outcome.totalCost) : 0)
             }
-            return .success(Committed(outcome: outcome, callIDs: rated.flatMap(\.callIDs)))
+            return .success(Committed(charged: outcome.charged, levelChanges: outcome.levelChanges.count,
+                                      callIDs: rated.flatMap(\.callIDs)))
         } catch {
             MeterMetrics.storeFailure(source: "http")
             return .failure(error)

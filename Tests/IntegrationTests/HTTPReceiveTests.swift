@@ -168,7 +168,8 @@ extension HTTPReceiveTests {
                                      deck: deck, owners: ["1001": "c0001", "2002": "c0002"])
         let first = try h.json(["replay", "--format", "freeswitch-json", "--json", dir]) as? [String: Any] ?? [:]
         #expect(first["read"] as? Int == 4 && first["charged"] as? Int == 3 && first["filtered"] as? Int == 1, "\(first)")
-        let second = try h.json(["replay", "--format", "freeswitch-json", "--json", dir + "/a_2b9c6e1f-3d4a-4e5b-8c7d-9e0f1a2b3c4d.cdr.json", dir])
+        // Read as the receiving source reads them: the same documents, nothing new to charge.
+        let second = try h.json(["replay", "--source", "fs-http", "--json", dir + "/a_2b9c6e1f-3d4a-4e5b-8c7d-9e0f1a2b3c4d.cdr.json", dir])
             as? [String: Any] ?? [:]
         #expect(second["charged"] as? Int == 0 && second["duplicates"] as? Int == 4, "\(second)")
         let meters = try h.meters()
@@ -176,6 +177,19 @@ extension HTTPReceiveTests {
         #expect(meters["c0002"]?["used"] == Oracle.format(expected["c0002"] ?? -1))
         #expect((expected["c0001"] ?? 0) > 0 && (expected["c0002"] ?? 0) > 0)
         #expect(try h.run(["replay", "--format", "freeswitch-json", h.path("missing")]).status == 66)
+    }
+
+    @Test("config check and run refuse a receiving source whose token file is missing or short, naming the key")
+    func tokenFileChecked() throws {
+        let h = try Self.harness(port: try freePort())
+        try FileManager.default.removeItem(atPath: h.path("cdr.token"))
+        let missing = try h.run(["config", "check"])
+        #expect(missing.status == 78 && missing.stderr.contains("source[fs-http].token_file"), "\(missing.stderr)")
+        let run = try h.run(["run"])
+        #expect(run.status == 78 && run.stderr.contains("source[fs-http].token_file"), "\(run.stderr)")
+        chmod(try h.write("cdr.token", "short\n"), 0o600)
+        let short = try h.run(["config", "check"])
+        #expect(short.status == 78 && short.stderr.contains("at least 16 characters"), "\(short.stderr)")
     }
 
     @Test("samples/json_cdr.conf.xml posts to a receiving source with a body that always decodes, and keeps what fails")
