@@ -27,29 +27,10 @@ BIN=${CREDITMETER_BIN:-$ROOT/.build/release/creditmeter}
 # shellcheck source=bench/http_common.sh
 source "$ROOT/bench/http_common.sh"
 
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 TOKEN=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
 printf '%s\n' "$TOKEN" > "$DIR/cdr.token"
 chmod 600 "$DIR/cdr.token"
-cat > "$DIR/rates.csv" <<'EOF'
-prefix,rate_per_minute,connect_fee,initial_increment,subsequent_increment,description
-*,0.05,0,60,60,catch-all
-1,0.0123,0,6,6,NANP
-44,0.031,0,1,1,UK
-447,0.107,0.0005,30,1,UK mobile
-33,0.02,0,30,6,France
-49,0.0205,0,60,60,Germany
-EOF
-cat > "$DIR/creditmeter.toml" <<EOF
-[store]
-path = "$DIR/store.db"
-
-[[plan]]
-name = "default"
-rates = "$DIR/rates.csv"
-
-[api]
-listen = "127.0.0.1:$PORT"
+cat >> "$DIR/creditmeter.toml" <<EOF
 
 [[source]]
 name = "fs-http"
@@ -70,14 +51,7 @@ printf 'Passw0rd!\nPassw0rd!\n' | "$BIN" clients create --config "$DIR/creditmet
     --first-name Bench --last-name Trunk --email trunk@example.com --password-stdin >/dev/null
 "$BIN" cdrgen --format freeswitch-json --count "$DOCS" --clients 50 --seed 5 -o "$DIR/docs.jsonl"
 
-"$BIN" run --config "$DIR/creditmeter.toml" 2> "$DIR/daemon.log" &
-PID=$!
-BASE="http://127.0.0.1:$PORT"
-for _ in $(seq 1 200); do
-    curl -fsS "$BASE/healthz" >/dev/null 2>&1 && break
-    kill -0 "$PID" 2>/dev/null || { cat "$DIR/daemon.log" >&2; echo "the daemon exited" >&2; exit 1; }
-    sleep 0.05
-done
+start_agent
 
 cat > "$DIR/post.lua" <<'EOF'
 -- Each wrk thread posts its share of the documents (every THREADS-th line), one a request.

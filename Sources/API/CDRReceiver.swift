@@ -79,16 +79,20 @@ public final class CDRReceiver: Sendable {
     /// `cred = "user:token"`; the user name is not checked). Compared in constant time.
     static func authenticate(_ header: String?, token: [UInt8]) throws(APIError) {
         let challenge = [("WWW-Authenticate", "Basic realm=\"creditmeter cdr\", charset=\"UTF-8\"")]
-        guard let header, let space = header.firstIndex(of: " ") else {
+        let h = Array((header ?? "").utf8)
+        guard let space = h.firstIndex(of: 0x20) else {
             throw APIError(.unauthorized, field: "authorization",
                            "send the source's token as 'Authorization: Bearer TOKEN' or HTTP Basic user:TOKEN", headers: challenge)
         }
-        let scheme = header[..<space].lowercased()
-        let credentials = header[header.index(after: space)...].trimmingCharacters(in: .whitespaces)
+        // Every request carries it, so it is read as bytes: the scheme's case ignored, blanks around the credentials dropped.
+        let scheme = h[..<space].map { $0 | 0x20 }
+        var credentials = h[(space + 1)...]
+        while credentials.first == 0x20 { credentials = credentials.dropFirst() }
+        while credentials.last == 0x20 { credentials = credentials.dropLast() }
         var given: [UInt8]?
-        if scheme == "bearer" {
-            given = Array(credentials.utf8)
-        } else if scheme == "basic", let data = Data(base64Encoded: credentials) {
+        if scheme == Array("bearer".utf8) {
+            given = Array(credentials)
+        } else if scheme == Array("basic".utf8), let data = Data(base64Encoded: Data(credentials)) {
             let pair = [UInt8](data)
             if let colon = pair.firstIndex(of: UInt8(ascii: ":")) { given = Array(pair[(colon + 1)...]) }
         }
