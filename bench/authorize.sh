@@ -31,46 +31,14 @@ THREADS=${THREADS:-2}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=${CREDITMETER_BIN:-$ROOT/.build/release/creditmeter}
 
-if [ -z "${HOLDS:-}" ] && ! command -v wrk >/dev/null 2>&1; then
-    echo "installing wrk (Debian package)..." >&2
-    if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq wrk >/dev/null
-    else sudo apt-get update -qq && sudo apt-get install -y -qq wrk >/dev/null; fi
-fi
-if [ ! -x "$BIN" ]; then
-    echo "building the release binary (a few minutes on 2 cores)..." >&2
-    (cd "$ROOT" && swift build -c release --product creditmeter >&2)
-fi
+# The made-up call id run (HOLDS) uses Python, not wrk.
+NEED_WRK=$([ -z "${HOLDS:-}" ] && echo 1 || echo 0)
+# shellcheck source=bench/http_common.sh
+source "$ROOT/bench/http_common.sh"
 
-DIR=$(mktemp -d /tmp/cm-bench-authorize.XXXXXX)
-PID=""
-cleanup() {
-    if [ -n "$PID" ]; then kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; fi
-    if [ "${KEEP:-0}" = 1 ]; then echo "kept $DIR" >&2; else rm -rf "$DIR"; fi
-}
-trap cleanup EXIT
-
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 TOKEN=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
 printf '%s\n' "$TOKEN" > "$DIR/admin.token"
-cat > "$DIR/rates.csv" <<'EOF'
-prefix,rate_per_minute,connect_fee,initial_increment,subsequent_increment,description
-*,0.05,0,60,60,catch-all
-1,0.0123,0,6,6,NANP
-1212,0.0099,0.001,30,6,New York
-44,0.031,0,1,1,UK
-447,0.107,0.0005,30,1,UK mobile
-33,0.02,0,30,6,France
-EOF
-cat > "$DIR/creditmeter.toml" <<EOF
-[store]
-path = "$DIR/store.db"
-
-[[plan]]
-name = "default"
-rates = "$DIR/rates.csv"
-
-[api]
-listen = "127.0.0.1:$PORT"
+cat >> "$DIR/creditmeter.toml" <<EOF
 admin_token_file = "$DIR/admin.token"
 
 [authorize]
@@ -78,15 +46,7 @@ max_call_seconds = 3600
 EOF
 if [ -n "${HOLD_CAP:-}" ]; then echo "max_holds_per_client = $HOLD_CAP" >> "$DIR/creditmeter.toml"; fi
 
-"$BIN" run --config "$DIR/creditmeter.toml" --log-level warning 2> "$DIR/daemon.log" &
-PID=$!
-BASE="http://127.0.0.1:$PORT"
-for _ in $(seq 1 200); do
-    curl -fsS "$BASE/healthz" >/dev/null 2>&1 && break
-    kill -0 "$PID" 2>/dev/null || { cat "$DIR/daemon.log" >&2; echo "the daemon exited" >&2; exit 1; }
-    sleep 0.05
-done
-curl -fsS "$BASE/healthz" >/dev/null || { cat "$DIR/daemon.log" >&2; echo "the API never answered" >&2; exit 1; }
+start_agent --log-level warning
 
 if [ -n "${HOLDS:-}" ]; then
     for u in hog victim; do

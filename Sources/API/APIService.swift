@@ -43,11 +43,17 @@ public struct APIService: Service {
     ///   - registry: from `APIMetrics.bootstrap()`, rendered by `/metrics`.
     /// - Throws: `APIStartupError` naming `api.listen` (unresolvable, or non-loopback without a token file),
     ///   `api.admin_token_file` (unreadable, empty or short token) or `store.path`.
+    ///   - rating: the rating inputs of the current generation, for CDRs posted to `receive = "http"`
+    ///     sources; default: the ones `config` starts with.
+    ///   - onCDRCommit: called after each committed transaction of posted CDRs (charged count, level
+    ///     changes), after the holds of the charged calls were released.
     public init(config: Config, settings: @escaping @Sendable () -> APISettings, reservations: ReservationBook,
                 ready: ReadyFlag, registry: PrometheusCollectorRegistry, logger: Logger,
-                pollInterval: Duration = .milliseconds(50)) throws(APIStartupError) {
+                pollInterval: Duration = .milliseconds(50), rating: (@Sendable () -> ReceiverRating)? = nil,
+                onCDRCommit: @escaping @Sendable (_ charged: Int, _ levelChanges: Int) -> Void = { _, _ in }) throws(APIStartupError) {
         let api = config.api
         let token = try Self.checkStartup(api)
+        let receiving = try CDRReceiver.sources(config.receivers)
         let ledger: Ledger
         let cache: BalanceCache
         do {
@@ -56,10 +62,29 @@ public struct APIService: Service {
         } catch {
             throw APIStartupError(key: "store.path", message: "the API cannot open the ledger: \(error)")
         }
-        authorizer = Authorizer(cache: cache, book: reservations)
+        let authorizer = Authorizer(cache: cache, book: reservations)
+        self.authorizer = authorizer
+        var receiver: CDRReceiver?
+        if !receiving.isEmpty {
+            // A connection of its own: a group commit never waits behind an admin write or a cache reload.
+            let cdrLedger: Ledger
+            do { cdrLedger = try Ledger(path: config.store.path, thresholds: config.thresholds) } catch {
+                throw APIStartupError(key: "store.path", message: "the CDR receiver cannot open the ledger: \(error)")
+            }
+            let start = ReceiverRating(generation: 0, accountField: config.accounts.cdrField, decks: settings().decks,
+                                       maxBillsec: config.rating.maxBillsec)
+            let committer = CDRCommitter(ledger: cdrLedger, rating: rating ?? { start }, logger: logger, committed: { done in
+                reservations.release(done.callIDs)
+                do { try authorizer.cache.refresh(book: authorizer.book) } catch {
+                    logger.error("api: balance cache refresh failed: \(error)")
+                }
+                onCDRCommit(done.charged, done.levelChanges)
+            })
+            receiver = CDRReceiver(sources: receiving, committer: committer)
+        }
         do {
             handler = try APIHandler(authorizer: authorizer, ledger: ledger, settings: settings, adminToken: token,
-                                     ready: ready, metrics: { registry.emitToBuffer() }, logger: logger)
+                                     ready: ready, metrics: { registry.emitToBuffer() }, logger: logger, receiver: receiver)
         } catch {
             throw APIStartupError(key: "api", message: "cannot prepare password verification: \(error)")
         }
@@ -110,7 +135,7 @@ public struct APIService: Service {
             throw APIStartupError(key: "api.listen", message: "'\(api.listen)' is not a loopback address, and api.admin_token_file "
                 + "is not set: refusing to expose the API without an admin token (set api.admin_token_file, or listen on 127.0.0.1)")
         }
-        return try api.adminTokenFile.map { (path) throws(APIStartupError) -> String in try Self.readToken(path) }
+        return try api.adminTokenFile.map { (path) throws(APIStartupError) -> String in try Self.readToken(path, key: "api.admin_token_file") }
     }
 
     /// Whether the server's own lookup (getaddrinfo, as NIO does it) finds an address for `host`.
@@ -132,23 +157,28 @@ public struct APIService: Service {
         return parts.count == 4 && parts[0] == "127" && parts.allSatisfy { UInt8($0) != nil }
     }
 
-    static func readToken(_ path: String) throws(APIStartupError) -> String {
+    /// The receiving sources' token files, read as `run` reads them (`config check` runs it too).
+    public static func checkReceivers(_ receivers: [ReceiverConfig]) throws(APIStartupError) {
+        _ = try CDRReceiver.sources(receivers)
+    }
+
+    static func readToken(_ path: String, key: String) throws(APIStartupError) -> String {
         let data: Data
         do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
             let why = FileManager.default.fileExists(atPath: path) ? "cannot be read (permissions?)" : "no such file"
-            throw APIStartupError(key: "api.admin_token_file", message: "\(path): \(why)")
+            throw APIStartupError(key: key, message: "\(path): \(why)")
         }
         guard let text = String(data: data, encoding: .utf8) else {
-            throw APIStartupError(key: "api.admin_token_file", message: "\(path): is not UTF-8 text")
+            throw APIStartupError(key: key, message: "\(path): is not UTF-8 text")
         }
         let token = text.trimmingCharacters(in: .whitespacesAndNewlines)
         // A short token can be guessed over the network; 16 characters of `openssl rand -hex 16` is 128 bits.
         guard token.count >= 16 else {
-            throw APIStartupError(key: "api.admin_token_file",
+            throw APIStartupError(key: key,
                                   message: "\(path): the token must be at least 16 characters (e.g. `openssl rand -hex 32 > \(path)`)")
         }
         guard !token.contains(where: { $0.isWhitespace }) else {
-            throw APIStartupError(key: "api.admin_token_file", message: "\(path): the token must be one word without spaces")
+            throw APIStartupError(key: key, message: "\(path): the token must be one word without spaces")
         }
         return token
     }

@@ -26,12 +26,16 @@ public final class APIHandler: Sendable {
     let dummyHash: String
     let ledgerQueue = DispatchQueue(label: "creditmeter.api.ledger")
     let passwordQueue = DispatchQueue(label: "creditmeter.api.password")
+    /// `POST /v1/cdr/{source}`; nil when no `[[source]]` has `receive = "http"`.
+    let receiver: CDRReceiver?
 
     static let maxBody = 64 * 1024
 
     public init(authorizer: Authorizer, ledger: Ledger, settings: @escaping @Sendable () -> APISettings,
                 adminToken: String?, ready: ReadyFlag, metrics: @escaping @Sendable () -> [UInt8],
-                logger: Logger, clock: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970) }) throws(LedgerError) {
+                logger: Logger, clock: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970) },
+                receiver: CDRReceiver? = nil) throws(LedgerError) {
+        self.receiver = receiver
         self.authorizer = authorizer
         self.ledger = ledger
         self.settings = settings
@@ -59,6 +63,7 @@ public final class APIHandler: Sendable {
         router.route("v1/authorize", [.get: { [self] request, _ in authorize(request) }])
         router.route("v1/me", [.get: { [self] request, _ in try await me(request) }])
         addAdminRoutes(router.group("v1/clients").add(middleware: AdminAuthMiddleware(handler: self)))
+        receiver?.addRoutes(router)
         return router
     }
 

@@ -42,29 +42,7 @@ enum URLText {
     /// Decodes `%XX`; a malformed escape is kept as written rather than failing the request.
     static func percentDecode(_ s: Substring) -> String {
         guard s.utf8.contains(UInt8(ascii: "%")) else { return String(s) }
-        var out: [UInt8] = []
-        out.reserveCapacity(s.utf8.count)
-        let b = Array(s.utf8)
-        var i = 0
-        while i < b.count {
-            if b[i] == UInt8(ascii: "%"), i + 2 < b.count, let h = hex(b[i + 1]), let l = hex(b[i + 2]) {
-                out.append(h << 4 | l)
-                i += 3
-            } else {
-                out.append(b[i])
-                i += 1
-            }
-        }
-        return String(decoding: out, as: UTF8.self)
-    }
-
-    static func hex(_ c: UInt8) -> UInt8? {
-        switch c {
-        case UInt8(ascii: "0") ... UInt8(ascii: "9"): return c - UInt8(ascii: "0")
-        case UInt8(ascii: "a") ... UInt8(ascii: "f"): return c - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A") ... UInt8(ascii: "F"): return c - UInt8(ascii: "A") + 10
-        default: return nil
-        }
+        return String(decoding: PercentDecoding.bytes(s.utf8), as: UTF8.self)
     }
 }
 

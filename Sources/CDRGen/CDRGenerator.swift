@@ -91,7 +91,7 @@ public struct CDRGenerator: Sendable {
         let call = Call(account: account, ext: ext, name: name, dst: dst, start: clock, ring: ring,
                         billsec: billsec, outcome: outcome)
         switch format {
-        case .freeswitchCSV: return freeswitchLines(call)
+        case .freeswitchCSV, .freeswitchJSON: return freeswitchLines(call)
         case .asteriskCSV, .csv, .jsonl: return asteriskLines(call)
         }
     }
@@ -306,6 +306,9 @@ public struct CDRGenerator: Sendable {
             return "\"" + values.joined(separator: "\",\"") + "\""
         }
 
+        if format == .freeswitchJSON {
+            return freeswitchDocuments(c, billsec: billsec, cause: cause, a: a, b: b, codec: codec)
+        }
         if answered, billsec > 1, rng.chance(40) {
             let first = max(1, billsec / 3)
             let xferAt = answerAt + first
@@ -318,6 +321,88 @@ public struct CDRGenerator: Sendable {
         }
         return [line(c.name, c.ext, c.dst, c.start, answered ? answerAt : nil, end, billsec, cause, a, b,
                      answered || rng.chance(300) ? codec : "")]
+    }
+}
+
+// MARK: - FreeSWITCH JSON
+
+extension CDRGenerator {
+    /// What one mod_json_cdr document says about its leg.
+    struct FSLeg {
+        var account, name, src, dst: String
+        var start: Int64
+        var answer: Int64?
+        var end: Int64
+        var billmsec: Int64
+        var cause, uuid, bleg, codec: String
+        /// The A-leg's uuid when this is the B-leg of a bridge.
+        var originator: String? = nil
+    }
+
+    /// An answered call posts its A-leg and, as the stock `log-b-leg=true` does, its B-leg (same
+    /// talk time, the trunk's account); billmsec is not a whole number of seconds, so its billsec
+    /// (FreeSWITCH truncates) is one less than the billable seconds, and a call of under a second
+    /// has billsec 0 yet is billable.
+    private mutating func freeswitchDocuments(_ c: Call, billsec: Int64, cause: String, a: String, b: String,
+                                                  codec: String) -> [String] {
+        let answered = c.outcome == .answered
+        let answerAt = c.start + c.ring
+        let billmsec = billsec > 0 ? billsec * 1000 - Int64(rng.int(0...999)) : 0
+        let leg = FSLeg(account: c.account, name: c.name, src: c.ext, dst: c.dst, start: c.start,
+                        answer: answered ? answerAt : nil, end: answerAt + billsec, billmsec: billmsec,
+                        cause: cause, uuid: a, bleg: b, codec: codec)
+        guard answered, !b.isEmpty else { return [Self.document(leg)] }
+        var peer = leg
+        peer.account = "trunk"
+        peer.uuid = b
+        peer.bleg = ""
+        peer.name = "Outbound Call"
+        peer.originator = a
+        return [Self.document(leg), Self.document(peer)]
+    }
+
+    /// One compact document shaped as FreeSWITCH 1.10 posts it with `encode-values=true`.
+    static func document(_ l: FSLeg) -> String {
+        func enc(_ s: String) -> String {
+            var out = ""
+            for b in s.utf8 {
+                let safe = (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A)
+                    || b == UInt8(ascii: "-") || b == UInt8(ascii: "_") || b == UInt8(ascii: ".")
+                out += safe ? String(UnicodeScalar(b)) : "%" + hex2(Int(b)).uppercased()
+            }
+            return out
+        }
+        let billsec = l.billmsec / 1000
+        var v: [(String, String)] = [
+            ("direction", l.originator == nil ? "inbound" : "outbound"), ("uuid", l.uuid), ("session_id", "1"),
+            ("accountcode", l.account), ("caller_id_name", enc(l.name)), ("caller_id_number", l.src),
+            ("sip_from_uri", enc("\(l.src)@pbx.example.net")), ("effective_caller_id_name", enc(l.name)),
+        ]
+        if let o = l.originator { v.append(("originating_leg_uuid", o)) }
+        if !l.bleg.isEmpty { v.append(("bleg_uuid", l.bleg)) }
+        v += [
+            ("hangup_cause", l.cause), ("start_stamp", enc(utcText(l.start))),
+            ("answer_stamp", l.answer.map { enc(utcText($0)) } ?? ""), ("end_stamp", enc(utcText(l.end))),
+            ("start_epoch", String(l.start)), ("answer_epoch", String(l.answer ?? 0)), ("end_epoch", String(l.end)),
+            ("duration", String(l.end - l.start)), ("billsec", String(billsec)), ("billmsec", String(l.billmsec)),
+            ("read_codec", l.codec), ("write_codec", l.codec),
+        ]
+        let vars = v.map { "\"\($0.0)\":\"\($0.1)\"" }.joined(separator: ",")
+        let context = l.originator == nil ? "default" : "public"
+        var profile = "\"username\":\"\(l.src)\",\"dialplan\":\"XML\",\"caller_id_name\":\(json(l.name)),"
+            + "\"caller_id_number\":\"\(l.src)\",\"destination_number\":\(json(l.dst)),\"uuid\":\"\(l.uuid)\","
+            + "\"source\":\"mod_sofia\",\"context\":\"\(context)\",\"chan_name\":\"sofia/internal/\(l.src)@pbx.example.net\""
+        if let o = l.originator {
+            profile += ",\"originator\":{\"originator_caller_profiles\":[{\"caller_id_number\":\"\(l.src)\",\"destination_number\":\(json(l.dst)),\"uuid\":\"\(o)\"}]}"
+        } else if !l.bleg.isEmpty {
+            profile += ",\"originatee\":{\"originatee_caller_profiles\":[{\"destination_number\":\(json(l.dst)),\"uuid\":\"\(l.bleg)\"}]}"
+        }
+        let times = "\"created_time\":\"\(l.start)000000\",\"answered_time\":\"\((l.answer ?? 0) * 1_000_000)\",\"hangup_time\":\"\(l.end)000000\""
+        return "{\"core-uuid\":\"5d7f6c3e-0c1d-4f5e-9a61-2b3c4d5e6f70\",\"switchname\":\"pbx1\","
+            + "\"channel_data\":{\"state\":\"CS_REPORTING\",\"direction\":\"\(l.originator == nil ? "inbound" : "outbound")\",\"state_number\":\"11\"},"
+            + "\"variables\":{\(vars)},"
+            + "\"app_log\":{\"applications\":[{\"app_name\":\"bridge\",\"app_data\":\(json("sofia/gateway/trunk/" + l.dst))}]},"
+            + "\"callflow\":[{\"dialplan\":\"XML\",\"profile_index\":\"1\",\"caller_profile\":{\(profile)},\"times\":{\(times)}}]}"
     }
 }
 

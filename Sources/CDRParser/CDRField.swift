@@ -4,6 +4,8 @@ public enum CDRFormat: String, Sendable, CaseIterable, Codable {
     case freeswitchCSV = "freeswitch-csv"
     case csv
     case jsonl
+    /// mod_json_cdr's documents, one per HTTP request or `err-log-dir` file (not a line format).
+    case freeswitchJSON = "freeswitch-json"
 }
 
 /// A CDR field by its canonical (Asterisk) name; FreeSWITCH variable names are accepted as aliases.
@@ -79,7 +81,9 @@ public enum CDRField: String, Sendable, CaseIterable, Codable {
 
     /// The field called `name` (canonical or alias, case-insensitive); nil when unknown.
     public static func named(_ name: String) -> CDRField? {
-        byName[name.lowercased()]
+        // Names are nearly always written in lower case already (FreeSWITCH's variables are): look
+        // them up as they are first, since a document can hold hundreds of them.
+        byName[name] ?? byName[name.lowercased()]
     }
 
     // Swift-style spellings (`callerIDName`) are accepted too, so config files may use either.

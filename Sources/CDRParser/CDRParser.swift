@@ -79,8 +79,8 @@ public struct CDRParser: Sendable {
             let map = try Self.columnMap(columns)
             layouts[map.count] = map
             hint = "expected \(map.count) columns as `columns` names"
-        case .jsonl:
-            if options.columns != nil { throw .columnsNotAllowed(.jsonl) }
+        case .jsonl, .freeswitchJSON:
+            if options.columns != nil { throw .columnsNotAllowed(options.format) }
             hint = ""
         }
         self.layouts = layouts
@@ -122,6 +122,9 @@ public struct CDRParser: Sendable {
         if options.format == .jsonl {
             do throws(ParseFailure) { return .success(try parseJSON(body)) } catch { return .failure(error) }
         }
+        if options.format == .freeswitchJSON {
+            return parseFreeSwitch(Array(body)).map(\.cdr)
+        }
         var result: Result<CDR, ParseFailure> = .failure(.badLine("empty line"))
         withDelimited(body) { result = $0.map { $0.makeCDR() } }
         return result
@@ -136,9 +139,12 @@ public struct CDRParser: Sendable {
         case .failure(let f): return body(.failure(f))
         case .success(let b): trimmed = b
         }
-        if options.format == .jsonl {
+        if options.format == .jsonl || options.format == .freeswitchJSON {
             let cdr: CDR
-            do throws(ParseFailure) { cdr = try parseJSON(trimmed) } catch { return body(.failure(error)) }
+            switch parse(trimmed) {
+            case .failure(let f): return body(.failure(f))
+            case .success(let c): cdr = c
+            }
             return cdr.withView { body(.success($0)) }
         }
         withDelimited(trimmed, body)
@@ -306,7 +312,7 @@ enum CDRBuilder {
         }
 
         let answered: Bool
-        if format == .freeswitchCSV {
+        if format == .freeswitchCSV || format == .freeswitchJSON {
             if let a = field(.answer, all, spans) { answered = !isBlank(a) && !isZero(a) } else { answered = true }
         } else if let d = field(.disposition, all, spans) {
             answered = equalsIgnoringCase(d, "ANSWERED")

@@ -26,6 +26,21 @@ struct JSONLine {
         return (s.storage, s.members)
     }
 
+    /// The span of the first element of the JSON array `p` (an object or array itself), or of `p`
+    /// when it is not an array; nil for an empty array.
+    static func firstElement(_ p: UnsafeBufferPointer<UInt8>) throws(ParseFailure) -> Range<Int>? {
+        var s = JSONLine(p)
+        s.skipBlanks()
+        guard s.i < p.count, p[s.i] == UInt8(ascii: "[") else { return 0..<p.count }
+        s.i += 1
+        s.skipBlanks()
+        guard s.i < p.count, p[s.i] != UInt8(ascii: "]") else { return nil }
+        guard p[s.i] == UInt8(ascii: "{") || p[s.i] == UInt8(ascii: "[") else { throw s.fail("expected an object") }
+        let start = s.i
+        try s.skipNested()
+        return start..<s.i
+    }
+
     private mutating func skipBlanks() {
         while i < p.count, p[i] == 0x20 || p[i] == 0x09 || p[i] == 0x0D || p[i] == 0x0A { i += 1 }
     }

@@ -56,7 +56,16 @@ public struct Daemon {
             settings: { let g = runtime.generation; return APISettings(config: g.config, decks: g.decks) },
             reservations: reservations, ready: ready, registry: APIMetrics.bootstrap(), logger: logger,
             // Refreshed after every commit of ours; the poll only finds changes made by the CLI.
-            pollInterval: .milliseconds(500))
+            pollInterval: .milliseconds(500),
+            rating: {
+                let g = runtime.generation
+                return ReceiverRating(generation: g.number, accountField: g.config.accounts.cdrField, decks: g.decks,
+                                      maxBillsec: g.config.rating.maxBillsec)
+            },
+            // Posted CDRs released their holds already; this wakes delivery for their events.
+            onCDRCommit: { charged, changes in
+                runtime.committed(CommitInfo(source: "http", charged: charged, levelChanges: changes, callIDs: []))
+            })
         runtime.onCommit { info in
             reservations.release(info.callIDs)
             api.refreshBalances()

@@ -37,6 +37,7 @@ public struct Preflight: Sendable {
             }
         }
         do { _ = try APIService.checkStartup(config.api) } catch { add(error.key, error.message) }
+        do { try APIService.checkReceivers(config.receivers) } catch { add(error.key, error.message) }
         if let problem = storeProblem(config.store.path) { add("store.path", problem) }
         if !issues.isEmpty { throw ConfigError(file: config.file, issues: issues) }
         return Preflight(decks: decks, warnings: secretWarnings(config))
@@ -64,6 +65,7 @@ public struct Preflight: Sendable {
     static func secretWarnings(_ config: Config) -> [SecretWarning] {
         var files: [(key: String, file: String)] = []
         if let f = config.api.adminTokenFile { files.append(("api.admin_token_file", f)) }
+        for r in config.receivers { files.append(("source[\(r.name)].token_file", r.tokenFile)) }
         for (i, e) in config.endpoints.enumerated() {
             if let f = e.secretFile { files.append(("endpoint[\(i)].secret_file", f)) }
             if let f = e.tokenFile { files.append(("endpoint[\(i)].token_file", f)) }

@@ -43,6 +43,11 @@ public enum Assembly {
         if let i = config.sources.firstIndex(where: { $0.name == name }) {
             return try settings(for: config.sources[i], index: i)
         }
+        if let r = config.receivers.first(where: { $0.name == name }) {
+            do { return SourceSettings(name: r.name, parser: try CDRParser(r.parserOptions), filter: nil) } catch {
+                throw Failure(key: "source[\(r.name)].format", message: "\(error)")
+            }
+        }
         if name.hasPrefix(adHocPrefix), let f = CDRFormat(rawValue: String(name.dropFirst(adHocPrefix.count))) {
             return try adHoc(format: f, timeZone: TimeZone(identifier: "UTC") ?? .current)
         }

@@ -169,7 +169,7 @@ public struct Metering: Sendable {
 
     /// A line that does not parse has no identity; its bytes and place stand in for one, so
     /// replaying the same file twice quarantines it once.
-    static func rawKey(_ line: UnsafeBufferPointer<UInt8>, source: String, offset: Int64) -> String {
+    public static func rawKey(_ line: UnsafeBufferPointer<UInt8>, source: String, offset: Int64) -> String {
         let digest = SHA256.hash(data: line)
         let hex = digest.prefix(16).map { b in
             let s = String(b, radix: 16)

@@ -24,6 +24,20 @@ public struct ReplaySummary: Sendable, Equatable {
     public subscript<T>(dynamicMember path: KeyPath<IngestCounts, T>) -> T { counts[keyPath: path] }
 
     public init() {}
+
+    /// Fills `clients` and `cost` from what was newly charged, by client id.
+    mutating func total(_ byClient: [Int64: (cdrs: Int, cost: Int64)], directory: [String: AccountOwner]) {
+        // The directory is keyed by account code: a client with several codes appears once per code.
+        let names = Dictionary(directory.values.map { ($0.clientID, $0.username) }, uniquingKeysWith: { a, _ in a })
+        // Each client's total is checked as it is summed (the ledger refuses one past Int64); the sum across
+        // clients is kept wide instead, so a replay of absurd but accepted costs reports rather than traps.
+        var sum: Int128 = 0
+        for (id, t) in byClient {
+            sum += Int128(t.cost)
+            clients[names[id] ?? "#\(id)"] = .init(cdrs: t.cdrs, cost: Money.format(t.cost))
+        }
+        cost = Money.format(sum)
+    }
 }
 
 /// Feeds whole files through `Metering` into the ledger in batches, each batch one transaction.
@@ -78,16 +92,7 @@ public struct Replayer {
 
         summary.counts.charged = committed.charged
         summary.counts.duplicates = committed.duplicates
-        // The directory is keyed by account code: a client with several codes appears once per code.
-        let names = Dictionary(metering.directory.values.map { ($0.clientID, $0.username) }, uniquingKeysWith: { a, _ in a })
-        // Each client's total is checked as it is summed (the ledger refuses one past Int64); the sum across
-        // clients is kept wide instead, so a replay of absurd but accepted costs reports rather than traps.
-        var total: Int128 = 0
-        for (id, t) in committed.byClient {
-            total += Int128(t.cost)
-            summary.clients[names[id] ?? "#\(id)"] = .init(cdrs: t.cdrs, cost: Money.format(t.cost))
-        }
-        summary.cost = Money.format(total)
+        summary.total(committed.byClient, directory: metering.directory)
         return summary
     }
 

@@ -14,6 +14,8 @@ public struct Config: Sendable {
     public var file: String
     public var store: StoreConfig
     public var sources: [SourceConfig]
+    /// The `[[source]]` tables with `receive = "http"`: CDRs posted to the API instead of a file.
+    public var receivers: [ReceiverConfig]
     public var accounts: AccountsConfig
     public var plans: [PlanConfig]
     public var thresholds: Thresholds
@@ -32,6 +34,7 @@ public struct Config: Sendable {
         self.file = file
         self.store = StoreConfig(path: StoreConfig.defaultPath(environment: environment))
         self.sources = []
+        self.receivers = []
         self.accounts = AccountsConfig()
         self.plans = []
         self.thresholds = Thresholds()
@@ -228,6 +231,32 @@ public struct SourceConfig: Sendable {
     public var parserOptions: ParserOptions {
         ParserOptions(format: format, extra: extra, columns: columns, delimiter: delimiter, timeZone: timeZone)
     }
+}
+
+/// A `[[source]]` with `receive = "http"`: its CDRs arrive as `POST /v1/cdr/{name}` requests.
+public struct ReceiverConfig: Sendable, Equatable {
+    public var name: String
+    /// `freeswitch-json` (one mod_json_cdr document a request) or `jsonl` (one CDR a line).
+    public var format: CDRFormat
+    /// The file holding the token a poster must present (bearer, or the password of HTTP Basic).
+    public var tokenFile: String
+    /// As written: `local`, `UTC` or an IANA name; reads `*_stamp` times that carry no epoch.
+    public var timezone: String
+    public var timeZone: TimeZone
+    /// `false` (the default): a FreeSWITCH B-leg is counted, not charged, since its A-leg is.
+    public var chargeBLegs: Bool
+
+    public init(name: String, format: CDRFormat, tokenFile: String, timezone: String = "local",
+                timeZone: TimeZone = .current, chargeBLegs: Bool = false) {
+        self.name = name
+        self.format = format
+        self.tokenFile = tokenFile
+        self.timezone = timezone
+        self.timeZone = timeZone
+        self.chargeBLegs = chargeBLegs
+    }
+
+    public var parserOptions: ParserOptions { ParserOptions(format: format, timeZone: timeZone) }
 }
 
 /// `[accounts]`: which CDR field names the client's account.

@@ -76,6 +76,10 @@ struct ConfigReader {
         var seen: [String: Int] = [:]
         for (n, t) in ts.enumerated() {
             let at = "source[\(n)]"
+            if t["receive"] != nil {
+                readReceiver(t, at: at, seen: &seen, into: &c)
+                continue
+            }
             checkKeys(t, path: at, allowed: ["name", "path", "format", "timezone", "start_at", "extra", "columns",
                                              "delimiter", "filter", "max_line_bytes"])
             let name = requiredName(t, in: at, seen: &seen, kind: "source")
@@ -115,7 +119,10 @@ struct ConfigReader {
             if let ft = table(t, "filter", path: at) {
                 filter = readFilter(ft, at: "\(at).filter")
             }
-            if let format {
+            if format == .freeswitchJSON {
+                issue("\(at).format", "freeswitch-json documents are posted, not appended to a file: "
+                    + "use receive = \"http\" (or `creditmeter replay --format freeswitch-json` for err-log-dir files)")
+            } else if let format {
                 let before = issues.count
                 checkLayout(format: format, extra: extra, columns: columns, delimiterGiven: delimiterGiven, at: at)
                 // The parser is the authority on layouts (it also insists that dst and billsec are
@@ -134,6 +141,31 @@ struct ConfigReader {
                                               timeZone: zone, startAt: startAt, extra: extra, columns: columns,
                                               delimiter: delimiter, filter: filter, maxLineBytes: maxLineBytes))
             }
+        }
+    }
+
+    /// A `[[source]]` with `receive`: only `"http"` is known; it takes a token file instead of a path.
+    mutating func readReceiver(_ t: TOMLTable, at: String, seen: inout [String: Int], into c: inout Config) {
+        checkKeys(t, path: at, allowed: ["name", "receive", "format", "token_file", "timezone", "charge_b_legs"])
+        let name = requiredName(t, in: at, seen: &seen, kind: "source")
+        if let r = string(t, "receive", in: at), r != "http" {
+            issue("\(at).receive", "must be \"http\" (CDRs posted to POST /v1/cdr/NAME), not \"\(r)\"; "
+                + "for a file, remove `receive` and set `path`")
+        }
+        var format: CDRFormat?
+        if let f = string(t, "format", in: at, required: true) {
+            if let v = CDRFormat(rawValue: f), v == .freeswitchJSON || v == .jsonl {
+                format = v
+            } else {
+                issue("\(at).format", "a receive = \"http\" source takes \"freeswitch-json\" or \"jsonl\", not \"\(f)\"")
+            }
+        }
+        let tokenFile = path(t, "token_file", in: at, required: true)
+        let (zoneName, zone) = timeZone(t, in: at)
+        let chargeBLegs = bool(t, "charge_b_legs", in: at) ?? false
+        if let name, let format, let tokenFile {
+            c.receivers.append(ReceiverConfig(name: name, format: format, tokenFile: tokenFile, timezone: zoneName,
+                                              timeZone: zone, chargeBLegs: chargeBLegs))
         }
     }
 

@@ -15,6 +15,14 @@ extension Config {
         keys += Self.sectionChanges("source", sources, running.sources, name: \.name) { s, old in
             [("path", s.path != old.path), ("start_at", s.startAt != old.startAt)]
         }
+        // The receivers' routes and tokens are set up once, with the listener.
+        let oldReceivers = Dictionary(running.receivers.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        for r in receivers where oldReceivers[r.name] != r {
+            keys.append(oldReceivers[r.name] == nil ? "source[\(r.name)] (added)" : "source[\(r.name)]")
+        }
+        for r in running.receivers where !receivers.contains(where: { $0.name == r.name }) {
+            keys.append("source[\(r.name)] (removed)")
+        }
 
         if api.listen != running.api.listen { keys.append("api.listen") }
         if api.adminTokenFile != running.api.adminTokenFile { keys.append("api.admin_token_file") }

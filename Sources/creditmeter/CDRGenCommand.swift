@@ -18,12 +18,14 @@ struct CDRGenCommand: ParsableCommand {
               --start 2026-03-01 --span-days 28 -o Master.csv
           creditmeter cdrgen --format asterisk-csv --count 0 \\
               --deck rates.csv --windows --price-change 2026-03-15
+          creditmeter cdrgen --format freeswitch-json --count 1000 -o fs.jsonl
 
         --span-days spreads the calls evenly over that many days (by default a busy PBX: about 13 s apart). --deck writes a rate deck that covers every destination cdrgen writes (a catch-all and one row set per prefix): with --windows, peak (mon-fri 08:00-18:00), evening, night and weekend rows; with --price-change DATE, an old price list until DATE and a dearer one from it. --count 0 with --deck writes only the deck.
         """
     )
 
-    @Option(help: "asterisk-csv or freeswitch-csv.") var format: String
+    @Option(help: "asterisk-csv, freeswitch-csv or freeswitch-json (one mod_json_cdr document a line, B-legs included).")
+    var format: String
     @Option(help: "Number of CDR lines to write.") var count: Int
     @Option(help: "Number of distinct client account codes.") var clients = 10
     @Option(help: "Random seed.") var seed: UInt64 = 1
@@ -50,8 +52,8 @@ struct CDRGenCommand: ParsableCommand {
 
     func run() throws {
         try guarded {
-            guard let f = CDRFormat(rawValue: format), f == .asteriskCSV || f == .freeswitchCSV else {
-                throw CLIError(.usage, "--format: '\(format)' — cdrgen writes asterisk-csv or freeswitch-csv")
+            guard let f = CDRFormat(rawValue: format), f == .asteriskCSV || f == .freeswitchCSV || f == .freeswitchJSON else {
+                throw CLIError(.usage, "--format: '\(format)' — cdrgen writes asterisk-csv, freeswitch-csv or freeswitch-json")
             }
             let startEpoch = try parseDate(start, option: "--start")
             if let deck {

@@ -16,15 +16,18 @@ struct ReplayCommand: ParsableCommand {
 
         Which parser: --source NAME uses that [[source]]'s format, time zone and filter; --format F reads the files with a stock layout (asterisk-csv, freeswitch-csv, jsonl); with neither, the config's only source.
 
+        --format freeswitch-json reads FreeSWITCH mod_json_cdr's err-log-dir files (one JSON document each, plain, URL-encoded or base64) and directories of them; B-legs are counted under filtered, not charged. --source NAME of a receive = "http" freeswitch-json source reads them as that source does (its timezone and charge_b_legs).
+
         Examples:
           creditmeter replay --format asterisk-csv Master.csv
+          creditmeter replay --format freeswitch-json /var/log/freeswitch/json_cdr
           creditmeter replay --source asterisk --dry-run --json \\
               /var/log/asterisk/cdr-csv/Master.csv.1
         """
     )
 
     @OptionGroup var options: ConfigOptions
-    @Option(help: ArgumentHelp("CDR format: asterisk-csv, freeswitch-csv, csv, jsonl.", valueName: "format"))
+    @Option(help: ArgumentHelp("CDR format: asterisk-csv, freeswitch-csv, csv, jsonl, freeswitch-json.", valueName: "format"))
     var format: String?
     @Option(help: ArgumentHelp("Read the files as this [[source]] does.", valueName: "name"))
     var source: String?
@@ -34,7 +37,7 @@ struct ReplayCommand: ParsableCommand {
     var dryRun = false
     @Flag(help: "Print the summary as JSON (pretty-printed, keys sorted).")
     var json = false
-    @Argument(help: ArgumentHelp("CDR files to replay.", valueName: "file"))
+    @Argument(help: ArgumentHelp("CDR files to replay (with --format freeswitch-json, also directories).", valueName: "file"))
     var files: [String]
 
     func validate() throws {
@@ -44,6 +47,11 @@ struct ReplayCommand: ParsableCommand {
 
     func run() throws {
         try guarded {
+            if format == CDRFormat.freeswitchJSON.rawValue { return try replayDocuments() }
+            if let source, let config = try? Config.load(path: options.path),
+               config.receivers.contains(where: { $0.name == source && $0.format == .freeswitchJSON }) {
+                return try replayDocuments(chargeBLegs: false, source: source)
+            }
             for f in files {
                 var isDirectory: ObjCBool = false
                 // A directory passes isReadableFile and would only fail later, as an I/O error without its name.
@@ -76,6 +84,34 @@ struct ReplayCommand: ParsableCommand {
         }
     }
 
+    /// mod_json_cdr's err-log-dir files: one document a file, and directories of them.
+    private func replayDocuments() throws {
+        try replayDocuments(chargeBLegs: false)
+    }
+
+    /// The documents of `files` read as `settings` (an ad-hoc freeswitch-json parser, or a receiving source's).
+    private func replayDocuments(chargeBLegs: Bool, source named: String? = nil) throws {
+        let paths: [String]
+        do { paths = try DocumentReplayer.expand(files) } catch {
+            throw CLIError(.noInput, "\(error.localizedDescription)")
+        }
+        for f in paths where !FileManager.default.isReadableFile(atPath: f) {
+            throw CLIError(.noInput, "\(f): no such readable file")
+        }
+        let (config, ledger) = try options.open(creating: !dryRun)
+        let settings = try resolveSource(config)
+        let receiver = config.receivers.first { $0.name == named }
+        let metering = try Assembly.metering(config: config, ledger: ledger, decks: try config.loadRateDecks())
+        let summary: ReplaySummary
+        do {
+            summary = try DocumentReplayer(chargeBLegs: receiver?.chargeBLegs ?? chargeBLegs).replay(files: paths, source: settings, metering: metering, ledger: ledger,
+                                                    dryRun: dryRun, now: nowEpoch())
+        } catch let e as DocumentReplayer.ReadFailure {
+            throw CLIError(.ioError, e.description)
+        }
+        if json { Console.json(Self.json(summary)) } else { Console.out(Self.describe(summary)) }
+    }
+
     private func resolveSource(_ config: Config) throws -> SourceSettings {
         do {
             if let format {
@@ -95,6 +131,10 @@ struct ReplayCommand: ParsableCommand {
                 return try Assembly.adHoc(format: f, timeZone: zone)
             }
             let index: Int
+            if let source, config.receivers.contains(where: { $0.name == source }),
+               let settings = try Assembly.settings(named: source, config: config) {
+                return settings
+            }
             if let source {
                 guard let i = config.sources.firstIndex(where: { $0.name == source }) else {
                     throw CLIError(.usage, "--source: no [[source]] named '\(source)' in \(config.file)")
