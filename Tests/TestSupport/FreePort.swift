@@ -5,7 +5,7 @@ import Glibc
 
 /// A port the kernel just gave out on 127.0.0.1, released for the server under test to take.
 public func freePort() throws -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
     guard fd >= 0 else { throw POSIXError(.EMFILE) }
     defer { close(fd) }
     var addr = sockaddr_in()
