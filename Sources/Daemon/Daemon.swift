@@ -1,4 +1,5 @@
 import API
+import Console
 import Delivery
 import Foundation
 import Ingest
@@ -51,12 +52,15 @@ public struct Daemon {
         // The local HTTP API (SPEC 9): its own ledger connection; charged calls release their holds.
         let reservations = ReservationBook()
         let runtime = self.runtime
+        // The web console and portal (`[console]`) on the same listener, over the API's handler.
+        let console = config.console.enabled ? try Console(config: config) : nil
         let api = try APIService(
             config: config,
             settings: { let g = runtime.generation; return APISettings(config: g.config, decks: g.decks) },
             reservations: reservations, ready: ready, registry: APIMetrics.bootstrap(), logger: logger,
             // Refreshed after every commit of ours; the poll only finds changes made by the CLI.
-            pollInterval: .milliseconds(500))
+            pollInterval: .milliseconds(500),
+            routes: { handler, router in console?.register(on: router, handler: handler) })
         runtime.onCommit { info in
             reservations.release(info.callIDs)
             api.refreshBalances()
