@@ -15,7 +15,7 @@ import tempfile
 import time
 
 from selenium import webdriver
-from selenium.common.exceptions import TimeoutException
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException, TimeoutException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
@@ -43,7 +43,7 @@ def check(condition, what):
 def browser():
     opts = webdriver.ChromeOptions()
     opts.binary_location = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,900",
+    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,1150",
               "--no-first-run", "--disable-extensions", "--disable-background-networking"):
         opts.add_argument(a)
     service = Service(executable_path=os.environ.get("CHROMEDRIVER", "/usr/bin/chromedriver"))
@@ -62,7 +62,9 @@ def meter(d, username):
 
 def wait(d, seconds, what, condition):
     try:
-        WebDriverWait(d, seconds, poll_frequency=0.05).until(lambda _: condition())
+        # A page that is being replaced (after a form's POST) drops the elements it had: look again.
+        WebDriverWait(d, seconds, poll_frequency=0.05,
+                      ignored_exceptions=(NoSuchElementException, StaleElementReferenceException)).until(lambda _: condition())
     except TimeoutException:
         raise AssertionError("not within %.1f s: %s" % (seconds, what))
 
@@ -155,6 +157,7 @@ def main():
         step("CDRs appended to the tailed file move the bar without a reload")
         marker = d.execute_script("window.__noReload = 1; return window.__noReload;")
         live_move(d, 76, "low", "orange", "24 | 76 | 100")
+        ActionChains(d).move_to_element(row(d, USER)).perform()  # the hover shows Recharge Credits
         d.save_screenshot(os.path.join(SHOTS, "console-clients.png"))
         live_move(d, 15, "critical", "red", "9 | 91 | 100")
         live_move(d, 9, "exhausted", "red", "0 | 100 | 100")
@@ -200,6 +203,7 @@ def main():
         check(recharges == ["50", "100"], "recharges listed %r (a double click must recharge once)" % recharges)
         d.save_screenshot(os.path.join(SHOTS, "console-portal.png"))
         d.find_element(By.XPATH, '//button[text()="Sign out"]').click()
+        wait(d, 10, "the portal's sign-in form after Sign out", lambda: d.find_elements(By.ID, "username"))
 
         step("Disable shows its warning; the row reads Disabled; the portal refuses the client")
         d.get(BASE + "/console/")

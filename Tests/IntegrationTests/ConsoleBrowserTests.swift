@@ -52,7 +52,7 @@ struct ConsoleBrowserTests {
         #expect(text.contains("browser walk: all steps passed"), "\(text)")
         // What the browser did, read back from the store by the CLI.
         let shown = try h.run(["clients", "show", "ann.lee", "--json"])
-        #expect(shown.stdout.contains("\"assigned\":\"150\"") && shown.stdout.contains("\"status\":\"disabled\"")
-            && shown.stdout.contains("\"company\":\"Lee Holdings\""), "\(shown.stdout)")
+        #expect(shown.stdout.contains("\"assigned\": \"150\"") && shown.stdout.contains("\"status\": \"disabled\"")
+            && shown.stdout.contains("\"company\": \"Lee Holdings\""), "\(shown.stdout)")
     }
 }
