@@ -22,16 +22,16 @@ struct Site: Sendable {
         router.route("console", [.get: { request, context in try await consoleHome(request, context) }])
         router.route("console/signin", [.post: { request, context in try await operatorSignIn(request, context) }])
         router.route("console/signout", [.post: { request, context in try await signOut(request, context, portal: false) }])
-        router.route("console/clients", [.post: { request, context in try await create(request, context) }])
+        router.route("console/clients", [.post: { request, context in try await Self.refusing { try await create(request, context) } }])
         router.route("console/clients/new", [.get: { request, context in try await newClient(request, context) }])
-        router.route("console/clients/:username", [.post: { request, context in try await save(request, context) }])
+        router.route("console/clients/:username", [.post: { request, context in try await Self.refusing { try await save(request, context) } }])
         router.route("console/clients/:username/edit", [.get: { request, context in try await edit(request, context) }])
         router.route("console/clients/:username/disable", [
             .get: { request, context in try await confirmDisable(request, context) },
-            .post: { request, context in try await setStatus(request, context, disabled: true) },
+            .post: { request, context in try await Self.refusing { try await setStatus(request, context, disabled: true) } },
         ])
-        router.route("console/clients/:username/enable", [.post: { request, context in try await setStatus(request, context, disabled: false) }])
-        router.route("console/clients/:username/recharge", [.post: { request, context in try await recharge(request, context) }])
+        router.route("console/clients/:username/enable", [.post: { request, context in try await Self.refusing { try await setStatus(request, context, disabled: false) } }])
+        router.route("console/clients/:username/recharge", [.post: { request, context in try await Self.refusing { try await recharge(request, context) } }])
         router.route("console/password-check", [.post: { request, context in try await passwordCheck(request, context) }])
         router.route("console/meters.json", [.get: { request, context in try await consoleMeters(request, context) }])
         router.route("console/assets/style.css", [.get: { _, _ in Web.response(.ok, "text/css; charset=utf-8", console.stylesheet, cache: true) }])
@@ -79,16 +79,22 @@ struct Site: Sendable {
         Web.html(.forbidden, console.render("message", page: "Refused", ["heading": "Refused", "text": why], session: nil))
     }
 
-    /// A signed-in operator's POST with its form, or the refusal to send instead.
-    func operatorForm(_ r: Request, _ context: APIContext) async throws -> Result<(Session, FormData), RefusedPage> {
+    /// A signed-in operator's POST with its form; throws the refusal page (no session, stale CSRF
+    /// token), which `refusing` turns into the answer, so nothing the request asked for is done.
+    func operatorForm(_ r: Request, _ context: APIContext) async throws -> (Session, FormData) {
         guard let (_, session) = operatorSession(r) else {
-            return .failure(RefusedPage(response: forbidden("Your session has ended. Sign in again.")))
+            throw RefusedPage(response: forbidden("Your session has ended. Sign in again."))
         }
         let f = try await form(r, context)
         guard Self.csrfMatches(f["csrf"], session) else {
-            return .failure(RefusedPage(response: forbidden("This form has expired (its security token does not match). Reload the page and try again.")))
+            throw RefusedPage(response: forbidden("This form has expired (its security token does not match). Reload the page and try again."))
         }
-        return .success((session, f))
+        return (session, f)
+    }
+
+    /// Answers a refused operator form with its page.
+    static func refusing(_ body: () async throws -> Response) async throws -> Response {
+        do { return try await body() } catch let refused as RefusedPage { return refused.response }
     }
 
     func remoteKey(_ context: APIContext) -> String {
@@ -321,11 +327,7 @@ struct Site: Sendable {
     }
 
     func create(_ r: Request, _ context: APIContext) async throws -> Response {
-        let (session, f): (Session, FormData)
-        switch try await operatorForm(r, context) {
-        case .failure(let refused): return refused.response
-        case .success(let ok): (session, f) = ok
-        }
+        let (session, f) = try await operatorForm(r, context)
         let username = f["username"] ?? ""
         do {
             _ = try await handler.createClient(username: username, form: Self.clientForm(f), password: f["password"] ?? "",
@@ -348,11 +350,7 @@ struct Site: Sendable {
     }
 
     func save(_ r: Request, _ context: APIContext) async throws -> Response {
-        let (session, f): (Session, FormData)
-        switch try await operatorForm(r, context) {
-        case .failure(let refused): return refused.response
-        case .success(let ok): (session, f) = ok
-        }
+        let (session, f) = try await operatorForm(r, context)
         let username = context.parameter("username")
         do {
             _ = try await handler.editClient(username, form: Self.clientForm(f), password: nil, confirmation: nil)
@@ -394,10 +392,7 @@ struct Site: Sendable {
     }
 
     func setStatus(_ r: Request, _ context: APIContext, disabled: Bool) async throws -> Response {
-        switch try await operatorForm(r, context) {
-        case .failure(let refused): return refused.response
-        case .success: break
-        }
+        _ = try await operatorForm(r, context)
         let username = context.parameter("username")
         _ = try await handler.setStatus(username, disabled: disabled)
         // Console access ends at once, not when the portal session would have expired.
@@ -406,11 +401,7 @@ struct Site: Sendable {
     }
 
     func recharge(_ r: Request, _ context: APIContext) async throws -> Response {
-        let (session, f): (Session, FormData)
-        switch try await operatorForm(r, context) {
-        case .failure(let refused): return refused.response
-        case .success(let ok): (session, f) = ok
-        }
+        let (session, f) = try await operatorForm(r, context)
         let username = context.parameter("username")
         let key = f["idempotency_key"].flatMap { $0.isEmpty ? nil : $0 }
         do {

@@ -14,22 +14,8 @@ struct ConsoleBrowserTests {
         let port = try freePort()
         let token = "browser-admin-token-0123456789abcdef"
         // 1 credit per billed second, so each appended call moves the meter by a round figure.
-        let h = try Harness(config: """
-            [api]
-            listen = "127.0.0.1:\(port)"
-            admin_token_file = "admin.token"
-
-            [[source]]
-            name = "pbx"
-            path = "Master.csv"
-            format = "asterisk-csv"
-            timezone = "UTC"
-            start_at = "beginning"
-
-            [console]
-            title = "Acme Voice"
-
-            """, plans: ["default": "prefix,rate_per_minute,connect_fee,initial_increment,subsequent_increment\n*,60,0,1,1\n"])
+        let h = try Harness.tailing(port: port, api: "admin_token_file = \"admin.token\"", extra: "[console]\ntitle = \"Acme Voice\"\n",
+                                    plans: ["default": "prefix,rate_per_minute,connect_fee,initial_increment,subsequent_increment\n*,60,0,1,1\n"])
         try h.write("admin.token", token + "\n")
         try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: h.path("admin.token"))
         try h.write("Master.csv", "")
