@@ -52,7 +52,8 @@ public final class Console: Sendable {
         self.clock = clock
     }
 
-    static func readLogo(_ path: String) throws(ConsoleStartupError) -> (bytes: ByteBuffer, type: String) {
+    /// The logo's bytes and media type; `config check` calls it too, so it refuses what `run` would.
+    public static func readLogo(_ path: String) throws(ConsoleStartupError) -> (bytes: ByteBuffer, type: String) {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw ConsoleStartupError(key: "console.logo_file", message: "\(path): cannot be read (missing, or permissions?)")
         }

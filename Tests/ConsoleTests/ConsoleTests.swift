@@ -339,4 +339,12 @@ struct ConsoleConfigTests {
             #expect(issues.contains("console.colour@3") && issues.contains("console.primary_color@4"), "\(issues)")
         }
     }
+
+    @Test("a SIGHUP reload names changed [console] keys as needing a restart")
+    func reload() throws {
+        let running = try Self.parse("[console]\ntitle = \"A\"\n")
+        #expect(try Self.parse("[console]\ntitle = \"A\"\n").keysNeedingRestart(comparedTo: running) == [])
+        let edited = try Self.parse("[console]\ntitle = \"B\"\ncookie_secure = true\n")
+        #expect(edited.keysNeedingRestart(comparedTo: running) == ["console.title", "console.cookie_secure"])
+    }
 }
