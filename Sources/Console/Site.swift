@@ -312,10 +312,11 @@ struct Site: Sendable {
         return formPage(creating: true, username: "", typed: [:], problems: [], session: session, status: .ok)
     }
 
-    /// The profile fields as typed; on create an empty optional field is stored empty, as the CLI does.
-    static func clientForm(_ f: FormData) -> ClientForm {
+    /// The profile fields as typed. On create a field the form did not send is empty (as the CLI
+    /// stores it); on edit it is left as it was, so a form missing a field never blanks it.
+    static func clientForm(_ f: FormData, creating: Bool) -> ClientForm {
         var form = ClientForm()
-        for field in ProfileField.allCases { form.fields[field] = f[field.rawValue] ?? "" }
+        for field in ProfileField.allCases { form.fields[field] = f[field.rawValue] ?? (creating ? "" : nil) }
         return form
     }
 
@@ -330,7 +331,7 @@ struct Site: Sendable {
         let (session, f) = try await operatorForm(r, context)
         let username = f["username"] ?? ""
         do {
-            _ = try await handler.createClient(username: username, form: Self.clientForm(f), password: f["password"] ?? "",
+            _ = try await handler.createClient(username: username, form: Self.clientForm(f, creating: true), password: f["password"] ?? "",
                                                confirmation: f["password_confirmation"] ?? "")
         } catch {
             guard let problems = Self.problems(error) else { throw error }
@@ -353,7 +354,7 @@ struct Site: Sendable {
         let (session, f) = try await operatorForm(r, context)
         let username = context.parameter("username")
         do {
-            _ = try await handler.editClient(username, form: Self.clientForm(f), password: nil, confirmation: nil)
+            _ = try await handler.editClient(username, form: Self.clientForm(f, creating: false), password: nil, confirmation: nil)
         } catch {
             guard let problems = Self.problems(error) else { throw error }
             return formPage(creating: false, username: username, typed: f.values, problems: problems, session: session,

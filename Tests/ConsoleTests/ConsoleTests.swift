@@ -207,8 +207,12 @@ struct ConsolePageTests {
             ("csrf", ConsoleBench.csrf(edit) ?? ""), ("first_name", "Ann"), ("last_name", "Lee"), ("email", "u005@example.com"),
             ("company", "New Co"),
         ])
-        let company = try b.ledger.client(username: "u005")?.company
-        #expect(saved.status == 303 && company == "New Co")
+        let edited = try b.ledger.client(username: "u005")
+        #expect(saved.status == 303 && edited?.company == "New Co")
+        // A field the form did not send keeps its value.
+        _ = try await b.request("POST", "/console/clients/u005", form: [("csrf", ConsoleBench.csrf(edit) ?? ""), ("city", "Oslo")])
+        let kept = try b.ledger.client(username: "u005")
+        #expect(kept?.company == "New Co" && kept?.city == "Oslo" && kept?.firstName == "Ann")
         let blank = try await b.request("POST", "/console/clients/u005", form: [
             ("csrf", ConsoleBench.csrf(edit) ?? ""), ("first_name", ""), ("last_name", "Lee"), ("email", "u005@example.com"),
         ])
