@@ -1,3 +1,4 @@
+import Foundation
 import Dispatch
 import Ledger
 import MeterConfig
@@ -244,11 +245,17 @@ public final class ReservationBook: Sendable {
 
     private let state = Mutex(State())
     let now: @Sendable () -> Int64
+    /// Unix seconds: "now" as the answer moment that selects a rate row (windows and price lists).
+    let wallClock: @Sendable () -> Int64
 
-    /// `clock` returns monotonic milliseconds (tests pass a manual clock).
-    public init(clock: @escaping @Sendable () -> Int64 = ReservationBook.monotonicMillis) {
+    /// `clock` returns monotonic milliseconds, `wallClock` unix seconds (tests pass manual clocks).
+    public init(clock: @escaping @Sendable () -> Int64 = ReservationBook.monotonicMillis,
+                wallClock: @escaping @Sendable () -> Int64 = ReservationBook.unixSeconds) {
         now = clock
+        self.wallClock = wallClock
     }
+
+    public static func unixSeconds() -> Int64 { Int64(Date().timeIntervalSince1970.rounded(.down)) }
 
     public static func monotonicMillis() -> Int64 {
         Int64(DispatchTime.now().uptimeNanoseconds / 1_000_000)
@@ -321,7 +328,10 @@ public final class ReservationBook: Sendable {
             d.reason = .disabled
             return d
         }
-        guard let row = settings.decks[client.plan]?.match(destination) else {
+        // Windows and price lists are chosen with now as the answer moment; with split the answer
+        // below walks the windows ahead, so it stays exact across a change of price.
+        let answeredAt = wallClock()
+        guard let deck = settings.decks[client.plan], let row = deck.match(destination, at: answeredAt) else {
             d.reason = .noRate
             return d
         }
@@ -338,7 +348,7 @@ public final class ReservationBook: Sendable {
                 d.reserved = reserved
                 let (left, o) = client.meter.available.subtractingReportingOverflow(reserved)
                 let credit = o ? Int64.min : left
-                guard let max = Rating.maxSeconds(row, credit: credit, cap: limits.maxCallSeconds) else {
+                guard let max = deck.maxSeconds(destination, now: answeredAt, credit: credit, cap: limits.maxCallSeconds)?.maxSeconds else {
                     d.reason = .noCredit
                     return d
                 }
@@ -353,7 +363,8 @@ public final class ReservationBook: Sendable {
                 d.reason = .ok
                 d.maxSeconds = max
                 if let call {
-                    let cost = Rating.cost(row, billsec: max).cost
+                    let cost = deck.price(destination, billsec: max, answeredAt: answeredAt)?.cost
+                        ?? Rating.cost(row, billsec: max).cost
                     let (expires, eo) = t.addingReportingOverflow(limits.reservationSeconds.multipliedReportingOverflow(by: 1000).partialValue)
                     c.insert(call, Hold(cost: cost, expiresAt: eo ? Int64.max : expires, serial: serial))
                     d.hold = cost

@@ -25,11 +25,17 @@ public struct CDRGenerator: Sendable {
 
     /// `format` is asterisk-csv or freeswitch-csv (csv gives asterisk-csv lines, see `csvColumns`;
     /// jsonl gives one object per CDR with canonical keys). `start` is the first call's time (UTC).
-    public init(format: CDRFormat, clients: Int, seed: UInt64, start: Int64) {
+    /// Mean seconds between two calls' starts; nil is the default busy PBX (about 13 s).
+    private let meanGap: Int64?
+
+    /// `meanGap` spreads calls out: starts then advance by 0 … 2 × meanGap seconds, uniformly, so a
+    /// count of calls covers about count × meanGap seconds (`cdrgen --span-days`).
+    public init(format: CDRFormat, clients: Int, seed: UInt64, start: Int64, meanGap: Int64? = nil) {
         self.format = format
         self.clients = max(1, clients)
         self.rng = Xoshiro256(seed: seed)
         self.clock = start
+        self.meanGap = meanGap.map { max($0, 0) }
     }
 
     /// The account code (and client username) of client `i`, 1-based: `c0001`, `c0042`, `c12345`.
@@ -57,7 +63,11 @@ public struct CDRGenerator: Sendable {
 
     /// One call's CDR lines (no newline): usually one, sometimes two or three.
     public mutating func next() -> [String] {
-        clock += Int64(rng.skewed(0...40))
+        if let gap = meanGap, gap > 40 {
+            clock += Int64(rng.int(0...Int(clamping: 2 * gap)))
+        } else {
+            clock += Int64(rng.skewed(0...40))
+        }
         let client = pickClient()
         let account = Self.accountCode(client)
         let ext = String(1000 + client)

@@ -1,3 +1,5 @@
+import MeterCore
+
 /// One call-detail record: its field bytes as written, plus the facts rating needs, computed once.
 ///
 /// Field values live in one byte buffer (each column's unescaped bytes followed by 0x1F, the
@@ -18,17 +20,21 @@ public struct CDR: Sendable, Equatable {
     public let billableSeconds: Int64
     /// The start time in UTC unix seconds; nil when the record has no start.
     public let startEpoch: Int64?
+    /// The moment that selects a rate row, in UTC unix seconds: the answer time (Asterisk `answer`,
+    /// FreeSWITCH `answer_stamp`), else `end` − billable seconds, else the start; nil with none of them.
+    public let answeredAt: Int64?
     /// With `startKey`, what the ledger dedupes on: `ast:linkedid:sequence:start`, `fs:uuid`, or `h:` + hash.
     public let identity: String
 
     init(storage: [UInt8], spans: [Int32], format: CDRFormat, isAnswered: Bool,
-         billableSeconds: Int64, startEpoch: Int64?, identity: String) {
+         billableSeconds: Int64, startEpoch: Int64?, answeredAt: Int64?, identity: String) {
         self.storage = storage
         self.spans = spans
         self.format = format
         self.isAnswered = isAnswered
         self.billableSeconds = billableSeconds
         self.startEpoch = startEpoch
+        self.answeredAt = answeredAt
         self.identity = identity
     }
 
@@ -96,7 +102,8 @@ public struct CDR: Sendable, Equatable {
         try storage.withUnsafeBufferPointer { all in
             try spans.withUnsafeBufferPointer { sp in
                 try body(CDRView(storage: all, spans: sp, format: format, isAnswered: isAnswered,
-                                 billableSeconds: billableSeconds, startEpoch: startEpoch, knownIdentity: identity))
+                                 billableSeconds: billableSeconds, startEpoch: startEpoch, answeredAt: answeredAt,
+                                 knownIdentity: identity))
             }
         }
     }
@@ -116,11 +123,14 @@ public struct CDRView {
     public let billableSeconds: Int64
     /// See `CDR.startEpoch`.
     public let startEpoch: Int64?
+    /// See `CDR.answeredAt`.
+    public let answeredAt: Int64?
     /// Set when the view comes from a `CDR`, which has computed its identity already.
     let knownIdentity: String?
 
     init(storage: UnsafeBufferPointer<UInt8>, spans: UnsafeBufferPointer<Int32>, format: CDRFormat, isAnswered: Bool,
-         billableSeconds: Int64, startEpoch: Int64?, knownIdentity: String?) {
+         billableSeconds: Int64, startEpoch: Int64?, answeredAt: Int64?, knownIdentity: String?) {
+        self.answeredAt = answeredAt
         self.storage = storage
         self.spans = spans
         self.format = format
@@ -167,6 +177,6 @@ public struct CDRView {
     /// An owned copy that outlives the view.
     public func makeCDR() -> CDR {
         CDR(storage: Array(storage), spans: Array(spans), format: format, isAnswered: isAnswered,
-            billableSeconds: billableSeconds, startEpoch: startEpoch, identity: identity)
+            billableSeconds: billableSeconds, startEpoch: startEpoch, answeredAt: answeredAt, identity: identity)
     }
 }

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import MeterCore
 
 /// Turns one line of a CDR file into a `CDR`, per a source's `ParserOptions`.
 ///
@@ -214,7 +215,8 @@ public struct CDRParser: Sendable {
         do throws(ParseFailure) {
             let facts = try CDRBuilder.facts(all, spans: sp, format: options.format, zone: zone)
             body(.success(CDRView(storage: all, spans: sp, format: options.format, isAnswered: facts.answered,
-                                  billableSeconds: facts.billable, startEpoch: facts.start, knownIdentity: nil)))
+                                  billableSeconds: facts.billable, startEpoch: facts.start, answeredAt: facts.answeredAt,
+                                  knownIdentity: nil)))
         } catch {
             body(.failure(error))
         }
@@ -272,6 +274,7 @@ enum CDRBuilder {
         var answered: Bool
         var billable: Int64
         var start: Int64?
+        var answeredAt: Int64?
     }
 
     static func build(storage: [UInt8], spans: [Int32], format: CDRFormat, zone: ZoneTable) throws(ParseFailure) -> CDR {
@@ -279,7 +282,8 @@ enum CDRBuilder {
             try spans.withUnsafeBufferPointer { (sp: UnsafeBufferPointer<Int32>) throws(ParseFailure) -> CDR in
                 let f = try facts(all, spans: sp, format: format, zone: zone)
                 return CDR(storage: storage, spans: spans, format: format, isAnswered: f.answered,
-                           billableSeconds: f.billable, startEpoch: f.start, identity: identity(all, spans: sp))
+                           billableSeconds: f.billable, startEpoch: f.start, answeredAt: f.answeredAt,
+                           identity: identity(all, spans: sp))
             }
         }
     }
@@ -321,7 +325,18 @@ enum CDRBuilder {
                 throw .badTime("start \"\(CDR.displayString(s))\" is not a time like 2024-01-27 15:07:24")
             }
         }
-        return Facts(answered: answered, billable: billable, start: start)
+        // The rating moment matters only for a billable record, so the others skip the two time parses.
+        var answeredAt: Int64?
+        if answered, billable > 0 {
+            if let a = field(.answer, all, spans), !isZero(a), case .epoch(let t) = TimeText.parse(a, zone: zone) {
+                answeredAt = t
+            } else if let e = field(.end, all, spans), !isZero(e), case .epoch(let t) = TimeText.parse(e, zone: zone) {
+                answeredAt = t - billable
+            } else {
+                answeredAt = start
+            }
+        }
+        return Facts(answered: answered, billable: billable, start: start, answeredAt: answeredAt)
     }
 
     /// With `startKey`, what the ledger dedupes on: `ast:linkedid:sequence:start`, `fs:uuid`, or `h:` + hash.

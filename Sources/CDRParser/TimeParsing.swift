@@ -1,60 +1,4 @@
-import Foundation
-
-/// A time zone's UTC offsets as a precomputed transition table, so converting a CDR's local
-/// timestamp costs a binary search instead of a Calendar call.
-struct ZoneTable: Sendable {
-    /// UTC instants at which the offset changes, ascending.
-    private let transitions: [Int64]
-    /// offsets[0] applies before transitions[0]; offsets[i + 1] from transitions[i] on.
-    private let offsets: [Int64]
-    private let zone: TimeZone
-    // Outside this window the table is not trusted and TimeZone answers directly (rare: bogus dates).
-    private static let tableStart: Int64 = -86_400            // 1969-12-31
-    private static let tableEnd: Int64 = 4_102_444_800        // 2100-01-01
-
-    init(_ zone: TimeZone) {
-        self.zone = zone
-        var ts: [Int64] = []
-        var offs: [Int64] = [Int64(zone.secondsFromGMT(for: Date(timeIntervalSince1970: TimeInterval(Self.tableStart))))]
-        var cursor = Date(timeIntervalSince1970: TimeInterval(Self.tableStart))
-        while let next = zone.nextDaylightSavingTimeTransition(after: cursor) {
-            let t = Int64(next.timeIntervalSince1970.rounded(.down))
-            if t >= Self.tableEnd || ts.count > 4096 { break }
-            ts.append(t)
-            offs.append(Int64(zone.secondsFromGMT(for: next)))
-            cursor = next
-        }
-        transitions = ts
-        offsets = offs
-    }
-
-    static let utc = ZoneTable(TimeZone(identifier: "UTC") ?? .gmt)
-
-    var isUTC: Bool { transitions.isEmpty && offsets.first == 0 }
-
-    /// Seconds east of UTC in effect at the UTC instant `t`.
-    func offset(atUTC t: Int64) -> Int64 {
-        if t < Self.tableStart || t >= Self.tableEnd {
-            return Int64(zone.secondsFromGMT(for: Date(timeIntervalSince1970: TimeInterval(t))))
-        }
-        var lo = 0, hi = transitions.count
-        while lo < hi {
-            let mid = (lo + hi) / 2
-            if transitions[mid] <= t { lo = mid + 1 } else { hi = mid }
-        }
-        return offsets[lo]
-    }
-
-    /// UTC epoch of a wall-clock time given as "seconds since epoch as if local were UTC".
-    /// Ambiguous fall-back times resolve to one of the two instants; times in a spring-forward gap
-    /// move forward by the gap, which is what a PBX clock would have shown.
-    func utc(fromLocal t: Int64) -> Int64 {
-        if transitions.isEmpty { return t - offsets[0] }
-        let first = offset(atUTC: t)
-        let second = offset(atUTC: t - first)
-        return t - second
-    }
-}
+import MeterCore
 
 /// Parses CDR timestamps into UTC epoch seconds without Foundation on the hot path.
 enum TimeText {
@@ -108,7 +52,7 @@ enum TimeText {
               let mi = number(s + 14, 2), p[s + 16] == UInt8(ascii: ":"),
               let sec = number(s + 17, 2)
         else { return .invalid }
-        guard mo >= 1, mo <= 12, d >= 1, d <= daysInMonth(y, mo), h <= 23, mi <= 59, sec <= 60 else {
+        guard mo >= 1, mo <= 12, d >= 1, d <= CivilTime.daysInMonth(y, mo), h <= 23, mi <= 59, sec <= 60 else {
             return .invalid
         }
         var i = s + 19
@@ -118,7 +62,7 @@ enum TimeText {
             while i < hi, digit(i) != nil { i += 1 }
             if i == f { return .invalid }
         }
-        let local = daysFromCivil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + sec
+        let local = CivilTime.daysFromCivil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + sec
         if i == hi { return .epoch(zone.utc(fromLocal: local)) }
 
         // An explicit zone suffix wins over the source's configured zone.
@@ -148,23 +92,5 @@ enum TimeText {
         }
         guard oh <= 14, om <= 59 else { return .invalid }
         return .epoch(local - sign * (oh * 3600 + om * 60))
-    }
-
-    static func daysInMonth(_ y: Int64, _ m: Int64) -> Int64 {
-        switch m {
-        case 2: return (y % 4 == 0 && (y % 100 != 0 || y % 400 == 0)) ? 29 : 28
-        case 4, 6, 9, 11: return 30
-        default: return 31
-        }
-    }
-
-    /// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
-    static func daysFromCivil(_ y0: Int64, _ m: Int64, _ d: Int64) -> Int64 {
-        let y = m <= 2 ? y0 - 1 : y0
-        let era = (y >= 0 ? y : y - 399) / 400
-        let yoe = y - era * 400
-        let doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
-        return era * 146_097 + doe - 719_468
     }
 }

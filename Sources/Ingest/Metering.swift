@@ -130,17 +130,24 @@ public struct Metering: Sendable {
         }
         let dstBytes = cdr.bytes(.dst) ?? UnsafeBufferPointer(start: nil, count: 0)
         let dst = cdr.value(.dst) ?? ""
+        guard deck.isTimed == false || cdr.answeredAt != nil else {
+            return quarantine("no_rate", "plan '\(owner.plan)' prices by time of day or date, and the CDR has no answer, end or start time")
+        }
+        let at = cdr.answeredAt ?? 0
         // An ASCII destination's bytes are its String's UTF-8; anything else is matched as the String
         // it is stored as, exactly as before.
-        guard let row = CDRView.isASCII(dstBytes) ? deck.match(bytes: dstBytes) : deck.match(dst) else {
-            return quarantine("no_rate", "plan '\(owner.plan)' has no rate for destination '\(dst)'")
+        let priced = CDRView.isASCII(dstBytes)
+            ? deck.price(bytes: dstBytes, billsec: cdr.billableSeconds, answeredAt: at)
+            : deck.price(dst, billsec: cdr.billableSeconds, answeredAt: at)
+        guard let priced else {
+            return quarantine("no_rate", "plan '\(owner.plan)' has no rate for destination '\(dst)'"
+                + (deck.isTimed ? " at \(CivilTime.rfc3339(at))" + (deck.split ? " or during the call" : "") : ""))
         }
-        let rated = Rating.cost(row, billsec: cdr.billableSeconds)
         return .charge(Charge(
             identity: cdr.identity, clientID: owner.clientID, account: account, source: source.name,
-            position: offset, line: lineNumber, destination: dst, prefix: row.prefix,
-            billsec: cdr.billableSeconds, chargedSeconds: rated.chargedSeconds, cost: rated.cost,
-            startedAt: cdr.startEpoch, startKey: cdr.startKey))
+            position: offset, line: lineNumber, destination: dst, prefix: priced.row.prefix,
+            billsec: cdr.billableSeconds, chargedSeconds: priced.chargedSeconds, cost: priced.cost,
+            startedAt: cdr.startEpoch, startKey: cdr.startKey, answeredAt: cdr.answeredAt, pricedBy: priced.pricedBy))
     }
 
     /// A line longer than the source's `maxLineBytes`: quarantined with its start, length and hash,

@@ -92,7 +92,7 @@ extension Ledger {
                 hi = max(hi, c.startKey)
             }
 
-            // Chunk sizes this connection's variable limit allows (14 per charge), largest first.
+            // Chunk sizes this connection's variable limit allows (16 per charge), largest first.
             let sizes = Self.chunkSizes.filter { $0 * Self.usageParameters <= store.variableLimit }
             // Looked up once per size and batch: the cache is keyed by the SQL text, which is long.
             var chunkStatements: [Int: Statement] = [:]
@@ -242,13 +242,13 @@ extension Ledger {
 
     /// Charges per multi-row INSERT, largest first: the per-statement work (cursors, halt, reset, the
     /// statement journal's bookkeeping) is paid once per chunk instead of once per charge, and the
-    /// smaller sizes take a batch's remainder. 256 × 14 parameters fit SQLite's default limit (32,766).
+    /// smaller sizes take a batch's remainder. 256 × 16 parameters fit SQLite's default limit (32,766).
     static let chunkSizes = [256, 32, 4, 1]
-    static let usageParameters = 14
+    static let usageParameters = 16
 
     private static let usageColumns = """
         INSERT INTO usage (identity, client_id, account, source, position, line, destination, prefix,
-            billsec, charged_seconds, cost, started_at, charged_at, start_key)
+            billsec, charged_seconds, cost, started_at, charged_at, start_key, answered_at, priced_by)
         """
 
     /// Inserts a chunk of charges in one statement, sets `inserted[k]` for each charge `run[k]` that was new,
@@ -338,7 +338,7 @@ extension Ledger {
             + "\nON CONFLICT DO NOTHING" + (returning ? " RETURNING start_key, identity" : "")
     }
 
-    /// Binds `c` to parameters 13 * row + 1 ... 13 * row + 13 of an insert into usage.
+    /// Binds `c` to parameters 16 * row + 1 ... 16 * row + 16 of an insert into usage.
     private func bind(_ c: Charge, row: Int, to s: Statement, text: UnsafeBufferPointer<UInt8>,
                       spans: [Range<Int>], now: Int64) throws(LedgerError) {
         let p = Int32(Self.usageParameters * row)
@@ -358,6 +358,8 @@ extension Ledger {
         try s.bind(p + 12, c.startedAt)
         try s.bind(p + 13, now)
         try s.bind(p + 14, c.startKey)
+        try s.bind(p + 15, c.answeredAt)
+        try s.bind(p + 16, c.pricedBy)
     }
 }
 

@@ -113,11 +113,17 @@ public struct Charge: Sendable, Equatable {
     /// The CDR's start as wall-clock seconds with no zone applied (`CDRView.startKey`), 0 without one. With
     /// `identity` it is the dedupe key; leading the index with it keeps inserts close together.
     public var startKey: Int64
+    /// The moment that selected the rate row (answer time), UTC unix seconds; what `rerate` ranges over.
+    public var answeredAt: Int64?
+    /// What priced the call: a JSON array of the deck row or rows and their validity (`Priced.pricedBy`).
+    public var pricedBy: String?
 
     public init(identity: String, clientID: Int64, account: String, source: String, position: Int64, line: Int64,
                 destination: String, prefix: String, billsec: Int64, chargedSeconds: Int64, cost: Int64, startedAt: Int64?,
-                startKey: Int64 = 0) {
+                startKey: Int64 = 0, answeredAt: Int64? = nil, pricedBy: String? = nil) {
         self.startKey = startKey
+        self.answeredAt = answeredAt
+        self.pricedBy = pricedBy
         self.identity = identity
         self.clientID = clientID
         self.account = account

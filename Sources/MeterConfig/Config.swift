@@ -100,7 +100,7 @@ public struct Config: Sendable {
         for (n, plan) in plans.enumerated() {
             let key = "plan[\(n)].rates"
             do {
-                decks[plan.name] = try RateDeck.load(path: plan.rates)
+                decks[plan.name] = try RateDeck.load(path: plan.rates, zone: ZoneTable(plan.timeZone), split: plan.split)
             } catch {
                 issues.append(ConfigIssue(key: key, line: keyLines.line(key), message: error.description))
             }
@@ -244,15 +244,24 @@ public struct AccountsConfig: Sendable, Equatable {
     }
 }
 
-/// One `[[plan]]`: a named rate deck.
+/// One `[[plan]]`: a named rate deck, the zone its windows and dates are read in, and whether calls
+/// crossing a window boundary are priced in parts.
 public struct PlanConfig: Sendable, Equatable {
     public var name: String
     /// Absolute path of the deck's CSV file.
     public var rates: String
+    /// `timezone` as written (`local` by default).
+    public var timezone: String
+    public var timeZone: TimeZone
+    /// `split` (default false).
+    public var split: Bool
 
-    public init(name: String, rates: String) {
+    public init(name: String, rates: String, timezone: String = "local", timeZone: TimeZone = .current, split: Bool = false) {
         self.name = name
         self.rates = rates
+        self.timezone = timezone
+        self.timeZone = timeZone
+        self.split = split
     }
 }
 
@@ -299,7 +308,7 @@ public struct EndpointConfig: Sendable, Equatable {
         "balance.updated",
         "credit.low", "credit.critical", "credit.exhausted", "credit.recovered",
         "client.created", "client.updated", "client.recharged", "client.disabled", "client.enabled",
-        "client.purged",
+        "client.purged", "client.adjusted", "client.rerated",
     ]
 
     /// True when one of `events` matches `type`.

@@ -88,14 +88,7 @@ struct ConfigReader {
                     issue("\(at).format", "unknown format \"\(f)\" (expected one of \(CDRFormat.allCases.map(\.rawValue).joined(separator: ", ")))")
                 }
             }
-            var zoneName = "local"
-            var zone = TimeZone.current
-            if let z = string(t, "timezone", in: at) {
-                zoneName = z
-                if let tz = Self.timeZone(z) { zone = tz } else {
-                    issue("\(at).timezone", "unknown time zone \"\(z)\" (expected local, UTC or an IANA name such as Europe/Berlin)")
-                }
-            }
+            let (zoneName, zone) = timeZone(t, in: at)
             var startAt = StartAt.end
             if let s = string(t, "start_at", in: at) {
                 if let v = StartAt(rawValue: s) { startAt = v } else {
@@ -158,6 +151,16 @@ struct ConfigReader {
         var message = error.description
         if let colon = message.range(of: ": ") { message = String(message[colon.upperBound...]) }
         issue(key.isEmpty ? at : "\(at).\(key)", message)
+    }
+
+    /// The table's `timezone` key: its text and the zone, `local` when absent (and when unknown, after an issue).
+    mutating func timeZone(_ t: TOMLTable, in at: String) -> (String, TimeZone) {
+        guard let z = string(t, "timezone", in: at) else { return ("local", TimeZone.current) }
+        guard let tz = Self.timeZone(z) else {
+            issue("\(at).timezone", "unknown time zone \"\(z)\" (expected local, UTC or an IANA name such as Europe/Berlin)")
+            return (z, TimeZone.current)
+        }
+        return (z, tz)
     }
 
     static func timeZone(_ name: String) -> TimeZone? {
@@ -248,10 +251,14 @@ struct ConfigReader {
         var seen: [String: Int] = [:]
         for (n, t) in ts.enumerated() {
             let at = "plan[\(n)]"
-            checkKeys(t, path: at, allowed: ["name", "rates"])
+            checkKeys(t, path: at, allowed: ["name", "rates", "timezone", "split"])
             let name = requiredName(t, in: at, seen: &seen, kind: "plan")
             let rates = path(t, "rates", in: at, required: true)
-            if let name, let rates { c.plans.append(PlanConfig(name: name, rates: rates)) }
+            let (zoneName, zone) = timeZone(t, in: at)
+            let split = bool(t, "split", in: at) ?? false
+            if let name, let rates {
+                c.plans.append(PlanConfig(name: name, rates: rates, timezone: zoneName, timeZone: zone, split: split))
+            }
         }
     }
 

@@ -1,3 +1,5 @@
+import MeterCore
+
 /// How long to wait between delivery attempts (SPEC 6): 1 s doubling, capped at 5 min, with jitter.
 ///
 /// Times are milliseconds so tests can run the same policy on a short clock.
@@ -136,23 +138,12 @@ public enum HTTPDate {
         // agent's clock is after 2000, so 00–69 is 20xx and 70–99 is 19xx.
         let year = numbers[1].digits == 2 ? (numbers[1].value < 70 ? 2000 : 1900) + numbers[1].value : numbers[1].value
         guard (1 ... 31).contains(day), numbers[1].digits == 2 || numbers[1].digits == 4 else { return nil }
-        return daysFromCivil(year: year, month: month, day: day) * 86_400 + clock.0 * 3_600 + clock.1 * 60 + clock.2
+        return CivilTime.daysFromCivil(year, month, day) * 86_400 + clock.0 * 3_600 + clock.1 * 60 + clock.2
     }
 
     private static func monthIndex(_ token: String) -> Int64? {
         guard token.count == 3, let i = months.firstIndex(of: token.lowercased()) else { return nil }
         return Int64(i + 1)
-    }
-
-    /// Howard Hinnant's days_from_civil: days since 1970-01-01 of a proleptic Gregorian date.
-    static func daysFromCivil(year: Int64, month: Int64, day: Int64) -> Int64 {
-        let y = month <= 2 ? year - 1 : year
-        let era = (y >= 0 ? y : y - 399) / 400
-        let yoe = y - era * 400
-        let mp = month > 2 ? month - 3 : month + 9
-        let doy = (153 * mp + 2) / 5 + day - 1
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
-        return era * 146_097 + doe - 719_468
     }
 }
 

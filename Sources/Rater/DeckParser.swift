@@ -6,25 +6,28 @@ import Darwin
 #endif
 
 extension RateDeck {
-    /// The deck's columns, in the order the header must list them; `description` is optional.
+    /// The deck's columns: the five base columns first, in this order, then `description` (optional).
     public static let columns = ["prefix", "rate_per_minute", "connect_fee", "initial_increment",
                                  "subsequent_increment", "description"]
+    /// The optional columns that say when a row applies; after the base five, in any order, by name.
+    public static let windowColumns = ["weekdays", "time_from", "time_to", "effective_from", "effective_until"]
 
-    /// Parses a CSV rate deck (SPEC section 3). The header line is required and must name the
-    /// columns in order. Blank lines and lines starting with `#` are skipped, a UTF-8 BOM and CRLF
-    /// line ends are accepted, and any field may be quoted with `""` escapes (a quoted field does not
-    /// span lines). A row may leave out `description` even when the header names it.
-    public static func parse(_ bytes: [UInt8], file: String) throws(RateDeckError) -> RateDeck {
+    /// Parses a CSV rate deck. The header line is required: the five base columns in order, then any of
+    /// `description` and the window columns in any order. Blank lines and lines starting with `#` are
+    /// skipped, a UTF-8 BOM and CRLF line ends are accepted, and any field may be quoted with `""` escapes
+    /// (a quoted field does not span lines). A row may leave out `description` when it is the header's last
+    /// column. Windows and dates are read in `zone`.
+    public static func parse(_ bytes: [UInt8], file: String, zone: ZoneTable = .utc, split: Bool = false) throws(RateDeckError) -> RateDeck {
         let entries = try bytes.withUnsafeBufferPointer { buf throws(RateDeckError) -> [Entry] in
-            try DeckParser(buf: buf, file: file).run()
+            try DeckParser(buf: buf, file: file, zone: zone).run()
         }
-        return try RateDeck(entries: entries, file: file, lineWord: "line")
+        return try RateDeck(entries: entries, file: file, lineWord: "line", zone: zone, split: split)
     }
 
     /// Reads and parses a deck file; a missing or unreadable file is an error naming it.
-    public static func load(path: String) throws(RateDeckError) -> RateDeck {
+    public static func load(path: String, zone: ZoneTable = .utc, split: Bool = false) throws(RateDeckError) -> RateDeck {
         let bytes = try readFile(path)
-        return try parse(bytes, file: path)
+        return try parse(bytes, file: path, zone: zone, split: split)
     }
 
     static func readFile(_ path: String) throws(RateDeckError) -> [UInt8] {
@@ -57,6 +60,17 @@ extension RateDeck {
 struct DeckParser {
     let buf: UnsafeBufferPointer<UInt8>
     let file: String
+    let zone: ZoneTable
+
+    /// Where the header put each column: the names in order, and the optional ones' positions.
+    struct Layout {
+        var names: [String]
+        var description: Int?
+        /// Index into `windowColumns` → position in the line.
+        var window: [Int?]
+        /// A row may stop one short: `description` is last.
+        var descriptionLast: Bool
+    }
 
     struct Field {
         var start: Int
@@ -74,7 +88,7 @@ struct DeckParser {
 
     func run() throws(RateDeckError) -> [RateDeck.Entry] {
         var entries: [RateDeck.Entry] = []
-        var headerCount = 0
+        var layout: Layout?
         var lineNo = 0
         var pos = 0
         // A BOM is what spreadsheet "CSV UTF-8" exports start with.
@@ -89,14 +103,14 @@ struct DeckParser {
             var first = pos
             while first < end, isBlank(buf[first]) { first += 1 }
             if first == end || buf[first] == UInt8(ascii: "#") { continue }
-            let fields = try split(pos, end, line: lineNo)
-            if headerCount == 0 {
-                headerCount = try checkHeader(fields, line: lineNo)
+            let fields = try split(pos, end, line: lineNo, names: layout?.names ?? RateDeck.columns)
+            guard let layout else {
+                layout = try checkHeader(fields, line: lineNo)
                 continue
             }
-            entries.append(try row(fields, line: lineNo, headerCount: headerCount))
+            entries.append(try row(fields, line: lineNo, layout: layout))
         }
-        if headerCount == 0 {
+        if layout == nil {
             throw fail(0, "", "no header line (expected \(RateDeck.columns.prefix(5).joined(separator: ","))[,description])")
         }
         return entries
@@ -104,7 +118,8 @@ struct DeckParser {
 
     @inline(__always) func isBlank(_ b: UInt8) -> Bool { b == 0x20 || b == 0x09 }
 
-    func split(_ start: Int, _ end: Int, line: Int) throws(RateDeckError) -> [Field] {
+    func split(_ start: Int, _ end: Int, line: Int, names: [String]) throws(RateDeckError) -> [Field] {
+        func column(_ index: Int) -> String { index < names.count ? names[index] : "\(index + 1)" }
         var fields: [Field] = []
         fields.reserveCapacity(6)
         var p = start
@@ -144,10 +159,6 @@ struct DeckParser {
         }
     }
 
-    func column(_ index: Int) -> String {
-        index < RateDeck.columns.count ? RateDeck.columns[index] : "\(index + 1)"
-    }
-
     func text(_ f: Field) -> String {
         let raw = UnsafeBufferPointer(rebasing: buf[f.start ..< f.end])
         guard f.escaped else { return String(decoding: raw, as: UTF8.self) }
@@ -162,18 +173,33 @@ struct DeckParser {
         return String(decoding: out, as: UTF8.self)
     }
 
-    func checkHeader(_ fields: [Field], line: Int) throws(RateDeckError) -> Int {
+    func checkHeader(_ fields: [Field], line: Int) throws(RateDeckError) -> Layout {
         let names = fields.map { text($0).lowercased() }
-        let want = RateDeck.columns
-        guard (names.count == 5 || names.count == 6), names == Array(want.prefix(names.count)) else {
-            throw fail(line, "", "the header must be \(want.prefix(5).joined(separator: ","))[,description]"
+        let base = Array(RateDeck.columns.prefix(5))
+        let optional = ["description"] + RateDeck.windowColumns
+        guard names.count >= 5, Array(names.prefix(5)) == base else {
+            throw fail(line, "", "the header must be \(base.joined(separator: ","))[,description]"
+                + " (optionally followed by \(RateDeck.windowColumns.joined(separator: ", ")) in any order)"
                 + ", found \(names.joined(separator: ","))")
         }
-        return names.count
+        var layout = Layout(names: names, description: nil, window: Array(repeating: nil, count: RateDeck.windowColumns.count),
+                            descriptionLast: names.last == "description")
+        for (k, name) in names.enumerated().dropFirst(5) {
+            guard optional.contains(name) else {
+                throw fail(line, "\(k + 1)", "unknown column \"\(name)\" (after the base five: \(optional.joined(separator: ", ")))")
+            }
+            guard names[..<k].contains(name) == false else {
+                throw fail(line, name, "the header names this column twice")
+            }
+            if name == "description" { layout.description = k }
+            if let w = RateDeck.windowColumns.firstIndex(of: name) { layout.window[w] = k }
+        }
+        return layout
     }
 
-    func row(_ fields: [Field], line: Int, headerCount: Int) throws(RateDeckError) -> RateDeck.Entry {
-        guard fields.count == headerCount || (headerCount == 6 && fields.count == 5) else {
+    func row(_ fields: [Field], line: Int, layout: Layout) throws(RateDeckError) -> RateDeck.Entry {
+        let headerCount = layout.names.count
+        guard fields.count == headerCount || (layout.descriptionLast && fields.count == headerCount - 1) else {
             throw fail(line, "", "expected \(headerCount) columns as in the header, found \(fields.count)")
         }
         let key = try prefixKey(fields[0], line: line)
@@ -181,10 +207,64 @@ struct DeckParser {
         let fee = try money(fields[2], line: line, column: "connect_fee")
         let initial = try seconds(fields[3], line: line, column: "initial_increment", minimum: 0)
         let subsequent = try seconds(fields[4], line: line, column: "subsequent_increment", minimum: 1)
-        let description = fields.count > 5 ? text(fields[5]) : ""
+        let description = layout.description.flatMap { $0 < fields.count ? text(fields[$0]) : nil } ?? ""
+        let window = try window(fields, line: line, layout: layout)
         let row = RateRow(prefix: "", ratePerMinute: rate, connectFee: fee, initialIncrement: initial,
-                          subsequentIncrement: subsequent, description: description)
+                          subsequentIncrement: subsequent, description: description, window: window, line: line)
         return RateDeck.Entry(key: key, row: row, line: line)
+    }
+
+    /// The window and date columns of a row; a row without them applies always.
+    func window(_ fields: [Field], line: Int, layout: Layout) throws(RateDeckError) -> RateWindow {
+        // Bytes of each window column, blanks trimmed (a quoted list such as "sat, sun" may have them).
+        func value(_ w: Int) throws(RateDeckError) -> UnsafeBufferPointer<UInt8> {
+            guard let k = layout.window[w], k < fields.count else { return UnsafeBufferPointer(start: nil, count: 0) }
+            var f = fields[k]
+            if f.escaped { throw fail(line, RateDeck.windowColumns[w], "must not contain a quote") }
+            while f.start < f.end, isBlank(buf[f.start]) { f.start += 1 }
+            while f.end > f.start, isBlank(buf[f.end - 1]) { f.end -= 1 }
+            return UnsafeBufferPointer(rebasing: buf[f.start ..< f.end])
+        }
+        func parsed<T>(_ column: String, _ body: () throws(WindowTextError) -> T) throws(RateDeckError) -> T {
+            do { return try body() } catch { throw fail(line, column, error.message) }
+        }
+        let days = try value(0), from = try value(1), to = try value(2), since = try value(3), until = try value(4)
+        var w = RateWindow.always
+        if days.isEmpty && from.isEmpty && to.isEmpty && since.isEmpty && until.isEmpty { return w }
+        if !days.isEmpty {
+            let (mask, spelled) = try parsed("weekdays") { () throws(WindowTextError) in try WindowText.weekdays(days) }
+            w.weekdays = mask
+            w.spelled.weekdays = spelled
+        }
+        if !from.isEmpty {
+            w.timeFrom = try parsed("time_from") { () throws(WindowTextError) in try WindowText.timeOfDay(from, allowEnd: false) }
+            w.spelled.timeFrom = String(decoding: from, as: UTF8.self)
+        }
+        if !to.isEmpty {
+            w.timeTo = try parsed("time_to") { () throws(WindowTextError) in try WindowText.timeOfDay(to, allowEnd: true) }
+            w.spelled.timeTo = String(decoding: to, as: UTF8.self)
+        }
+        guard w.timeFrom < w.timeTo else {
+            throw fail(line, "time_to", "must be later than time_from (\(from.isEmpty ? "00:00" : w.spelled.timeFrom));"
+                + " a window does not wrap past midnight: write two rows")
+        }
+        var sinceLocal: Int64?, untilLocal: Int64?
+        if !since.isEmpty {
+            let l = try parsed("effective_from") { () throws(WindowTextError) in try WindowText.localDate(since) }
+            sinceLocal = l
+            w.effectiveFrom = zone.firstInstant(atOrAfterLocal: l)
+            w.spelled.effectiveFrom = String(decoding: since, as: UTF8.self)
+        }
+        if !until.isEmpty {
+            let l = try parsed("effective_until") { () throws(WindowTextError) in try WindowText.localDate(until) }
+            untilLocal = l
+            w.effectiveUntil = zone.firstInstant(atOrAfterLocal: l)
+            w.spelled.effectiveUntil = String(decoding: until, as: UTF8.self)
+        }
+        if let a = sinceLocal, let b = untilLocal, a >= b {
+            throw fail(line, "effective_until", "must be later than effective_from (\(w.spelled.effectiveFrom))")
+        }
+        return w
     }
 
     func prefixKey(_ f: Field, line: Int) throws(RateDeckError) -> [UInt8] {

@@ -26,9 +26,13 @@ public enum Rating {
     /// Cost of exactly `c` charged seconds. Int128 holds rate * c for any two Int64 values; the sum
     /// saturates at Int64.max so an absurd deck entry cannot trap the daemon.
     static func costOfCharged(_ row: RateRow, _ c: Int64) -> Int64 {
-        let product = Int128(max(row.ratePerMinute, 0)) * Int128(c)
-        let timed = (product + 59) / 60
-        return Int64(clamping: Int128(row.connectFee) + timed)
+        Int64(clamping: Int128(row.connectFee) + Int128(timedCost(row, c)))
+    }
+
+    /// `ceil(rate_per_minute * c / 60)`: the cost of `c` charged seconds without the connect fee.
+    static func timedCost(_ row: RateRow, _ c: Int64) -> Int64 {
+        let product = Int128(max(row.ratePerMinute, 0)) * Int128(max(c, 0))
+        return Int64(clamping: (product + 59) / 60)
     }
 
     /// Longest billsec whose cost fits in `credit` µcr, capped at `cap`; nil when even the first

@@ -18,7 +18,7 @@ struct ClientsCommand: ParsableCommand {
           creditmeter clients recharge alice 100 --key invoice-4711
           creditmeter clients list
         """,
-        subcommands: [Create.self, Edit.self, Disable.self, Enable.self, Recharge.self, List.self, Show.self]
+        subcommands: [Create.self, Edit.self, Disable.self, Enable.self, Recharge.self, Adjust.self, Statement.self, List.self, Show.self]
     )
 
     /// The Create Client form's fields, shared by `create` and `edit`.
@@ -255,6 +255,122 @@ struct ClientsCommand: ParsableCommand {
                 let result = try ledger.recharge(username: username, amount: micro, key: key, now: nowEpoch())
                 if !result.applied { Console.note("recharge with key '\(key ?? "")' was already applied; nothing changed") }
                 ClientsCommand.print(result.client, config: config, json: json)
+            }
+        }
+    }
+
+    struct Adjust: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Correct assigned by a signed AMOUNT, kept with its reason (a refund, or taking back a wrong recharge).",
+            usage: "creditmeter clients adjust [--config <path>] <username> <amount> --reason <text> [--key <key>] [--json]",
+            discussion: """
+            AMOUNT is credits with at most 6 decimals, positive or negative, not 0; assigned and available move by it. Assigned may not go below zero through an adjustment. The reason is stored with the adjustment, shown in statements and sent in the client.adjusted event. With --key, the same key given again adjusts once (the same key with another client, amount or reason is an error).
+
+            Examples:
+              creditmeter clients adjust alice -12.5 --reason "booked twice"
+              creditmeter clients adjust alice 3 --reason "refund" --key ticket-881
+            """)
+        @OptionGroup var options: ConfigOptions
+        @Argument var username: String
+        @Argument(parsing: .allUnrecognized, help: ArgumentHelp(
+            "Signed credits, e.g. -12.5 or 3 (at most 6 decimals, not 0).", valueName: "amount"))
+        var amountWords: [String] = []
+        @Option(help: ArgumentHelp("Why the balance is corrected (required).", valueName: "text")) var reason: String
+        @Option(help: ArgumentHelp("Idempotency key.", valueName: "key")) var key: String?
+        @Flag(help: "Print JSON (pretty-printed, keys sorted).") var json = false
+
+        func run() throws {
+            try guarded {
+                guard amountWords.count == 1, let amount = amountWords.first else {
+                    throw CLIError(.usage, amountWords.isEmpty ? "give the signed AMOUNT, e.g. -12.5"
+                                   : "give one AMOUNT, not \(amountWords.map { "'\($0)'" }.joined(separator: " "))")
+                }
+                let micro: Int64
+                do { micro = try Money.parse(amount, allowNegative: true) } catch { throw CLIError(.usage, "AMOUNT: '\(amount)' \(error)") }
+                let (config, ledger) = try options.open()
+                let result = try ledger.adjust(username: username, amount: micro, reason: reason, key: key, now: nowEpoch())
+                if !result.applied { Console.note("adjustment with key '\(key ?? "")' was already applied; nothing changed") }
+                ClientsCommand.print(result.client, config: config, json: json)
+            }
+        }
+    }
+
+    struct Statement: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Every recharge, adjustment, charge and rerate delta of a client, in order, with a running Available.",
+            discussion: """
+            Lines are in the order the ledger recorded them (at ties: recharges, adjustments, charges, rerates). Each line shows the change to Available and Available after it; with --from, the first line starts from Available as it stood then (the opening figure). Over a client's whole history the last Available is the meter's. Charges and rerates show the destination, billable seconds, answer time and the deck row(s) that priced them. DATE is as for rerate: YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS] in local time, or with Z or an offset; --from inclusive, --to exclusive.
+
+            --json prints {username, opening, closing, available, used, assigned, entries: [{kind, at, amount, available, ...}]}; --csv prints a header line naming the columns (kind, at, amount, available, destination, billsec, answered_at, old_cost, new_cost, reason, key, priced_by) and one line per entry.
+
+            Examples:
+              creditmeter clients statement alice
+              creditmeter clients statement alice --from 2026-03-01 --csv
+              creditmeter clients statement alice --to 2026-04-01 --json
+            """)
+        @OptionGroup var options: ConfigOptions
+        @Argument var username: String
+        @Option(help: ArgumentHelp("First day or time, inclusive.", valueName: "date")) var from: String?
+        @Option(help: ArgumentHelp("End, exclusive.", valueName: "date")) var to: String?
+        @Flag(help: "Print JSON (pretty-printed, keys sorted).") var json = false
+        @Flag(help: "Print CSV.") var csv = false
+
+        func run() throws {
+            try guarded {
+                if json && csv { throw CLIError(.usage, "give --json or --csv, not both") }
+                let start = try from.map { try parseLocalDate($0, option: "--from") }
+                let end = try to.map { try parseLocalDate($0, option: "--to") }
+                let (_, ledger) = try options.open()
+                let st = try ledger.statement(username: username, from: start, to: end)
+                let meter = try ledger.client(username: username)?.meter ?? Meter(assigned: 0, used: 0)
+                func opt(_ v: Int64?, money: Bool = false) -> String { v.map { money ? Money.format($0) : String($0) } ?? "" }
+                if json {
+                    Console.json(.object([
+                        ("username", .string(st.username)), ("opening", .string(Money.format(st.opening))),
+                        ("closing", .string(Money.format(st.closing))), ("available", .string(Money.format(meter.available))),
+                        ("used", .string(Money.format(meter.used))), ("assigned", .string(Money.format(meter.assigned))),
+                        ("entries", .array(st.entries.map { e in
+                            var o: [(String, JSONValue)] = [("kind", .string(e.kind.rawValue)), ("at", .string(rfc3339(e.at))),
+                                                            ("amount", .string(Money.format(e.amount))),
+                                                            ("available", .string(Money.format(e.available)))]
+                            if let d = e.destination { o.append(("destination", .string(d))) }
+                            if let b = e.billsec { o.append(("billsec", .int(b))) }
+                            if let a = e.answeredAt { o.append(("answered_at", .string(rfc3339(a)))) }
+                            if let p = e.pricedBy { o.append(("priced_by", .number(p))) }
+                            if let c = e.oldCost { o.append(("old_cost", .string(Money.format(c)))) }
+                            if let c = e.newCost { o.append(("new_cost", .string(Money.format(c)))) }
+                            if let r = e.reason { o.append(("reason", .string(r))) }
+                            if let k = e.key { o.append(("key", .string(k))) }
+                            return .object(o)
+                        })),
+                    ]))
+                    return
+                }
+                if csv {
+                    func field(_ s: String) -> String {
+                        s.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" }) ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s
+                    }
+                    Console.out("kind,at,amount,available,destination,billsec,answered_at,old_cost,new_cost,reason,key,priced_by")
+                    for e in st.entries {
+                        Console.out([e.kind.rawValue, rfc3339(e.at), Money.format(e.amount), Money.format(e.available),
+                                     e.destination ?? "", opt(e.billsec), e.answeredAt.map(rfc3339) ?? "", opt(e.oldCost, money: true),
+                                     opt(e.newCost, money: true), e.reason ?? "", e.key ?? "", e.pricedBy ?? ""].map(field).joined(separator: ","))
+                    }
+                    return
+                }
+                Console.out("\(st.username): opening available \(Money.format(st.opening))")
+                for e in st.entries {
+                    var what: String
+                    switch e.kind {
+                    case .recharge: what = "recharge" + (e.key.map { " (key \($0))" } ?? "")
+                    case .adjustment: what = "adjustment: \(e.reason ?? "")"
+                    case .charge: what = "call to \(e.destination ?? "") \(opt(e.billsec)) s answered \(e.answeredAt.map(rfc3339) ?? "?")"
+                    case .rerate: what = "rerate of the call to \(e.destination ?? "") answered \(e.answeredAt.map(rfc3339) ?? "?"): "
+                        + "\(opt(e.oldCost, money: true)) → \(opt(e.newCost, money: true))"
+                    }
+                    Console.out("\(rfc3339(e.at))  \(Money.format(e.amount))  = \(Money.format(e.available))  \(what)")
+                }
+                Console.out("closing available \(Money.format(st.closing)) (meter: \(Money.format(meter.available)) | \(Money.format(meter.used)) | \(Money.format(meter.assigned)))")
             }
         }
     }

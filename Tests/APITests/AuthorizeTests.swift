@@ -347,3 +347,50 @@ struct TokenTests {
         #expect(!ConstantTime.equals(Array("ab".utf8), Array("abab".utf8)))
     }
 }
+
+@Suite("authorize across windows")
+struct AuthorizeWindowTests {
+    // Night 0.06 until 08:00, peak 0.60 until 18:00, evening 0.06; fee 0.002; 30/6 increments.
+    static let csv = """
+        prefix,rate_per_minute,connect_fee,initial_increment,subsequent_increment,time_from,time_to
+        44,0.06,0.002,30,6,00:00,08:00
+        44,0.60,0.002,30,6,08:00,18:00
+        44,0.06,0.002,30,6,18:00,24:00
+
+        """
+
+    /// Every billsec up to max_seconds fits, the next does not, for calls that would cross into a dearer
+    /// window (07:5x) and into a cheaper one (17:5x), with and without split.
+    @Test(arguments: [false, true])
+    func maxSecondsIsExactAcrossABoundary(split: Bool) throws {
+        let deck = try RateDeck.parse(Array(Self.csv.utf8), file: "rates.csv", split: split)
+        let cap: Int64 = 900
+        let settings = APISettings(authorize: AuthorizeConfig(maxCallSeconds: cap), decks: ["default": deck], plans: ["default"])
+        let day = CivilTime.daysFromCivil(2026, 3, 2) * 86_400
+        var checked = 0, crossed = 0
+        for answer in [day + 7 * 3600 + 58 * 60 + 17, day + 17 * 3600 + 57 * 60 + 3] {
+            let book = ReservationBook(clock: { 0 }, wallClock: { answer })
+            for credit: Int64 in [0, 1_999, 32_000, 63_337, 150_000, 411_111, 1_000_000, 2_500_000, 4_000_000, 7_654_321] {
+                let client = CachedClient(id: 1, username: "u", status: .active, plan: "default",
+                                          meter: Meter(assigned: credit, used: 0))
+                let d = book.decide(account: "u", client: client, destination: "4420", call: nil, settings: settings)
+                func fits(_ b: Int64) -> Bool { (deck.price("4420", billsec: b, answeredAt: answer)?.cost ?? Int64.max) <= credit }
+                if d.reason == .noCredit {
+                    #expect(!fits(1), "credit \(credit): no_credit but one second fits")
+                    continue
+                }
+                #expect(d.reason == .ok)
+                let m = d.maxSeconds
+                for b in stride(from: 1, through: m, by: 1) where !fits(b) {
+                    Issue.record("credit \(credit) at \(answer): billsec \(b) <= max \(m) does not fit")
+                    break
+                }
+                if m < cap { #expect(!fits(m + 1), "credit \(credit) at \(answer): max \(m) but \(m + 1) fits") }
+                if let p = deck.price("4420", billsec: m, answeredAt: answer), p.parts.count > 1 { crossed += 1 }
+                checked += 1
+            }
+        }
+        #expect(checked >= 12)
+        if split { #expect(crossed >= 4, "the answers must reach across the boundary") }
+    }
+}
