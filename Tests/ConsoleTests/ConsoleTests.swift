@@ -181,6 +181,36 @@ struct ConsolePageTests {
         #expect(try await b.request("GET", "/portal/meter.json").status == 401)
     }
 
+    @Test("the portal lists the client's own calls, newest first, at their current (rerated) cost")
+    func portalCalls() async throws {
+        let b = try ConsoleBench()
+        let ivy = try b.makeClient("ivy")
+        let other = try b.makeClient("jon")
+        _ = try b.ledger.recharge(username: "ivy", amount: 50_000_000, key: nil, now: 1_800_000_000)
+        func charge(_ c: ClientRecord, _ n: Int, billsec: Int64, cost: Int64) -> Charge {
+            Charge(identity: "call-\(n)", clientID: c.id, account: c.username, source: "test", position: Int64(n), line: Int64(n),
+                   destination: "+44\(n)", prefix: "44", billsec: billsec, chargedSeconds: billsec, cost: cost,
+                   startedAt: 1_800_000_000 + Int64(n) * 60)
+        }
+        _ = try b.ledger.commit(ChargeBatch(source: "test", position: nil, charges: [
+            charge(ivy, 1, billsec: 61, cost: 1_500_000), charge(other, 2, billsec: 5, cost: 100_000),
+            charge(ivy, 3, billsec: 7, cost: 250_000),
+        ], quarantined: []), now: 1_800_000_500)
+        let first = try #require(try b.ledger.usage(clientID: ivy.id, from: 0, to: 2_000_000_000).first)
+        _ = try b.ledger.applyRerate(clientID: ivy.id, changes: [RerateChange(usageID: first.id, newCost: 1_000_000, pricedBy: nil)],
+                                     range: (0, 2_000_000_000), now: 1_800_000_600)
+        var page = try await b.request("GET", "/portal/")
+        page = try await b.request("POST", "/portal/signin", form: [("csrf", ConsoleBench.csrf(page) ?? ""),
+                                                                    ("username", "ivy"), ("password", goodPassword)])
+        let mine = try await b.request("GET", "/portal/")
+        let rows = mine.text.components(separatedBy: "<tr class=\"call\">").dropFirst().map { $0.prefix { $0 != "\n" } }
+        #expect(rows == [
+            "<td>2027-01-15 08:03:00 UTC</td><td>+443</td><td>0:07</td><td>0.25</td></tr>",
+            "<td>2027-01-15 08:01:00 UTC</td><td>+441</td><td>1:01</td><td>1</td></tr>",
+        ], "\(rows)")
+        #expect(mine.text.contains("<td>50</td>"))
+    }
+
     @Test("portal sign-in is rate-limited per username")
     func portalLimit() async throws {
         let b = try ConsoleBench()
