@@ -393,9 +393,13 @@ struct Site: Sendable {
     }
 
     func setStatus(_ r: Request, _ context: APIContext, disabled: Bool) async throws -> Response {
-        _ = try await operatorForm(r, context)
+        let (session, _) = try await operatorForm(r, context)
         let username = context.parameter("username")
-        _ = try await handler.setStatus(username, disabled: disabled)
+        do {
+            _ = try await handler.setStatus(username, disabled: disabled)
+        } catch LedgerError.unknownClient {
+            return notFound(username, session)
+        }
         // Console access ends at once, not when the portal session would have expired.
         if disabled { console.sessions.endAll(client: username) }
         return Web.redirect(PageQuery.link(search: username))

@@ -179,6 +179,8 @@ struct ConsolePageTests {
                                                                            ("username", "fay"), ("password", goodPassword)])
         #expect(refused.status == 403 && refused.text.contains("This account is disabled."))
         #expect(try await b.request("GET", "/portal/meter.json").status == 401)
+        let unknown = try await b.request("POST", "/console/clients/nobody/enable", form: [("csrf", ConsoleBench.csrf(confirm) ?? "")])
+        #expect(unknown.status == 404 && unknown.text.contains("There is no client named “nobody”."))
     }
 
     @Test("the portal lists the client's own calls, newest first, at their current (rerated) cost")
