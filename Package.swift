@@ -25,6 +25,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-http-types", from: "1.0.0"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.4.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
+        .package(url: "https://github.com/hummingbird-project/swift-mustache", from: "2.0.0"),
     ],
     targets: [
         .systemLibrary(name: "CSQLite", path: "Sources/CSQLite", pkgConfig: "sqlite3",
@@ -71,8 +72,17 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ], path: "Sources/API"),
+        // The operator console (/console/) and the client portal (/portal/): HTML pages over the API's
+        // handler, registered on the API's router; templates, stylesheet and script compiled in.
+        .target(name: "Console", dependencies: [
+            "MeterCore", "MeterConfig", "Ledger", "API",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "HTTPTypes", package: "swift-http-types"),
+            .product(name: "Mustache", package: "swift-mustache"),
+            .product(name: "Crypto", package: "swift-crypto"),
+        ], path: "Sources/Console"),
         .target(name: "Daemon", dependencies: [
-            "MeterCore", "CDRSource", "CDRParser", "Rater", "MeterConfig", "Ledger", "Ingest", "Outbox", "Delivery", "API",
+            "MeterCore", "CDRSource", "CDRParser", "Rater", "MeterConfig", "Ledger", "Ingest", "Outbox", "Delivery", "API", "Console",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -98,6 +108,11 @@ let package = Package(
         .testTarget(name: "DeliveryTests", dependencies: ["Delivery", "Outbox", "Ledger", "MeterCore", "MeterConfig", "TestSupport"]),
         .testTarget(name: "APITests", dependencies: [
             "API", "Ledger", "MeterCore", "MeterConfig", "Rater", "TestSupport",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "HTTPTypes", package: "swift-http-types"),
+        ]),
+        .testTarget(name: "ConsoleTests", dependencies: [
+            "Console", "API", "Ledger", "MeterCore", "MeterConfig", "TestSupport",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HTTPTypes", package: "swift-http-types"),
         ]),

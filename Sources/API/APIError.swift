@@ -49,7 +49,7 @@ extension LedgerError: HTTPResponseError {
         }
     }
 
-    var problem: ClientRules.Violation {
+    package var problem: ClientRules.Violation {
         switch self {
         case .duplicateUsername(let u): return .init(field: "username", rule: "'\(u)' is already taken")
         case .duplicateEmail(let m):

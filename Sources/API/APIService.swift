@@ -31,6 +31,8 @@ public struct APIService: Service {
     let pollInterval: Duration
     let readTimeout: TimeAmount
     let maxConnections: Int
+    /// Registers routes beyond the API's own (the console's) on the server's router.
+    let routes: @Sendable (APIHandler, Router<APIContext>) -> Void
 
     /// - Parameters:
     ///   - config: the config the daemon started with; `[api]` (listen address, admin token file, read
@@ -50,7 +52,8 @@ public struct APIService: Service {
     public init(config: Config, settings: @escaping @Sendable () -> APISettings, reservations: ReservationBook,
                 ready: ReadyFlag, registry: PrometheusCollectorRegistry, logger: Logger,
                 pollInterval: Duration = .milliseconds(50), rating: (@Sendable () -> ReceiverRating)? = nil,
-                onCDRCommit: @escaping @Sendable (_ charged: Int, _ levelChanges: Int) -> Void = { _, _ in }) throws(APIStartupError) {
+                onCDRCommit: @escaping @Sendable (_ charged: Int, _ levelChanges: Int) -> Void = { _, _ in },
+                routes: @escaping @Sendable (APIHandler, Router<APIContext>) -> Void = { _, _ in }) throws(APIStartupError) {
         let api = config.api
         let token = try Self.checkStartup(api)
         let receiving = try CDRReceiver.sources(config.receivers)
@@ -94,6 +97,7 @@ public struct APIService: Service {
         maxConnections = api.maxConnections
         self.logger = logger
         self.pollInterval = pollInterval
+        self.routes = routes
     }
 
     /// Reloads the balances now if the store changed; the daemon may call it right after a commit
@@ -111,7 +115,7 @@ public struct APIService: Service {
         let counter = ConnectionCounter(limit: maxConnections)
         let timeout = readTimeout
         let app = Application(
-            router: handler.makeRouter(),
+            router: handler.makeRouter { [handler, routes] in routes(handler, $0) },
             server: .http1(configuration: .init(additionalChannelHandlers: [ConnectionGuard(counter: counter, timeout: timeout)])),
             configuration: ApplicationConfiguration(address: address, serverName: nil),
             services: [refresher],

@@ -48,8 +48,18 @@ extension APIHandler {
         let form = ClientForm(reading: &b)
         let password = b.string("password")
         let confirmation = b.string("password_confirmation")
-        var v = b.problems
-        if !b.isValidBody { throw APIError.form(b, v) }
+        if !b.isValidBody { throw APIError.form(b, b.problems) }
+        let c = try await createClient(username: username, form: form, password: password, confirmation: confirmation,
+                                       problems: b.problems)
+        return Reply.json(.created, ClientJSON.detail(c, settings().thresholds), headers: [("Location", "/v1/clients/\(c.username)")])
+    }
+
+    /// Creates a client with the CLI's rules, for the admin API and the console alike. `problems` are
+    /// those already found reading the request; every rule broken is reported together, as a 422
+    /// `APIError`, and a clash in the store (username, email, account) as the `LedgerError`.
+    package func createClient(username: String?, form: ClientForm, password: String?, confirmation: String?,
+                              problems: [ClientRules.Violation] = []) async throws -> ClientRecord {
+        var v = problems
         if let username {
             if let bad = ClientRules.usernameViolation(username) { v.append(bad) }
         } else {
@@ -60,7 +70,7 @@ extension APIHandler {
         let plan = form.plan ?? "default"
         if let bad = Self.planViolation(plan, s) { v.append(bad) }
         v += Self.passwordViolations(password, confirmation)
-        guard v.isEmpty, let username, let password else { throw APIError.form(b, v) }
+        guard v.isEmpty, let username, let password else { throw APIError(.unprocessableContent, v) }
         let hash = try await onPassword { Result { () throws(LedgerError) in try PasswordHasher.hash(password) } }.get()
         let now = clock()
         let fields = form.fields
@@ -69,7 +79,7 @@ extension APIHandler {
             try l.createClient(username: username, fields: fields, accounts: accounts, plan: plan, passwordHash: hash, now: now)
         }.get()
         logger.info("api: client created", metadata: ["client": "\(c.username)"])
-        return Reply.json(.created, ClientJSON.detail(c, s.thresholds), headers: [("Location", "/v1/clients/\(c.username)")])
+        return c
     }
 
     func editClient(_ username: String, _ body: [UInt8]) async throws -> Response {
@@ -78,32 +88,44 @@ extension APIHandler {
         let form = ClientForm(reading: &b)
         let password = b.string("password")
         let confirmation = b.string("password_confirmation")
-        var v = b.problems
-        if !b.isValidBody { throw APIError.form(b, v) }
+        if !b.isValidBody { throw APIError.form(b, b.problems) }
+        let c = try await editClient(username, form: form, password: password, confirmation: confirmation, problems: b.problems)
+        return Reply.json(.ok, ClientJSON.detail(c, settings().thresholds))
+    }
+
+    /// Edits a client with the CLI's rules (fields left nil keep their value; a password needs its
+    /// confirmation); errors as `createClient(username:form:password:confirmation:problems:)`.
+    package func editClient(_ username: String, form: ClientForm, password: String?, confirmation: String?,
+                            problems: [ClientRules.Violation] = []) async throws -> ClientRecord {
+        var v = problems
         v += form.violations(creating: false)
         let s = settings()
         if let plan = form.plan, let bad = Self.planViolation(plan, s) { v.append(bad) }
         let changesPassword = password != nil || confirmation != nil
         if changesPassword { v += Self.passwordViolations(password, confirmation) }
-        guard v.isEmpty else { throw APIError.form(b, v) }
+        guard v.isEmpty else { throw APIError(.unprocessableContent, v) }
         var hash: String?
         if changesPassword, let password {
             hash = try await onPassword({ Result { () throws(LedgerError) in try PasswordHasher.hash(password) } }).get()
         }
         let now = clock()
         let fields = form.fields, accounts = form.accounts, plan = form.plan, newHash = hash
-        let c = try await write { (l) throws(LedgerError) in
+        return try await write { (l) throws(LedgerError) in
             try l.editClient(username: username, fields: fields, accounts: accounts, plan: plan, passwordHash: newHash, now: now)
         }.get()
-        return Reply.json(.ok, ClientJSON.detail(c, s.thresholds))
     }
 
     func setDisabled(_ username: String, _ disabled: Bool) async throws -> Response {
+        let c = try await setStatus(username, disabled: disabled)
+        return Reply.json(.ok, ClientJSON.detail(c, settings().thresholds))
+    }
+
+    /// Disables or enables a client, for the admin API and the console.
+    package func setStatus(_ username: String, disabled: Bool) async throws -> ClientRecord {
         let now = clock()
-        let t = settings().thresholds
         let c = try await write({ (l) throws(LedgerError) in try l.setDisabled(username: username, disabled, now: now) }).get()
         logger.info("api: client \(disabled ? "disabled" : "enabled")", metadata: ["client": "\(c.username)"])
-        return Reply.json(.ok, ClientJSON.detail(c, t))
+        return c
     }
 
     func recharge(_ username: String, _ body: [UInt8], idempotencyKey header: String?) async throws -> Response {
@@ -118,6 +140,17 @@ extension APIHandler {
             }
             key = header
         }
+        let (c, applied) = try await recharge(username, amount: amountText, key: key, problems: v)
+        var pairs = ClientJSON.summaryPairs(c, settings().thresholds) + ClientJSON.detailPairs(c)
+        pairs.append(("applied", .bool(applied)))
+        return Reply.json(.ok, .object(pairs), headers: applied ? [] : [("Idempotent-Replayed", "true")])
+    }
+
+    /// Adds `amount` credits (decimal text) once per idempotency key, for the admin API and the console;
+    /// `applied` is false when the key had already recharged. Broken rules throw a 422 `APIError`.
+    package func recharge(_ username: String, amount amountText: String?, key: String?,
+                          problems: [ClientRules.Violation] = []) async throws -> (client: ClientRecord, applied: Bool) {
+        var v = problems
         if let key, key.isEmpty { v.append(.init(field: "idempotency_key", rule: "must not be empty when given")) }
         if let key, key.utf8.count > 200 { v.append(.init(field: "idempotency_key", rule: "must be at most 200 bytes")) }
         var micro: Int64 = 0
@@ -131,19 +164,16 @@ extension APIHandler {
         } else if !v.contains(where: { $0.field == "amount" }) {
             v.append(.init(field: "amount", rule: "is required (credits as a string, e.g. \"12.5\")"))
         }
-        guard v.isEmpty else { throw APIError.form(b, v) }
+        guard v.isEmpty else { throw APIError(.unprocessableContent, v) }
         let now = clock()
-        let t = settings().thresholds
         let amount = micro, k = key
         let (c, applied) = try await write({ (l) throws(LedgerError) in
             try l.recharge(username: username, amount: amount, key: k, now: now)
         }).get()
-        var pairs = ClientJSON.summaryPairs(c, t) + ClientJSON.detailPairs(c)
-        pairs.append(("applied", .bool(applied)))
         logger.info("api: recharge \(applied ? "applied" : "already applied")", metadata: [
             "client": "\(c.username)", "amount": "\(Money.format(amount))",
         ])
-        return Reply.json(.ok, .object(pairs), headers: applied ? [] : [("Idempotent-Replayed", "true")])
+        return (c, applied)
     }
 
     static func planViolation(_ plan: String, _ s: APISettings) -> ClientRules.Violation? {

@@ -13,17 +13,17 @@ import Rater
 /// authorize path runs on; on 2 cores one slow yescrypt per thread would otherwise stall authorize.
 public final class APIHandler: Sendable {
     let authorizer: Authorizer
-    let ledger: Ledger
-    let settings: @Sendable () -> APISettings
-    let adminToken: [UInt8]?
+    package let ledger: Ledger
+    package let settings: @Sendable () -> APISettings
+    package let adminToken: [UInt8]?
     let ready: ReadyFlag
     let metrics: @Sendable () -> [UInt8]
     let counters: AuthorizeCounters
-    let logger: Logger
-    let clock: @Sendable () -> Int64
+    package let logger: Logger
+    package let clock: @Sendable () -> Int64
     /// A hash of a random password with the default cost: unknown users are verified against it so
     /// that they take as long as a wrong password.
-    let dummyHash: String
+    package let dummyHash: String
     let ledgerQueue = DispatchQueue(label: "creditmeter.api.ledger")
     let passwordQueue = DispatchQueue(label: "creditmeter.api.password")
     /// `POST /v1/cdr/{source}`; nil when no `[[source]]` has `receive = "http"`.
@@ -54,7 +54,8 @@ public final class APIHandler: Sendable {
 
     /// The routes, for the server or for calling in process. Admin routes sit in a group behind
     /// `AdminAuthMiddleware`, so a request without the admin token is answered before its body is read.
-    public func makeRouter() -> Router<APIContext> {
+    /// - Parameter extra: more routes on the same router (the web console's pages).
+    public func makeRouter(extra: (Router<APIContext>) -> Void = { _ in }) -> Router<APIContext> {
         let router = Router(context: APIContext.self)
         router.add(middleware: TransportMiddleware())
         router.route("healthz", [.get: { _, _ in Reply.plain(.ok, "ok") }])
@@ -64,6 +65,7 @@ public final class APIHandler: Sendable {
         router.route("v1/me", [.get: { [self] request, _ in try await me(request) }])
         addAdminRoutes(router.group("v1/clients").add(middleware: AdminAuthMiddleware(handler: self)))
         receiver?.addRoutes(router)
+        extra(router)
         return router
     }
 
@@ -107,17 +109,17 @@ public final class APIHandler: Sendable {
 
     // MARK: off-pool work
 
-    func onLedger<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
+    package func onLedger<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
         await withCheckedContinuation { c in ledgerQueue.async { c.resume(returning: body()) } }
     }
 
-    func onPassword<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
+    package func onPassword<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
         await withCheckedContinuation { c in passwordQueue.async { c.resume(returning: body()) } }
     }
 
     /// Runs a ledger write on the ledger queue and, when it succeeds, reloads the balance cache
     /// before answering, so an authorize right after a recharge sees the new credit.
-    func write<T: Sendable>(_ body: @escaping @Sendable (Ledger) throws(LedgerError) -> T) async -> Result<T, LedgerError> {
+    package func write<T: Sendable>(_ body: @escaping @Sendable (Ledger) throws(LedgerError) -> T) async -> Result<T, LedgerError> {
         await onLedger { [ledger, authorizer, logger] in
             do throws(LedgerError) {
                 let v = try body(ledger)
@@ -132,7 +134,7 @@ public final class APIHandler: Sendable {
     }
 
     /// The 401/403 an admin request gets, or nil when its bearer token is the admin token.
-    func adminDenial(_ header: String?) -> APIError? {
+    package func adminDenial(_ header: String?) -> APIError? {
         guard let adminToken else {
             return APIError(.forbidden, field: "authorization", "admin API disabled: set [api] admin_token_file")
         }
@@ -158,6 +160,15 @@ public final class APIHandler: Sendable {
         }
         let username = String(decoded[..<colon])
         let password = String(decoded[decoded.index(after: colon)...])
+        guard let c = try await verifiedClient(username: username, password: password) else {
+            throw APIError(.unauthorized, field: "authorization", "wrong username or password", headers: challenge)
+        }
+        if c.status == .disabled { throw APIError(.forbidden, field: "status", "this account is disabled") }
+        return Reply.json(.ok, ClientJSON.detail(c, settings().thresholds))
+    }
+
+    /// The client whose username and password these are, or nil; `/v1/me` and the portal's sign-in.
+    package func verifiedClient(username: String, password: String) async throws -> ClientRecord? {
         let dummy = dummyHash
         // Look-up and verify run the same steps whether or not the user exists: an unknown user is
         // verified against the dummy hash, which has the same cost as a real one.
@@ -168,10 +179,6 @@ public final class APIHandler: Sendable {
             guard ok else { return .success(nil) }
             return Result { () throws(LedgerError) in try ledger.client(username: username) }
         }
-        guard let c = try outcome.get() else {
-            throw APIError(.unauthorized, field: "authorization", "wrong username or password", headers: challenge)
-        }
-        if c.status == .disabled { throw APIError(.forbidden, field: "status", "this account is disabled") }
-        return Reply.json(.ok, ClientJSON.detail(c, settings().thresholds))
+        return try outcome.get()
     }
 }

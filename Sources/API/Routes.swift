@@ -9,7 +9,7 @@ import Synchronization
 public struct APIContext: RequestContext {
     public var coreContext: CoreRequestContextStorage
     /// Nil when the router is driven in process (tests) rather than by the server.
-    let channel: (any Channel)?
+    package let channel: (any Channel)?
     let bodyTaken = BodyTaken()
 
     public init(source: ApplicationRequestContextSource) {
@@ -27,7 +27,7 @@ public struct APIContext: RequestContext {
 
     /// Collects the request's body up to `limit` bytes, first telling a client that sent
     /// `Expect: 100-continue` to go on; reached only after the route's authentication passed.
-    func body(of request: Request, limit: Int) async throws(APIError) -> [UInt8] {
+    package func body(of request: Request, limit: Int) async throws(APIError) -> [UInt8] {
         bodyTaken.set()
         let tooLarge = APIError(.contentTooLarge, field: "body", "must be at most \(limit) bytes", headers: [("Connection", "close")])
         if let announced = request.headers[.contentLength].flatMap({ Int($0) }), announced > limit { throw tooLarge }
@@ -88,11 +88,11 @@ struct AdminAuthMiddleware: RouterMiddleware {
 }
 
 /// A route's handler: the request, the context, and the path's decoded parameters.
-typealias RouteHandler = @Sendable (Request, APIContext) async throws -> Response
+package typealias RouteHandler = @Sendable (Request, APIContext) async throws -> Response
 
 extension RouterMethods where Context == APIContext {
     /// Registers each method's handler on `path`, and a 405 naming them for every other method.
-    func route(_ path: RouterPath, _ methods: KeyValuePairs<HTTPRequest.Method, RouteHandler>) {
+    package func route(_ path: RouterPath, _ methods: KeyValuePairs<HTTPRequest.Method, RouteHandler>) {
         for (method, handler) in methods { on(path, method: method, use: handler) }
         let allowed = methods.map(\.key)
         let names = allowed.map(\.rawValue).joined(separator: ", ")
@@ -107,7 +107,7 @@ extension RouterMethods where Context == APIContext {
 
 extension APIContext {
     /// A path parameter, percent-decoded (`/v1/clients/a%2Db` names `a-b`).
-    func parameter(_ name: String) -> String {
+    package func parameter(_ name: String) -> String {
         URLText.percentDecode(Substring(parameters.get(name) ?? ""))
     }
 }

@@ -25,9 +25,9 @@ public enum ConstantTime {
 }
 
 /// URL query and path helpers; `+` stays a plus sign because `dst=+4420…` is an E.164 number, not a space.
-enum URLText {
+package enum URLText {
     /// `a=1&b=%2B44` → ["a": "1", "b": "+44"]; the first occurrence of a key wins.
-    static func query(_ q: Substring?) -> [String: String] {
+    package static func query(_ q: Substring?) -> [String: String] {
         guard let q, !q.isEmpty else { return [:] }
         var out: [String: String] = [:]
         for pair in q.split(separator: "&", omittingEmptySubsequences: true) {
@@ -40,7 +40,7 @@ enum URLText {
     }
 
     /// Decodes `%XX`; a malformed escape is kept as written rather than failing the request.
-    static func percentDecode(_ s: Substring) -> String {
+    package static func percentDecode(_ s: Substring) -> String {
         guard s.utf8.contains(UInt8(ascii: "%")) else { return String(s) }
         return String(decoding: PercentDecoding.bytes(s.utf8), as: UTF8.self)
     }

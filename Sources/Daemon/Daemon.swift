@@ -1,4 +1,5 @@
 import API
+import Console
 import Delivery
 import Foundation
 import Ingest
@@ -51,6 +52,8 @@ public struct Daemon {
         // The local HTTP API (SPEC 9): its own ledger connection; charged calls release their holds.
         let reservations = ReservationBook()
         let runtime = self.runtime
+        // The web console and portal (`[console]`) on the same listener, over the API's handler.
+        let console = config.console.enabled ? try Console(config: config) : nil
         let api = try APIService(
             config: config,
             settings: { let g = runtime.generation; return APISettings(config: g.config, decks: g.decks) },
@@ -65,7 +68,8 @@ public struct Daemon {
             // Posted CDRs released their holds already; this wakes delivery for their events.
             onCDRCommit: { charged, changes in
                 runtime.committed(CommitInfo(source: "http", charged: charged, levelChanges: changes, callIDs: []))
-            })
+            },
+            routes: { handler, router in console?.register(on: router, handler: handler) })
         runtime.onCommit { info in
             reservations.release(info.callIDs)
             api.refreshBalances()

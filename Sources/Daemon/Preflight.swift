@@ -1,4 +1,5 @@
 import API
+import Console
 import CDRParser
 import Delivery
 import Foundation
@@ -38,6 +39,9 @@ public struct Preflight: Sendable {
         }
         do { _ = try APIService.checkStartup(config.api) } catch { add(error.key, error.message) }
         do { try APIService.checkReceivers(config.receivers) } catch { add(error.key, error.message) }
+        if config.console.enabled, let logo = config.console.logoFile {
+            do { _ = try Console.readLogo(logo) } catch { add(error.key, error.message) }
+        }
         if let problem = storeProblem(config.store.path) { add("store.path", problem) }
         if !issues.isEmpty { throw ConfigError(file: config.file, issues: issues) }
         return Preflight(decks: decks, warnings: secretWarnings(config))

@@ -25,6 +25,7 @@ public struct Config: Sendable {
     public var authorize: AuthorizeConfig
     public var retention: RetentionConfig
     public var rating: RatingConfig
+    public var console: ConsoleConfig
     /// Line of each key path, for messages about values checked after loading (rate decks).
     var keyLines: KeyLines
 
@@ -44,6 +45,7 @@ public struct Config: Sendable {
         self.authorize = AuthorizeConfig()
         self.retention = RetentionConfig()
         self.rating = RatingConfig()
+        self.console = ConsoleConfig()
         self.keyLines = KeyLines()
     }
 
@@ -427,4 +429,32 @@ public struct RatingConfig: Sendable, Equatable {
     public var maxBillsec: Int64
 
     public init(maxBillsec: Int64 = 604_800) { self.maxBillsec = maxBillsec }
+}
+
+/// `[console]`: the operator console at `/console/` and the client portal at `/portal/` on the `[api]` listener.
+public struct ConsoleConfig: Sendable, Equatable {
+    public var enabled: Bool
+    /// The reseller's name, at the top of every page and in its title.
+    public var title: String
+    /// The meter's "primary" colour (level ok) and the buttons', as `#rrggbb` or `#rgb`.
+    public var primaryColor: String
+    /// An image shown beside the title; absolute path (relative paths are taken from the config's directory).
+    public var logoFile: String?
+    /// Marks the session cookies `Secure`: set when the listener is reached through TLS.
+    public var cookieSecure: Bool
+
+    public init(enabled: Bool = true, title: String = "creditmeter", primaryColor: String = "#1a73e8",
+                logoFile: String? = nil, cookieSecure: Bool = false) {
+        self.enabled = enabled
+        self.title = title
+        self.primaryColor = primaryColor
+        self.logoFile = logoFile
+        self.cookieSecure = cookieSecure
+    }
+
+    /// `#` and 3 or 6 hex digits.
+    public static func isHexColor(_ s: String) -> Bool {
+        let digits = s.dropFirst()
+        return s.first == "#" && (digits.count == 3 || digits.count == 6) && digits.allSatisfy { $0.isHexDigit }
+    }
 }

@@ -20,7 +20,7 @@ struct ConfigReader {
     }
 
     static let topKeys = ["store", "source", "accounts", "plan", "thresholds", "delivery", "endpoint",
-                          "api", "authorize", "retention", "rating"]
+                          "api", "authorize", "retention", "rating", "console"]
 
     mutating func read() throws(ConfigError) -> Config {
         // Text that TOMLKit would crash on rather than report (see KeyLines.refusal).
@@ -53,6 +53,7 @@ struct ConfigReader {
         if let t = table(root, "authorize", path: "") { readAuthorize(t, into: &config) }
         if let t = table(root, "retention", path: "") { readRetention(t, into: &config) }
         if let t = table(root, "rating", path: "") { readRating(t, into: &config) }
+        if let t = table(root, "console", path: "") { readConsole(t, into: &config) }
 
         if !issues.isEmpty {
             // Report in file order; issues without a line (rare) go last.
@@ -436,6 +437,22 @@ struct ConfigReader {
     mutating func readRating(_ t: TOMLTable, into c: inout Config) {
         checkKeys(t, path: "rating", allowed: ["max_billsec"])
         if let v = int(t, "max_billsec", in: "rating", range: 1 ... Int64.max) { c.rating.maxBillsec = v }
+    }
+
+    mutating func readConsole(_ t: TOMLTable, into c: inout Config) {
+        checkKeys(t, path: "console", allowed: ["enabled", "title", "primary_color", "logo_file", "cookie_secure"])
+        if let e = bool(t, "enabled", in: "console") { c.console.enabled = e }
+        if let title = string(t, "title", in: "console") {
+            if title.isEmpty || title.count > 80 { issue("console.title", "must be 1 to 80 characters") } else { c.console.title = title }
+        }
+        if let color = string(t, "primary_color", in: "console") {
+            // The colour goes into a stylesheet, so only a plain #rgb / #rrggbb can reach it.
+            if ConsoleConfig.isHexColor(color) { c.console.primaryColor = color } else {
+                issue("console.primary_color", "must be a colour like #1a73e8 (# and 3 or 6 hex digits), got '\(color)'")
+            }
+        }
+        c.console.logoFile = path(t, "logo_file", in: "console")
+        if let s = bool(t, "cookie_secure", in: "console") { c.console.cookieSecure = s }
     }
 
     mutating func readRetention(_ t: TOMLTable, into c: inout Config) {

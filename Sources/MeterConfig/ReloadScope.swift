@@ -2,7 +2,7 @@
 ///
 /// The daemon builds its source loops, store connection, HTTP listener and webhook senders once at
 /// start; a reload swaps in new rate decks, plans, thresholds, `[authorize]`, `[rating]`,
-/// `[accounts]`, `[retention]` and each existing source's parser settings, and nothing else. Keys
+/// `[accounts]`, `[retention]` and each existing source's parser settings, and nothing else (not `[console]`). Keys
 /// outside that set would otherwise be taken silently and never applied, so the reload names them.
 extension Config {
     /// The keys whose value differs between `running` and this (newly loaded) config and that take
@@ -31,6 +31,14 @@ extension Config {
             keys.append("delivery.balance_interval_seconds")
         }
         if delivery.maxAgeHours != running.delivery.maxAgeHours { keys.append("delivery.max_age_hours") }
+
+        // The console's pages, stylesheet and logo are built once, when the listener starts.
+        let c = console, old = running.console
+        for (key, differs) in [("enabled", c.enabled != old.enabled), ("title", c.title != old.title),
+                               ("primary_color", c.primaryColor != old.primaryColor), ("logo_file", c.logoFile != old.logoFile),
+                               ("cookie_secure", c.cookieSecure != old.cookieSecure)] where differs {
+            keys.append("console.\(key)")
+        }
 
         keys += Self.sectionChanges("endpoint", endpoints, running.endpoints, name: \.name) { e, old in
             [("url", e.url != old.url), ("events", e.events != old.events), ("secret", e.secret != old.secret),

@@ -16,27 +16,50 @@ public enum ClientRules {
     /// SPEC section 4: 8–20 characters, a digit, an upper- and a lowercase letter, a special
     /// character, and the confirmation must match. Returns every rule broken, first one first.
     public static func passwordViolations(_ password: String, confirmation: String) -> [Violation] {
-        var out: [Violation] = []
-        let count = password.count
-        if count < 8 || count > 20 {
-            out.append(.init(field: "password", rule: "must be 8 to 20 characters long (got \(count))"))
+        PasswordCondition.allCases.filter { !$0.isMet(password, confirmation: confirmation) }
+            .map { $0.violation(password) }
+    }
+
+    /// One condition of the password policy: what `passwordViolations` checks, and what the console's
+    /// Create Client form lists and ticks as the operator types (it asks the server, so this is the one copy).
+    public enum PasswordCondition: String, CaseIterable, Sendable {
+        case length, digit, uppercase, lowercase, special, match
+
+        public func isMet(_ password: String, confirmation: String) -> Bool {
+            switch self {
+            case .length: return (8 ... 20).contains(password.count)
+            case .digit: return password.contains(where: { $0.isASCII && $0.isNumber })
+            case .uppercase: return password.contains(where: { $0.isUppercase })
+            case .lowercase: return password.contains(where: { $0.isLowercase })
+            case .special: return password.contains(where: { ClientRules.passwordSpecials.contains($0) })
+            case .match: return password == confirmation
+            }
         }
-        if !password.contains(where: { $0.isASCII && $0.isNumber }) {
-            out.append(.init(field: "password", rule: "must contain at least one digit"))
+
+        /// The condition as the form lists it.
+        public var label: String {
+            switch self {
+            case .length: return "8 to 20 characters"
+            case .digit: return "At least one digit"
+            case .uppercase: return "At least one uppercase letter"
+            case .lowercase: return "At least one lowercase letter"
+            case .special: return "At least one special character"
+            case .match: return "Password and Confirm Password match"
+            }
         }
-        if !password.contains(where: { $0.isUppercase }) {
-            out.append(.init(field: "password", rule: "must contain at least one uppercase letter"))
+
+        func violation(_ password: String) -> Violation {
+            switch self {
+            case .length: return .init(field: "password", rule: "must be 8 to 20 characters long (got \(password.count))")
+            case .digit: return .init(field: "password", rule: "must contain at least one digit")
+            case .uppercase: return .init(field: "password", rule: "must contain at least one uppercase letter")
+            case .lowercase: return .init(field: "password", rule: "must contain at least one lowercase letter")
+            case .special:
+                return .init(field: "password",
+                             rule: "must contain at least one special character (one of \(String(ClientRules.passwordSpecials.sorted())))")
+            case .match: return .init(field: "password_confirmation", rule: "does not match the password")
+            }
         }
-        if !password.contains(where: { $0.isLowercase }) {
-            out.append(.init(field: "password", rule: "must contain at least one lowercase letter"))
-        }
-        if !password.contains(where: { passwordSpecials.contains($0) }) {
-            out.append(.init(field: "password", rule: "must contain at least one special character (one of \(String(passwordSpecials.sorted())))"))
-        }
-        if password != confirmation {
-            out.append(.init(field: "password_confirmation", rule: "does not match the password"))
-        }
-        return out
     }
 
     /// Usernames double as the default PBX account code, so they stay in a dialplan-safe alphabet.

@@ -71,7 +71,8 @@ extension Harness {
     /// A harness whose config tails `Master.csv` in its directory from the beginning.
     /// `port` is the API's (a free one unless given); `api` are extra lines for the `[api]` table.
     static func tailing(format: String = "asterisk-csv", startAt: String = "beginning", port: Int? = nil,
-                        api: String = "", extra: String = "") throws -> Harness {
+                        api: String = "", extra: String = "",
+                        plans: [String: String] = ["default": Harness.defaultDeck]) throws -> Harness {
         // Each daemon gets its own API port, so tests never fight over 127.0.0.1:8787.
         try Harness(config: """
             [api]
@@ -86,7 +87,7 @@ extension Harness {
             start_at = "\(startAt)"
 
             \(extra)
-            """)
+            """, plans: plans)
     }
 
     /// Lines of a seeded cdrgen file (without newlines).
