@@ -26,17 +26,7 @@ public struct CDR: Sendable, Equatable {
     /// With `startKey`, what the ledger dedupes on: `ast:linkedid:sequence:start`, `fs:uuid`, or `h:` + hash.
     public let identity: String
 
-    init(storage: [UInt8], spans: [Int32], format: CDRFormat, isAnswered: Bool,
-         billableSeconds: Int64, startEpoch: Int64?, answeredAt: Int64?, identity: String) {
-        self.storage = storage
-        self.spans = spans
-        self.format = format
-        self.isAnswered = isAnswered
-        self.billableSeconds = billableSeconds
-        self.startEpoch = startEpoch
-        self.answeredAt = answeredAt
-        self.identity = identity
-    }
+    // The memberwise initializer is the one the builder uses.
 
     /// Billable per SPEC 3: answered and at least one billable second.
     public var isBillable: Bool { isAnswered && billableSeconds > 0 }
@@ -127,18 +117,6 @@ public struct CDRView {
     public let answeredAt: Int64?
     /// Set when the view comes from a `CDR`, which has computed its identity already.
     let knownIdentity: String?
-
-    init(storage: UnsafeBufferPointer<UInt8>, spans: UnsafeBufferPointer<Int32>, format: CDRFormat, isAnswered: Bool,
-         billableSeconds: Int64, startEpoch: Int64?, answeredAt: Int64?, knownIdentity: String?) {
-        self.answeredAt = answeredAt
-        self.storage = storage
-        self.spans = spans
-        self.format = format
-        self.isAnswered = isAnswered
-        self.billableSeconds = billableSeconds
-        self.startEpoch = startEpoch
-        self.knownIdentity = knownIdentity
-    }
 
     /// Billable per SPEC 3: answered and at least one billable second.
     public var isBillable: Bool { isAnswered && billableSeconds > 0 }

@@ -206,19 +206,8 @@ extension Ledger {
             try ins.bind(4, key)
             try ins.bind(5, now)
             try ins.run()
-            let upd = try store.statement("UPDATE clients SET assigned = ?2, updated_at = ?3 WHERE id = ?1", "adjusting a client's assigned")
-            defer { upd.reset() }
-            try upd.bind(1, old.id)
-            try upd.bind(2, assigned)
-            try upd.bind(3, now)
-            try upd.run()
-            var record = try requireClient(id: old.id, username: username)
-            try writeEvent("client.adjusted", record, now: now,
-                           extra: [("amount", .string(Money.format(amount))), ("reason", .string(reason))])
-            if try relatch(clientID: record.id, username: username, meter: record.meter, stored: record.level, now: now) != nil {
-                record = try requireClient(id: old.id, username: username)
-            }
-            try markDirty(clientID: record.id, now: now)
+            let record = try setAssigned(assigned, of: old, now: now, event: "client.adjusted",
+                                         extra: [("amount", .string(Money.format(amount))), ("reason", .string(reason))])
             return (record, true)
         }
     }

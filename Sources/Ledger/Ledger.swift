@@ -184,20 +184,29 @@ public final class Ledger: @unchecked Sendable {
             try ins.bind(3, key)
             try ins.bind(4, now)
             try ins.run()
-            let upd = try store.statement("UPDATE clients SET assigned = ?2, updated_at = ?3 WHERE id = ?1", "adding a recharge to a client")
-            defer { upd.reset() }
-            try upd.bind(1, old.id)
-            try upd.bind(2, assigned)
-            try upd.bind(3, now)
-            try upd.run()
-            var record = try requireClient(id: old.id, username: username)
-            try writeEvent("client.recharged", record, now: now, extra: [("amount", .string(Money.format(amount)))])
-            if try relatch(clientID: record.id, username: username, meter: record.meter, stored: record.level, now: now) != nil {
-                record = try requireClient(id: old.id, username: username)
-            }
-            try markDirty(clientID: record.id, now: now)
+            let record = try setAssigned(assigned, of: old, now: now, event: "client.recharged",
+                                         extra: [("amount", .string(Money.format(amount)))])
             return (record, true)
         }
+    }
+
+    /// A new Assigned for a client, inside the caller's transaction: stored with its event, the level
+    /// relatched (with its alert) and the balance marked changed; the client as it now is.
+    func setAssigned(_ assigned: Int64, of old: ClientRecord, now: Int64, event: String,
+                     extra: [(String, JSONValue)]) throws(LedgerError) -> ClientRecord {
+        let upd = try store.statement("UPDATE clients SET assigned = ?2, updated_at = ?3 WHERE id = ?1", "changing a client's assigned")
+        defer { upd.reset() }
+        try upd.bind(1, old.id)
+        try upd.bind(2, assigned)
+        try upd.bind(3, now)
+        try upd.run()
+        var record = try requireClient(id: old.id, username: old.username)
+        try writeEvent(event, record, now: now, extra: extra)
+        if try relatch(clientID: record.id, username: old.username, meter: record.meter, stored: record.level, now: now) != nil {
+            record = try requireClient(id: old.id, username: old.username)
+        }
+        try markDirty(clientID: record.id, now: now)
+        return record
     }
 
     /// The client named `username`, or nil.

@@ -42,18 +42,21 @@ struct ConfigReader {
         config.keyLines = lines
 
         checkKeys(root, path: "", allowed: Self.topKeys)
-        if let t = table(root, "store", path: "") { readStore(t, into: &config) }
-        if let ts = tables(root, "source", path: "") { readSources(ts, into: &config) }
-        if let t = table(root, "accounts", path: "") { readAccounts(t, into: &config) }
-        if let ts = tables(root, "plan", path: "") { readPlans(ts, into: &config) }
-        if let t = table(root, "thresholds", path: "") { readThresholds(t, into: &config) }
-        if let t = table(root, "delivery", path: "") { readDelivery(t, into: &config) }
-        if let ts = tables(root, "endpoint", path: "") { readEndpoints(ts, into: &config) }
-        if let t = table(root, "api", path: "") { readAPI(t, into: &config) }
-        if let t = table(root, "authorize", path: "") { readAuthorize(t, into: &config) }
-        if let t = table(root, "retention", path: "") { readRetention(t, into: &config) }
-        if let t = table(root, "rating", path: "") { readRating(t, into: &config) }
-        if let t = table(root, "console", path: "") { readConsole(t, into: &config) }
+        // In this order: a section may read what an earlier one set.
+        typealias One = (inout ConfigReader, TOMLTable, inout Config) -> Void
+        typealias Many = (inout ConfigReader, [TOMLTable], inout Config) -> Void
+        let sections: [(String, One?, Many?)] = [
+            ("store", { $0.readStore($1, into: &$2) }, nil), ("source", nil, { $0.readSources($1, into: &$2) }),
+            ("accounts", { $0.readAccounts($1, into: &$2) }, nil), ("plan", nil, { $0.readPlans($1, into: &$2) }),
+            ("thresholds", { $0.readThresholds($1, into: &$2) }, nil), ("delivery", { $0.readDelivery($1, into: &$2) }, nil),
+            ("endpoint", nil, { $0.readEndpoints($1, into: &$2) }), ("api", { $0.readAPI($1, into: &$2) }, nil),
+            ("authorize", { $0.readAuthorize($1, into: &$2) }, nil), ("retention", { $0.readRetention($1, into: &$2) }, nil),
+            ("rating", { $0.readRating($1, into: &$2) }, nil), ("console", { $0.readConsole($1, into: &$2) }, nil),
+        ]
+        for (name, one, many) in sections {
+            if let one, let t = table(root, name, path: "") { one(&self, t, &config) }
+            if let many, let ts = tables(root, name, path: "") { many(&self, ts, &config) }
+        }
 
         if !issues.isEmpty {
             // Report in file order; issues without a line (rare) go last.

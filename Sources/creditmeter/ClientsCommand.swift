@@ -196,11 +196,25 @@ struct ClientsCommand: ParsableCommand {
             """)
         @OptionGroup var options: ConfigOptions
         @Argument var username: String
-        func run() throws {
-            try guarded {
-                let (config, ledger) = try options.open()
-                ClientsCommand.print(try ledger.setDisabled(username: username, true, now: nowEpoch()), config: config, json: false)
-            }
+        func run() throws { try ClientsCommand.setDisabled(username, true, options) }
+    }
+
+    /// The one AMOUNT word of `recharge` and `adjust`, as written and in µcr (negative allowed here, so
+    /// `-5` reaches the command's own rule rather than the parser's "unknown option").
+    static func amount(_ words: [String], example: String) throws -> (String, Int64) {
+        guard words.count == 1, let amount = words.first else {
+            throw CLIError(.usage, words.isEmpty ? example : "give one AMOUNT, not \(words.map { "'\($0)'" }.joined(separator: " "))")
+        }
+        do { return (amount, try Money.parse(amount, allowNegative: true)) } catch {
+            throw CLIError(.usage, "AMOUNT: '\(amount)' \(error)")
+        }
+    }
+
+    /// `disable` and `enable`: the client's new status, printed as `show` prints it.
+    static func setDisabled(_ username: String, _ disabled: Bool, _ options: ConfigOptions) throws {
+        try guarded {
+            let (config, ledger) = try options.open()
+            ClientsCommand.print(try ledger.setDisabled(username: username, disabled, now: nowEpoch()), config: config, json: false)
         }
     }
 
@@ -213,12 +227,7 @@ struct ClientsCommand: ParsableCommand {
             """)
         @OptionGroup var options: ConfigOptions
         @Argument var username: String
-        func run() throws {
-            try guarded {
-                let (config, ledger) = try options.open()
-                ClientsCommand.print(try ledger.setDisabled(username: username, false, now: nowEpoch()), config: config, json: false)
-            }
-        }
+        func run() throws { try ClientsCommand.setDisabled(username, false, options) }
     }
 
     struct Recharge: ParsableCommand {
@@ -244,12 +253,7 @@ struct ClientsCommand: ParsableCommand {
 
         func run() throws {
             try guarded {
-                guard amountWords.count == 1, let amount = amountWords.first else {
-                    throw CLIError(.usage, amountWords.isEmpty ? "give the AMOUNT to add, e.g. 100"
-                                   : "give one AMOUNT, not \(amountWords.map { "'\($0)'" }.joined(separator: " "))")
-                }
-                let micro: Int64
-                do { micro = try Money.parse(amount, allowNegative: true) } catch { throw CLIError(.usage, "AMOUNT: '\(amount)' \(error)") }
+                let (amount, micro) = try ClientsCommand.amount(amountWords, example: "give the AMOUNT to add, e.g. 100")
                 guard micro > 0 else { throw CLIError(.usage, "AMOUNT must be more than 0 (got '\(amount)')") }
                 let (config, ledger) = try options.open()
                 let result = try ledger.recharge(username: username, amount: micro, key: key, now: nowEpoch())
@@ -281,12 +285,7 @@ struct ClientsCommand: ParsableCommand {
 
         func run() throws {
             try guarded {
-                guard amountWords.count == 1, let amount = amountWords.first else {
-                    throw CLIError(.usage, amountWords.isEmpty ? "give the signed AMOUNT, e.g. -12.5"
-                                   : "give one AMOUNT, not \(amountWords.map { "'\($0)'" }.joined(separator: " "))")
-                }
-                let micro: Int64
-                do { micro = try Money.parse(amount, allowNegative: true) } catch { throw CLIError(.usage, "AMOUNT: '\(amount)' \(error)") }
+                let (_, micro) = try ClientsCommand.amount(amountWords, example: "give the signed AMOUNT, e.g. -12.5")
                 let (config, ledger) = try options.open()
                 let result = try ledger.adjust(username: username, amount: micro, reason: reason, key: key, now: nowEpoch())
                 if !result.applied { Console.note("adjustment with key '\(key ?? "")' was already applied; nothing changed") }
