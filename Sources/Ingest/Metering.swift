@@ -122,10 +122,10 @@ public struct Metering: Sendable {
             guard let owner = directory[account] else {
                 return quarantine("unknown_account", "no client has account code '\(account)'")
             }
-            entry = AccountIndex.Entry(account: account, owner: owner, deck: decks[owner.plan])
+            entry = AccountIndex.Entry(account: account, owner: owner, deck: decks[owner.plan].map(SharedDeck.init))
         }
         let account = entry.account, owner = entry.owner
-        guard let deck = entry.deck else {
+        guard let deck = entry.deck?.deck else {
             return quarantine("no_rate", "client \(owner.username)'s plan '\(owner.plan)' is not configured")
         }
         let dstBytes = cdr.bytes(.dst) ?? UnsafeBufferPointer(start: nil, count: 0)
@@ -187,8 +187,9 @@ struct AccountIndex: Sendable {
     struct Entry: Sendable {
         var account: String
         var owner: AccountOwner
-        /// The owner's plan's deck, resolved once; nil when the plan is not configured.
-        var deck: RateDeck?
+        /// The owner's plan's deck, resolved once; nil when the plan is not configured. Boxed: a deck is
+        /// a dozen arrays, and copying it out for each CDR cost a retain and a release of each.
+        var deck: SharedDeck?
     }
 
     private(set) var entries: [Entry] = []
@@ -198,8 +199,11 @@ struct AccountIndex: Sendable {
     private var slots: [Int32] = []
 
     init(_ directory: [String: AccountOwner], _ decks: [String: RateDeck]) {
+        var boxes: [String: SharedDeck?] = [:]
         for (account, owner) in directory where account.utf8.allSatisfy({ $0 < 0x80 }) {
-            entries.append(Entry(account: account, owner: owner, deck: decks[owner.plan]))
+            let boxed = boxes[owner.plan] ?? decks[owner.plan].map(SharedDeck.init)
+            boxes[owner.plan] = boxed
+            entries.append(Entry(account: account, owner: owner, deck: boxed))
             keyBytes.append(contentsOf: account.utf8)
             keyStart.append(keyBytes.count)
         }
@@ -240,4 +244,10 @@ struct AccountIndex: Sendable {
         for b in bytes { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01b3 }
         return Int(truncatingIfNeeded: h ^ (h >> 29))
     }
+}
+
+/// One plan's deck behind a reference, shared by every account of the plan.
+final class SharedDeck: Sendable {
+    let deck: RateDeck
+    init(_ deck: RateDeck) { self.deck = deck }
 }
