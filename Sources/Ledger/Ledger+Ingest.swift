@@ -221,7 +221,7 @@ extension Ledger {
     }
 
     /// In SQLite's form, negative for KiB: ~1,500 pages of 4 KiB, a batch's dirty pages with room to
-    /// spare, within the replay's memory budget (peak RSS ≤ 48 MiB).
+    /// spare, without growing the replay's peak RSS (the target is 48 MiB) by more than the cache.
     static let bulkCacheSize: Int64 = -6_000
     static let bulkCheckpointPages: Int64 = 10_000
 

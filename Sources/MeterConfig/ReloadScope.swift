@@ -15,14 +15,8 @@ extension Config {
         keys += Self.sectionChanges("source", sources, running.sources, name: \.name) { s, old in
             [("path", s.path != old.path), ("start_at", s.startAt != old.startAt)]
         }
-        // The receivers' routes and tokens are set up once, with the listener.
-        let oldReceivers = Dictionary(running.receivers.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
-        for r in receivers where oldReceivers[r.name] != r {
-            keys.append(oldReceivers[r.name] == nil ? "source[\(r.name)] (added)" : "source[\(r.name)]")
-        }
-        for r in running.receivers where !receivers.contains(where: { $0.name == r.name }) {
-            keys.append("source[\(r.name)] (removed)")
-        }
+        // The receivers' routes and tokens are set up once, with the listener: any change is named as a whole.
+        keys += Self.sectionChanges("source", receivers, running.receivers, name: \.name) { r, old in [("", r != old)] }
 
         if api.listen != running.api.listen { keys.append("api.listen") }
         if api.adminTokenFile != running.api.adminTokenFile { keys.append("api.admin_token_file") }
@@ -48,7 +42,7 @@ extension Config {
         return keys
     }
 
-    /// `kind[NAME].key` for each changed key of a section kept by name, and `kind[NAME] (added)` /
+    /// `kind[NAME].key` for each changed key of a section kept by name (`kind[NAME]` for the key ""), and `kind[NAME] (added)` /
     /// `(removed)` for one that appears or disappears.
     private static func sectionChanges<T>(_ kind: String, _ new: [T], _ old: [T], name: KeyPath<T, String>,
                                           _ changed: (T, T) -> [(String, Bool)]) -> [String] {
@@ -61,7 +55,7 @@ extension Config {
                 keys.append("\(kind)[\(id)] (added)")
                 continue
             }
-            for (key, differs) in changed(n, o) where differs { keys.append("\(kind)[\(id)].\(key)") }
+            for (key, differs) in changed(n, o) where differs { keys.append("\(kind)[\(id)]" + (key.isEmpty ? "" : ".\(key)")) }
         }
         for o in old where !names.contains(o[keyPath: name]) { keys.append("\(kind)[\(o[keyPath: name])] (removed)") }
         return keys

@@ -31,10 +31,7 @@ struct APILimitsTests {
         let uniqueid = "1714557600.77"
         #expect(try api.get("/v1/authorize?account=6001&dst=4420&call=\(uniqueid)&format=text").line == "ALLOW 600")
         // Bob's PBX reports a CDR with the same uniqueid: charged to Bob, and Alice's hold must stay.
-        try api.h.append(["""
-            "6002","6002","4420","from-internal","","SIP/6002-00000001","SIP/trunk-00000002","Dial","SIP/trunk/4420,60",\
-            "2024-05-01 10:00:00","2024-05-01 10:00:05","2024-05-01 10:00:35",35,30,"ANSWERED","DOCUMENTATION","\(uniqueid)",""
-            """][...])
+        try api.appendAnsweredCall(account: "6002", uniqueid: uniqueid)
         var bob: [String: Any] = [:]
         _ = try holds(within: 20) {
             bob = try api.get("/v1/authorize?account=6002&dst=4420").json

@@ -20,6 +20,14 @@ final class APIDaemon: @unchecked Sendable {
         """
     static let maxCallSeconds: Int64 = 600
 
+    /// An 18-column Asterisk CDR of a 30-second answered call from `account` to 4420, with `uniqueid`.
+    func appendAnsweredCall(account: String, uniqueid: String) throws {
+        try h.append(["""
+            "\(account)","\(account)","4420","from-internal","","SIP/\(account)-00000001","SIP/trunk-00000002","Dial","SIP/trunk/4420,60",\
+            "2024-05-01 10:00:00","2024-05-01 10:00:05","2024-05-01 10:00:35",35,30,"ANSWERED","DOCUMENTATION","\(uniqueid)",""
+            """][...])
+    }
+
     let h: Harness
     let port: Int
     let daemon: DaemonProcess
@@ -216,10 +224,7 @@ struct APIServerTests {
         #expect(allow["max_seconds"] as? Int == 600 && allow["hold"] as? String == "0.31")
         #expect(try api.get("/v1/authorize?account=5001&dst=4420").json["reserved"] as? String == "0.31")
         // The call ends after 30 s; Asterisk writes its CDR with the same uniqueid (18 columns).
-        try api.h.append(["""
-            "5001","5001","4420","from-internal","","SIP/5001-00000001","SIP/trunk-00000002","Dial","SIP/trunk/4420,60",\
-            "2024-05-01 10:00:00","2024-05-01 10:00:05","2024-05-01 10:00:35",35,30,"ANSWERED","DOCUMENTATION","\(uniqueid)",""
-            """][...])
+        try api.appendAnsweredCall(account: "5001", uniqueid: uniqueid)
         var last: [String: Any] = [:]
         _ = try holds(within: 20) {
             last = try api.get("/v1/authorize?account=5001&dst=4420").json
