@@ -101,19 +101,7 @@ public enum JSONParser {
 
         mutating func hex4() throws(Failure) -> UInt32 {
             guard pos + 4 <= bytes.count else { throw fail("short \\u escape") }
-            var v: UInt32 = 0
-            for _ in 0 ..< 4 {
-                let b = bytes[pos]
-                let d: UInt32
-                switch b {
-                case UInt8(ascii: "0") ... UInt8(ascii: "9"): d = UInt32(b - UInt8(ascii: "0"))
-                case UInt8(ascii: "a") ... UInt8(ascii: "f"): d = UInt32(b - UInt8(ascii: "a") + 10)
-                case UInt8(ascii: "A") ... UInt8(ascii: "F"): d = UInt32(b - UInt8(ascii: "A") + 10)
-                default: throw fail("bad hex digit in a \\u escape")
-                }
-                v = v << 4 | d
-                pos += 1
-            }
+            guard let v = JSONEscape.hex4(bytes, at: &pos) else { throw fail("bad hex digit in a \\u escape") }
             return v
         }
 
@@ -130,33 +118,22 @@ public enum JSONParser {
                 guard pos < bytes.count else { throw fail("unterminated escape") }
                 let e = bytes[pos]
                 pos += 1
-                switch e {
-                case UInt8(ascii: "\""): out.append(UInt8(ascii: "\""))
-                case UInt8(ascii: "\\"): out.append(UInt8(ascii: "\\"))
-                case UInt8(ascii: "/"): out.append(UInt8(ascii: "/"))
-                case UInt8(ascii: "b"): out.append(0x08)
-                case UInt8(ascii: "f"): out.append(0x0C)
-                case UInt8(ascii: "n"): out.append(0x0A)
-                case UInt8(ascii: "r"): out.append(0x0D)
-                case UInt8(ascii: "t"): out.append(0x09)
-                case UInt8(ascii: "u"):
-                    var scalar = try hex4()
-                    if (0xD800 ... 0xDBFF).contains(scalar) {
-                        guard pos + 2 <= bytes.count, bytes[pos] == UInt8(ascii: "\\"), bytes[pos + 1] == UInt8(ascii: "u") else {
-                            throw fail("a high surrogate must be followed by a low one")
-                        }
-                        pos += 2
-                        let low = try hex4()
-                        guard (0xDC00 ... 0xDFFF).contains(low) else { throw fail("invalid low surrogate") }
-                        scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
-                    } else if (0xDC00 ... 0xDFFF).contains(scalar) {
-                        throw fail("lone low surrogate")
+                if let c = JSONEscape.simple(e) { out.append(c); continue }
+                guard e == UInt8(ascii: "u") else { throw fail("unknown escape \\\(Character(Unicode.Scalar(e)))") }
+                var scalar = try hex4()
+                if (0xD800 ... 0xDBFF).contains(scalar) {
+                    guard pos + 2 <= bytes.count, bytes[pos] == UInt8(ascii: "\\"), bytes[pos + 1] == UInt8(ascii: "u") else {
+                        throw fail("a high surrogate must be followed by a low one")
                     }
-                    guard let u = Unicode.Scalar(scalar) else { throw fail("invalid \\u escape") }
-                    out.append(contentsOf: Array(String(Character(u)).utf8))
-                default:
-                    throw fail("unknown escape \\\(Character(Unicode.Scalar(e)))")
+                    pos += 2
+                    let low = try hex4()
+                    guard (0xDC00 ... 0xDFFF).contains(low) else { throw fail("invalid low surrogate") }
+                    scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
+                } else if (0xDC00 ... 0xDFFF).contains(scalar) {
+                    throw fail("lone low surrogate")
                 }
+                guard let u = Unicode.Scalar(scalar) else { throw fail("invalid \\u escape") }
+                out.append(contentsOf: Array(String(Character(u)).utf8))
             }
             guard let s = String(validating: out, as: UTF8.self) else { throw fail("string is not valid UTF-8") }
             return s

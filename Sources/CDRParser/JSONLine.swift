@@ -1,3 +1,5 @@
+import MeterCore
+
 /// A small scanner for one JSON object per line: string, number, boolean and null members
 /// become field values; anything malformed is a `bad_json` failure, never a crash.
 struct JSONLine {
@@ -139,33 +141,27 @@ struct JSONLine {
                 guard i + 1 < p.count else { throw fail("unterminated escape") }
                 let e = p[i + 1]
                 i += 2
-                switch e {
-                case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"): storage.append(e)
-                case UInt8(ascii: "b"): storage.append(0x08)
-                case UInt8(ascii: "f"): storage.append(0x0C)
-                case UInt8(ascii: "n"): storage.append(0x0A)
-                case UInt8(ascii: "r"): storage.append(0x0D)
-                case UInt8(ascii: "t"): storage.append(0x09)
-                case UInt8(ascii: "u"):
-                    var scalar = try hex4()
-                    if scalar >= 0xD800, scalar < 0xDC00 {
-                        // A high surrogate must pair with a low one; a lone one becomes U+FFFD.
-                        if i + 1 < p.count, p[i] == UInt8(ascii: "\\"), p[i + 1] == UInt8(ascii: "u") {
-                            i += 2
-                            let low = try hex4()
-                            scalar = (low >= 0xDC00 && low < 0xE000)
-                                ? 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00) : 0xFFFD
-                        } else {
-                            scalar = 0xFFFD
-                        }
-                    } else if scalar >= 0xDC00, scalar < 0xE000 {
+                if let c = JSONEscape.simple(e) {
+                    storage.append(c)
+                    continue
+                }
+                guard e == UInt8(ascii: "u") else { throw fail("bad escape") }
+                var scalar = try hex4()
+                if scalar >= 0xD800, scalar < 0xDC00 {
+                    // A high surrogate must pair with a low one; a lone one becomes U+FFFD.
+                    if i + 1 < p.count, p[i] == UInt8(ascii: "\\"), p[i + 1] == UInt8(ascii: "u") {
+                        i += 2
+                        let low = try hex4()
+                        scalar = (low >= 0xDC00 && low < 0xE000)
+                            ? 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00) : 0xFFFD
+                    } else {
                         scalar = 0xFFFD
                     }
-                    let u = Unicode.Scalar(scalar) ?? "\u{FFFD}"
-                    storage.append(contentsOf: String(Character(u)).utf8)
-                default:
-                    throw fail("bad escape")
+                } else if scalar >= 0xDC00, scalar < 0xE000 {
+                    scalar = 0xFFFD
                 }
+                let u = Unicode.Scalar(scalar) ?? "\u{FFFD}"
+                storage.append(contentsOf: String(Character(u)).utf8)
                 continue
             }
             if b < 0x20 { throw fail("control character in a string") }
@@ -175,20 +171,7 @@ struct JSONLine {
     }
 
     private mutating func hex4() throws(ParseFailure) -> UInt32 {
-        guard i + 4 <= p.count else { throw fail("bad \\u escape") }
-        var v: UInt32 = 0
-        for _ in 0..<4 {
-            let b = p[i]
-            let d: UInt32
-            switch b {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): d = UInt32(b - 0x30)
-            case UInt8(ascii: "a")...UInt8(ascii: "f"): d = UInt32(b - 0x61 + 10)
-            case UInt8(ascii: "A")...UInt8(ascii: "F"): d = UInt32(b - 0x41 + 10)
-            default: throw fail("bad \\u escape")
-            }
-            v = v << 4 | d
-            i += 1
-        }
+        guard let v = JSONEscape.hex4(p, at: &i) else { throw fail("bad \\u escape") }
         return v
     }
 
