@@ -9,11 +9,8 @@ extension Ledger {
 
     /// The start time of the newest CDR charged from `source`, for `creditmeter status`.
     public func lastChargedStart(source: String) throws(LedgerError) -> Int64? {
-        try locked { () throws(LedgerError) -> Int64? in
-            let s = try store.statement("SELECT max(started_at) FROM usage WHERE source = ?", "find the newest CDR of a source")
-            defer { s.reset() }
-            try s.bind(1, source)
-            return try s.step() ? s.optionalInt64(0) : nil
-        }
+        try firstRow("SELECT max(started_at) FROM usage WHERE source = ?", "find the newest CDR of a source", source) {
+            $0.optionalInt64(0)
+        } ?? nil
     }
 }

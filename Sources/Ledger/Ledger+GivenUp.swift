@@ -19,13 +19,8 @@ extension Ledger {
 
     /// `source`'s given-up files and their known-unread bytes since the store was made.
     public func givenUp(source: String) throws(LedgerError) -> (files: Int64, bytes: Int64) {
-        try locked { () throws(LedgerError) -> (files: Int64, bytes: Int64) in
-            let s = try store.statement("SELECT files, bytes FROM source_given_up WHERE source = ?1",
-                                        "reading the given-up files")
-            defer { s.reset() }
-            try s.bind(1, source)
-            guard try s.step() else { return (0, 0) }
-            return (s.int64(0), s.int64(1))
-        }
+        try firstRow("SELECT files, bytes FROM source_given_up WHERE source = ?1", "reading the given-up files", source) {
+            ($0.int64(0), $0.int64(1))
+        } ?? (0, 0)
     }
 }

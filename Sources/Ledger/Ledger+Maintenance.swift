@@ -66,14 +66,9 @@ extension Ledger {
 
     /// CDRs charged at or after `t` (unix seconds) and their cost in µcr.
     public func chargedSince(_ t: Int64) throws(LedgerError) -> (count: Int, cost: Int64) {
-        try locked { () throws(LedgerError) -> (count: Int, cost: Int64) in
-            let s = try store.statement("SELECT count(*), coalesce(sum(cost), 0) FROM usage WHERE charged_at >= ?1",
-                                        "totalling recent usage")
-            defer { s.reset() }
-            try s.bind(1, t)
-            guard try s.step() else { return (0, 0) }
-            return (Int(s.int64(0)), s.int64(1))
-        }
+        try firstRow("SELECT count(*), coalesce(sum(cost), 0) FROM usage WHERE charged_at >= ?1", "totalling recent usage", t) {
+            (Int($0.int64(0)), $0.int64(1))
+        } ?? (0, 0)
     }
 
     /// The oldest `limit` outbox events (for tests and the CLI until delivery lands).
