@@ -61,14 +61,7 @@ public struct TailBatch: Sendable {
     public var path: String
     /// More lines are available right now (the batch stopped at `maxLines`, or a newer file waits).
     public var more: Bool
-
-    public init(checkpoint: Checkpoint?, lines: Int, events: [TailEvent], path: String, more: Bool) {
-        self.checkpoint = checkpoint
-        self.lines = lines
-        self.events = events
-        self.path = path
-        self.more = more
-    }
+    // Only the tailer makes one: the memberwise init Swift writes serves it.
 }
 
 /// A snapshot of a tailer's position, for `status` and systemd STATUS=.

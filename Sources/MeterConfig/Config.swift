@@ -280,18 +280,11 @@ public struct PlanConfig: Sendable, Equatable {
     /// Absolute path of the deck's CSV file.
     public var rates: String
     /// `timezone` as written (`local` by default).
-    public var timezone: String
-    public var timeZone: TimeZone
+    public var timezone: String = "local"
+    public var timeZone: TimeZone = .current
     /// `split` (default false).
-    public var split: Bool
-
-    public init(name: String, rates: String, timezone: String = "local", timeZone: TimeZone = .current, split: Bool = false) {
-        self.name = name
-        self.rates = rates
-        self.timezone = timezone
-        self.timeZone = timeZone
-        self.split = split
-    }
+    public var split: Bool = false
+    // Only the config reader (and its tests) make one: the memberwise init Swift writes serves them.
 }
 
 /// `[delivery]`: webhook pacing.
