@@ -212,8 +212,7 @@ struct ClientsCommand: ParsableCommand {
 
     /// `disable` and `enable`: the client's new status, printed as `show` prints it.
     static func setDisabled(_ username: String, _ disabled: Bool, _ options: ConfigOptions) throws {
-        try guarded {
-            let (config, ledger) = try options.open()
+        try options.guardedOpen { config, ledger in
             ClientsCommand.print(try ledger.setDisabled(username: username, disabled, now: nowEpoch()), config: config, json: false)
         }
     }
@@ -387,8 +386,7 @@ struct ClientsCommand: ParsableCommand {
         @OptionGroup var options: ConfigOptions
         @Flag(help: "Print JSON (pretty-printed, keys sorted).") var json = false
         func run() throws {
-            try guarded {
-                let (config, ledger) = try options.open()
+            try options.guardedOpen { config, ledger in
                 let all = try ledger.clients()
                 if json {
                     Console.json(JSONValue.array(all.map { ClientsCommand.summaryJSON($0, config) }))
@@ -430,8 +428,7 @@ struct ClientsCommand: ParsableCommand {
         @Argument var username: String
         @Flag(help: "Print JSON (pretty-printed, keys sorted).") var json = false
         func run() throws {
-            try guarded {
-                let (config, ledger) = try options.open()
+            try options.guardedOpen { config, ledger in
                 guard let c = try ledger.client(username: username) else {
                     throw CLIError(.dataError, "username: no client named '\(username)'")
                 }

@@ -83,6 +83,14 @@ struct ConfigOptions: ParsableArguments {
         let ledger = try Ledger(path: config.store.path, thresholds: config.thresholds, create: creating)
         return (config, ledger)
     }
+
+    /// Runs a command's body `guarded`, with the config and the ledger it names opened (not created).
+    func guardedOpen(_ body: (Config, Ledger) throws -> Void) throws {
+        try guarded {
+            let (config, ledger) = try open()
+            try body(config, ledger)
+        }
+    }
 }
 
 /// Writes to the terminal: errors and progress to stderr, results to stdout, colour only on a TTY.

@@ -83,8 +83,7 @@ struct OutboxCommand: ParsableCommand {
         @Flag(help: "Print JSON (pretty-printed, keys sorted).") var json = false
 
         func run() throws {
-            try guarded {
-                let (config, ledger) = try options.open()
+            try options.guardedOpen { config, ledger in
                 if let endpoint {
                     let known = try ledger.endpointStatus(endpoints: OutboxCommand.endpoints(config)).map(\.name)
                     guard known.contains(endpoint) else {

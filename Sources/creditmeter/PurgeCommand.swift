@@ -23,8 +23,7 @@ struct PurgeCommand: ParsableCommand {
     @Flag(help: "Print JSON (pretty-printed, keys sorted).") var json = false
 
     func run() throws {
-        try guarded {
-            let (config, ledger) = try options.open()
+        try options.guardedOpen { config, ledger in
             let now = try asOf.map { try parseDate($0, option: "--as-of") } ?? nowEpoch()
             let cutoff = now - Int64(config.retention.disabledDays) * 86_400
             let doomed = try ledger.purgeCandidates(disabledBefore: cutoff)

@@ -84,8 +84,7 @@ struct QuarantineCommand: ParsableCommand {
         @Flag(help: "Print JSON (pretty-printed, keys sorted).") var json = false
 
         func run() throws {
-            try guarded {
-                let (config, ledger) = try options.open()
+            try options.guardedOpen { config, ledger in
                 let decks = try config.loadRateDecks()
                 let metering = try Assembly.metering(config: config, ledger: ledger, decks: decks)
                 var cache: [String: SourceSettings?] = [:]

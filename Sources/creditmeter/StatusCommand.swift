@@ -19,8 +19,7 @@ struct StatusCommand: ParsableCommand {
     @Flag(help: "Print JSON (pretty-printed, keys sorted).") var json = false
 
     func run() throws {
-        try guarded {
-            let (config, ledger) = try options.open()
+        try options.guardedOpen { config, ledger in
             var startOfDay = nowEpoch()
             startOfDay -= startOfDay % 86_400
             let today = try ledger.chargedSince(startOfDay)
