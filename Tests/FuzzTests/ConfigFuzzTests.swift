@@ -3,6 +3,7 @@ import Foundation
 import MeterConfig
 import MeterCore
 import Testing
+import TestSupport
 
 extension Fuzz {
     /// The config loader, fed mutated and randomly assembled TOML: a `Config` or a `ConfigError` whose
@@ -12,15 +13,7 @@ extension Fuzz {
         static let defaultCount = 500
 
         static let full = """
-            [store]
-            path = "/var/lib/creditmeter/creditmeter.db"   # default: $STATE_DIRECTORY/creditmeter.db
-
-            [[source]]
-            name = "asterisk"
-            path = "/var/log/asterisk/cdr-csv/Master.csv"
-            format = "asterisk-csv"
-            timezone = "local"
-            start_at = "end"            # for a file never seen before
+            \(SampleConfig.storeAndAsteriskSource)
             extra = ["uniqueid", "userfield", "peeraccount", "linkedid", "sequence"]
 
             [source.filter]
@@ -49,32 +42,13 @@ extension Fuzz {
             path = "/var/log/cdr.jsonl"
             format = "jsonl"
 
-            [accounts]
-            field = "accountcode"       # the CDR field that names the client's account
-
-            [[plan]]
-            name = "default"
-            rates = "/etc/creditmeter/rates.csv"   # relative paths are relative to this file
+            \(SampleConfig.accountsAndDefaultPlan)
 
             [[plan]]
             name = "gold"
             rates = 'rates/gold.csv'
 
-            [thresholds]
-            low_percent = 25
-            critical_percent = 10
-
-            [delivery]
-            balance_interval_seconds = 10
-            max_age_hours = 72
-
-            [[endpoint]]
-            name = "management"
-            url = "https://console.example.com/api/pbx/events"
-            events = ["balance.updated", "credit.*", "client.*"]
-            secret_file = "/etc/creditmeter/management.secret"
-            token_file = "/etc/creditmeter/management.token"
-            timeout_seconds = 10
+            \(SampleConfig.thresholdsDeliveryAndEndpoint)
 
             [[endpoint]]
             name = "local"

@@ -2,6 +2,7 @@ import Foundation
 import MeterCore
 import Rater
 import Testing
+import TestSupport
 
 extension Fuzz {
     /// The rate-deck parser, fed mutated decks: a deck or a `RateDeckError` naming a line, never a crash;
@@ -9,14 +10,7 @@ extension Fuzz {
     @Suite struct DeckFuzzTests {
         static let defaultCount = 1_500
 
-        static let harnessDeck = #"""
-            prefix,rate_per_minute,connect_fee,initial_increment,subsequent_increment,description
-            *,0.05,0,60,60,catch-all
-            1,0.0123,0,6,6,NANP
-            1212,0.0099,0.001,30,6,New York
-            44,0.031,0,1,1,UK
-            447,0.107,0.0005,30,1,UK mobile
-            49,0.0205,0,60,60,Germany
+        static let harnessDeck = SampleDeck.harnessHead + #"""
             +33,0.02,0,30,6,France
             "7",0.009,0,1,1,"Russia, ""all"""
             8,0.0333,0.002,45,30,national 8

@@ -16,12 +16,7 @@ struct HTTPReceiveTests {
             [api]
             listen = "127.0.0.1:\(port)"
 
-            [[source]]
-            name = "fs-http"
-            receive = "http"
-            format = "freeswitch-json"
-            token_file = "cdr.token"
-            timezone = "UTC"
+            \(SampleConfig.httpSource)
             """)
         let tokenPath = try h.write("cdr.token", token + "\n")
         chmod(tokenPath, 0o600)

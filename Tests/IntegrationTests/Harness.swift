@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 
 /// Runs the real `creditmeter` binary in a scratch directory with its own config and store.
 final class Harness: @unchecked Sendable {
@@ -40,21 +41,7 @@ final class Harness: @unchecked Sendable {
 
     deinit { try? FileManager.default.removeItem(at: dir) }
 
-    /// A deck covering every destination the tests use; rates chosen so costs are rarely whole µcr.
-    static let defaultDeck = """
-        prefix,rate_per_minute,connect_fee,initial_increment,subsequent_increment,description
-        *,0.05,0,60,60,catch-all
-        1,0.0123,0,6,6,NANP
-        1212,0.0099,0.001,30,6,New York
-        44,0.031,0,1,1,UK
-        447,0.107,0.0005,30,1,UK mobile
-        49,0.0205,0,60,60,Germany
-        33,0.02,0,30,6,France
-        7,0.009,0,1,1,Russia
-        8,0.0333,0.002,45,30,national 8
-        9,0.017,0,60,1,national 9
-
-        """
+    static let defaultDeck = SampleDeck.harness
 
     @discardableResult
     func write(_ name: String, _ text: String) throws -> String {

@@ -1,4 +1,5 @@
 import Testing
+import TestSupport
 import Foundation
 import MeterCore
 import CDRParser
@@ -31,38 +32,11 @@ import Rater
     }
 
     static let specExample = """
-        [store]
-        path = "/var/lib/creditmeter/creditmeter.db"   # default: $STATE_DIRECTORY/creditmeter.db
+        \(SampleConfig.storeAndAsteriskSource)
 
-        [[source]]
-        name = "asterisk"
-        path = "/var/log/asterisk/cdr-csv/Master.csv"
-        format = "asterisk-csv"
-        timezone = "local"
-        start_at = "end"            # for a file never seen before
+        \(SampleConfig.accountsAndDefaultPlan)
 
-        [accounts]
-        field = "accountcode"       # the CDR field that names the client's account
-
-        [[plan]]
-        name = "default"
-        rates = "/etc/creditmeter/rates.csv"   # relative paths are relative to this file
-
-        [thresholds]
-        low_percent = 25
-        critical_percent = 10
-
-        [delivery]
-        balance_interval_seconds = 10
-        max_age_hours = 72
-
-        [[endpoint]]
-        name = "management"
-        url = "https://console.example.com/api/pbx/events"
-        events = ["balance.updated", "credit.*", "client.*"]
-        secret_file = "/etc/creditmeter/management.secret"
-        token_file = "/etc/creditmeter/management.token"
-        timeout_seconds = 10
+        \(SampleConfig.thresholdsDeliveryAndEndpoint)
 
         [api]
         listen = "127.0.0.1:8787"

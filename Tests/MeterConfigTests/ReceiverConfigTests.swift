@@ -2,18 +2,14 @@ import CDRParser
 import Foundation
 @testable import MeterConfig
 import Testing
+import TestSupport
 
 @Suite("[[source]] receive = \"http\"")
 struct ReceiverConfigTests {
     @Test("a receiving source takes a format, a token file, a zone and charge_b_legs, and no path")
     func parses() throws {
         let c = try ConfigTests.parse("""
-            [[source]]
-            name = "fs-http"
-            receive = "http"
-            format = "freeswitch-json"
-            token_file = "cdr.token"
-            timezone = "UTC"
+            \(SampleConfig.httpSource)
 
             [[source]]
             name = "lines"
