@@ -61,11 +61,17 @@ struct CDRReceiverTests {
     /// 95 billable seconds to +44 at 0.031/min, 1/1: ceil(31000 × 95 / 60) µcr.
     let aLegCost: Int64 = (31_000 * 95 + 59) / 60
 
-    @Test("the source's token as bearer or HTTP Basic password, checked before the body is read")
-    func authentication() async throws {
+    /// A store with alice (10 credits, account 1001) and a handler that takes CDRs into it.
+    func aliceReceiving() throws -> (Store, APIHandler) {
         let s = try Store()
         try s.client("alice", credits: "10", accounts: ["1001"])
         let (h, _) = try s.receiving()
+        return (s, h)
+    }
+
+    @Test("the source's token as bearer or HTTP Basic password, checked before the body is read")
+    func authentication() async throws {
+        let (s, h) = try aliceReceiving()
         let body = try fixture("a-leg-1.10.json")
         for auth in [nil, "Bearer wrong-token-0123456789abcd", "Basic " + Data("freeswitch:nope".utf8).base64EncodedString(), "Digest x"] {
             let touched = Flag()
@@ -84,9 +90,7 @@ struct CDRReceiverTests {
 
     @Test("charged once whatever is retried: the same document plain, as a form, as base64; a B-leg is counted only")
     func exactlyOnce() async throws {
-        let s = try Store()
-        try s.client("alice", credits: "10", accounts: ["1001"])
-        let (h, _) = try s.receiving()
+        let (s, h) = try aliceReceiving()
         let json = try fixture("a-leg-1.10.json")
         let first = await h.post("fs", json)
         #expect(first.status == 200 && first.object["charged"] as? Int == 1, "\(first.text)")
@@ -107,9 +111,7 @@ struct CDRReceiverTests {
 
     @Test("what cannot be read or charged is quarantined with its bytes and answered 2xx, once however often it comes")
     func quarantine() async throws {
-        let s = try Store()
-        try s.client("alice", credits: "10", accounts: ["1001"])
-        let (h, _) = try s.receiving()
+        let (s, h) = try aliceReceiving()
         let truncated = try fixture("truncated.json")
         for _ in 0 ..< 3 {
             let r = await h.post("fs", truncated)

@@ -36,9 +36,19 @@ final class Faults {
 
 @Suite("Tailer under transient errors")
 struct TailerFaultTests {
-    /// o1 o2 read and committed, then (while "down") o3 appended, rotated to `rotated`, o4 appended
-    /// there and n1 n2 written to a new file at the path.
-    static func rotatedWhileDown(_ dir: TempDir, rotated: String) throws -> (path: String, cp: Checkpoint) {
+    /// The directory is held here so that it lives as long as the test uses the files in it.
+    struct RotatedWhileDown {
+        let dir: TempDir
+        let rotated: String
+        let path: String
+        let cp: Checkpoint
+    }
+
+    /// In a new directory: o1 o2 read and committed, then (while "down") o3 appended, rotated to
+    /// Master.csv.1, o4 appended there and n1 n2 written to a new file at the path.
+    static func rotatedWhileDown() throws -> RotatedWhileDown {
+        let dir = try TempDir()
+        let rotated = dir.file("Master.csv.1")
         let path = dir.file("Master.csv")
         try append(path, lines(["o1", "o2"]))
         let t = Tailer(path: path, checkpoint: nil, startAt: .beginning)
@@ -48,7 +58,7 @@ struct TailerFaultTests {
         #expect(rename(path, rotated) == 0)
         try append(rotated, lines(["o4"]))
         try append(path, lines(["n1", "n2"]))
-        return (path, cp)
+        return RotatedWhileDown(dir: dir, rotated: rotated, path: path, cp: cp)
     }
 
     static func isLost(_ e: TailEvent) -> Bool {
@@ -58,14 +68,12 @@ struct TailerFaultTests {
     @Test("opendir failing with EMFILE, ENFILE, ENOMEM, EACCES or EIO is retried, never taken as gone",
           arguments: [EMFILE, ENFILE, ENOMEM, EACCES, EIO])
     func transientOpendirIsRetried(_ code: Int32) throws {
-        let dir = try TempDir()
-        let rotated = dir.file("Master.csv.1")
-        let (path, cp) = try Self.rotatedWhileDown(dir, rotated: rotated)
+        let down = try Self.rotatedWhileDown()
         let faults = Faults()
         faults.errno = code
         // One failure is taken by init, two more by the first two reads.
         faults.opendir = 3
-        let t = Tailer(path: path, checkpoint: cp, startAt: .beginning, system: faults.system)
+        let t = Tailer(path: down.path, checkpoint: down.cp, startAt: .beginning, system: faults.system)
         for attempt in 1...2 {
             let error = #expect(throws: TailError.self, "read \(attempt) throws") { _ = try readBatch(t) }
             #expect(error?.operation == "opendir")
@@ -73,7 +81,7 @@ struct TailerFaultTests {
         }
         let (got, b) = try readBatch(t)
         #expect(got.map(\.text) == ["o3", "o4"], "the rotated file is finished from the checkpoint")
-        #expect(b.path == rotated)
+        #expect(b.path == down.rotated)
         #expect(!b.events.contains(where: Self.isLost))
         let rest = try drain(t)
         #expect(rest.texts == ["n1", "n2"])
@@ -82,12 +90,10 @@ struct TailerFaultTests {
 
     @Test("the rotated file found but not openable now (EMFILE) is retried, not given up")
     func transientOpenOfCandidateIsRetried() throws {
-        let dir = try TempDir()
-        let rotated = dir.file("Master.csv.1")
-        let (path, cp) = try Self.rotatedWhileDown(dir, rotated: rotated)
+        let down = try Self.rotatedWhileDown()
         let faults = Faults()
-        faults.open[rotated] = 2
-        let t = Tailer(path: path, checkpoint: cp, startAt: .beginning, system: faults.system)
+        faults.open[down.rotated] = 2
+        let t = Tailer(path: down.path, checkpoint: down.cp, startAt: .beginning, system: faults.system)
         #expect(throws: TailError.self) { _ = try readBatch(t) }
         let (got, b) = try readBatch(t)
         #expect(got.map(\.text) == ["o3", "o4"])
@@ -96,34 +102,30 @@ struct TailerFaultTests {
 
     @Test("no file with its identity left: given up once, with the bytes known unread counted")
     func reallyGoneIsGivenUpAndCounted() throws {
-        let dir = try TempDir()
-        let rotated = dir.file("Master.csv.1")
-        let (path, cp) = try Self.rotatedWhileDown(dir, rotated: rotated)
-        let lastSize = fileSize(rotated)
-        #expect(unlink(rotated) == 0)
+        let down = try Self.rotatedWhileDown()
+        let lastSize = fileSize(down.rotated)
+        #expect(unlink(down.rotated) == 0)
         // Likely to get the freed inode, but its first bytes differ: not the file given up.
-        try append(dir.file("Master.csv.2"), lines(["x1", "x2", "other"]))
-        let t = Tailer(path: path, checkpoint: cp, startAt: .beginning, lastSize: lastSize)
+        try append(down.dir.file("Master.csv.2"), lines(["x1", "x2", "other"]))
+        let t = Tailer(path: down.path, checkpoint: down.cp, startAt: .beginning, lastSize: lastSize)
         let (got, b) = try readBatch(t)
         #expect(got.map(\.text) == ["n1", "n2"])
         let lost = b.events.compactMap { e -> (Checkpoint, Int64?)? in
             if case .oldFileLost(let c, _, let n) = e { (c, n) } else { nil }
         }
         #expect(lost.count == 1)
-        #expect(lost.first?.0 == cp)
-        #expect(lost.first?.1 == lastSize - cp.offset, "o3 and o4: \(lastSize - cp.offset) bytes")
-        #expect(lastSize - cp.offset == 6)
+        #expect(lost.first?.0 == down.cp)
+        #expect(lost.first?.1 == lastSize - down.cp.offset, "o3 and o4: \(lastSize - down.cp.offset) bytes")
+        #expect(lastSize - down.cp.offset == 6)
         #expect(!(try drain(t).events.contains(where: Self.isLost)), "reported once")
     }
 
     @Test("a dangling or looping link next to the file does not stop the search")
     func brokenLinksAreNoCandidates() throws {
-        let dir = try TempDir()
-        let rotated = dir.file("Master.csv.1")
-        let (path, cp) = try Self.rotatedWhileDown(dir, rotated: rotated)
-        #expect(symlink(dir.file("nowhere"), dir.file("Master.csv.dangling")) == 0)
-        #expect(symlink(dir.file("Master.csv.loop"), dir.file("Master.csv.loop")) == 0)
-        let t = Tailer(path: path, checkpoint: cp, startAt: .beginning)
+        let down = try Self.rotatedWhileDown()
+        #expect(symlink(down.dir.file("nowhere"), down.dir.file("Master.csv.dangling")) == 0)
+        #expect(symlink(down.dir.file("Master.csv.loop"), down.dir.file("Master.csv.loop")) == 0)
+        let t = Tailer(path: down.path, checkpoint: down.cp, startAt: .beginning)
         #expect(try readTexts(t) == ["o3", "o4"])
     }
 

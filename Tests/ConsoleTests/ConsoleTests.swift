@@ -54,10 +54,7 @@ struct ConsolePageTests {
 
     @Test("every state-changing form needs the session's CSRF token")
     func csrf() async throws {
-        let b = try ConsoleBench()
-        try b.makeClient("alice")
-        _ = try await b.signIn()
-        let good = try await b.pageCsrf()
+        let (b, good) = try await ConsoleBench.signedIn(with: "alice")
         #expect(!good.isEmpty)
         let posts: [(String, [(String, String)])] = [
             ("/console/clients", [("username", "bob"), ("first_name", "B"), ("last_name", "C"), ("email", "b@example.com"),
@@ -126,10 +123,7 @@ struct ConsolePageTests {
 
     @Test("Recharge: one idempotency key recharges once; the page shows the new figures")
     func recharge() async throws {
-        let b = try ConsoleBench()
-        try b.makeClient("erin")
-        _ = try await b.signIn()
-        let csrf = try await b.pageCsrf()
+        let (b, csrf) = try await ConsoleBench.signedIn(with: "erin")
         let form = [("csrf", csrf), ("credits", "100"), ("idempotency_key", "dialog-1"), ("return", "/console/?q=erin")]
         let first = try await b.request("POST", "/console/clients/erin/recharge", form: form)
         let second = try await b.request("POST", "/console/clients/erin/recharge", form: form)

@@ -101,6 +101,14 @@ final class ConsoleBench: @unchecked Sendable {
     /// The CSRF token of the signed-in operator's pages.
     func pageCsrf() async throws -> String { Self.csrf(try await request("GET", "/console/clients/new")) ?? "" }
 
+    /// A bench with `client` made and the operator signed in, and the CSRF token its forms carry.
+    static func signedIn(with client: String) async throws -> (ConsoleBench, csrf: String) {
+        let b = try ConsoleBench()
+        try b.makeClient(client)
+        _ = try await b.signIn()
+        return (b, try await b.pageCsrf())
+    }
+
     @discardableResult
     func makeClient(_ username: String, _ overrides: [String: String] = [:]) throws -> ClientRecord {
         var f = ClientFields()

@@ -82,21 +82,19 @@ enum RegressionCases {
         Line("jsonl", #"{"dst":"1","billsec":5,"x":["\"]}"#, "an escape inside a skipped array's string", expect: .rejected),
     ]
 
+    /// The five columns every deck case starts with.
+    static let deckHeader = "prefix,rate_per_minute,connect_fee,initial_increment,subsequent_increment"
+
     static let decks: [Blob] = [
-        Blob("prefix,rate_per_minute,connect_fee,initial_increment,subsequent_increment\n1,0.01,0,0,1\n",
-             "the smallest deck", expect: .accepted),
-        Blob("prefix,rate_per_minute,connect_fee,initial_increment,subsequent_increment\n1,9223372036854.775807,9223372036854.775807,9223372036854775807,9223372036854775807\n",
+        Blob(deckHeader + "\n1,0.01,0,0,1\n", "the smallest deck", expect: .accepted),
+        Blob(deckHeader + "\n1,9223372036854.775807,9223372036854.775807,9223372036854775807,9223372036854775807\n",
              "every column at its maximum: rating saturates", expect: .accepted),
-        Blob("prefix,rate_per_minute,connect_fee,initial_increment,subsequent_increment\n1,0.01,0,0,0\n",
-             "subsequent_increment 0 is refused", expect: .rejected),
-        Blob("prefix,rate_per_minute,connect_fee,initial_increment,subsequent_increment\n+,0.01,0,0,1\n",
-             "a prefix that is only +", expect: .rejected),
-        Blob("prefix,rate_per_minute,connect_fee,initial_increment,subsequent_increment\n++44,0.01,0,0,1\n44,0.02,0,0,1\n",
-             "++44 keeps one +: a different prefix from 44", expect: .accepted),
-        Blob("\u{FEFF}prefix,rate_per_minute,connect_fee,initial_increment,subsequent_increment,description\r\n\"\",0.01,0,0,1,\"\"\"\"\r\n",
+        Blob(deckHeader + "\n1,0.01,0,0,0\n", "subsequent_increment 0 is refused", expect: .rejected),
+        Blob(deckHeader + "\n+,0.01,0,0,1\n", "a prefix that is only +", expect: .rejected),
+        Blob(deckHeader + "\n++44,0.01,0,0,1\n44,0.02,0,0,1\n", "++44 keeps one +: a different prefix from 44", expect: .accepted),
+        Blob("\u{FEFF}" + deckHeader + ",description\r\n\"\",0.01,0,0,1,\"\"\"\"\r\n",
              "BOM, CRLF, empty quoted catch-all, a description that is one quote", expect: .accepted),
-        Blob("prefix,rate_per_minute,connect_fee,initial_increment,subsequent_increment\n\"1,0.01,0,0,1\n",
-             "an unterminated quote", expect: .rejected),
+        Blob(deckHeader + "\n\"1,0.01,0,0,1\n", "an unterminated quote", expect: .rejected),
         Blob("", "an empty file", expect: .rejected),
     ]
 

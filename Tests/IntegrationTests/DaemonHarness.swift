@@ -90,6 +90,16 @@ extension Harness {
             """, plans: plans)
     }
 
+    /// A tailing harness with client c0001 and a daemon that has opened its source; the caller
+    /// terminates the daemon.
+    static func runningWithOneClient(sourceLocation: SourceLocation = #_sourceLocation) throws -> (Harness, DaemonProcess) {
+        let h = try Harness.tailing()
+        try h.createClients(1)
+        let d = try DaemonProcess(h)
+        #expect(d.waitForLog("source opened"), sourceLocation: sourceLocation)
+        return (h, d)
+    }
+
     /// Lines of a seeded cdrgen file (without newlines).
     func generate(count: Int, clients: Int, seed: Int) throws -> [String] {
         let file = path("gen-\(seed).csv")

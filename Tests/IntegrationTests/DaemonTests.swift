@@ -34,14 +34,17 @@ import TestSupport
         #expect((src["lag_bytes"] as? NSNumber)?.int64Value == 0)
     }
 
-    /// Clients c0001…c0004, the first 300 lines in Master.csv, and a daemon that has charged them.
-    func startedOnFirstPart(_ h: Harness, _ lines: [String], _ comment: Comment) throws -> DaemonProcess {
+    /// A tailing harness, 900 lines for clients c0001…c0004 from `seed`, the first 300 of them in
+    /// Master.csv, and a daemon that has charged those.
+    func startedOnFirstPart(seed: Int, _ comment: Comment) throws -> (Harness, [String], DaemonProcess) {
+        let h = try Harness.tailing()
+        let lines = try h.generate(count: 900, clients: 4, seed: seed)
         try h.createClients(4)
         try h.append(lines[0..<300])
         let d = try DaemonProcess(h)
         #expect(d.waitForLog("source opened"))
         try expectUsed(h, Array(lines[0..<300]), clients: 4, comment)
-        return d
+        return (h, lines, d)
     }
 
     @Test func partialLastLineWaitsForItsNewline() throws {
@@ -63,9 +66,7 @@ import TestSupport
     }
 
     @Test func renameAndCreateRotationDrainsTheOldFile() throws {
-        let h = try Harness.tailing()
-        let lines = try h.generate(count: 900, clients: 4, seed: 12)
-        let d = try startedOnFirstPart(h, lines, "before rotation")
+        let (h, lines, d) = try startedOnFirstPart(seed: 12, "before rotation")
         defer { _ = d.terminate() }
         try FileManager.default.moveItem(atPath: h.path("Master.csv"), toPath: h.path("Master.csv.1"))
         // FreeSWITCH keeps writing into the renamed file until it is told to reopen; only then does the
@@ -77,9 +78,7 @@ import TestSupport
     }
 
     @Test func copytruncateAndDeleteRecreate() throws {
-        let h = try Harness.tailing()
-        let lines = try h.generate(count: 900, clients: 4, seed: 13)
-        let d = try startedOnFirstPart(h, lines, "before copytruncate")
+        let (h, lines, d) = try startedOnFirstPart(seed: 13, "before copytruncate")
         defer { _ = d.terminate() }
         try FileManager.default.copyItem(atPath: h.path("Master.csv"), toPath: h.path("Master.csv.1"))
         truncate(h.path("Master.csv"), 0)
@@ -92,15 +91,13 @@ import TestSupport
     }
 
     @Test func rotationWhileStoppedIsCaughtUp() throws {
-        let h = try Harness.tailing()
-        let lines = try h.generate(count: 900, clients: 4, seed: 14)
-        var d = try startedOnFirstPart(h, lines, "first run")
-        #expect(d.terminate() == 0)
+        let (h, lines, first) = try startedOnFirstPart(seed: 14, "first run")
+        #expect(first.terminate() == 0)
         // While it is down: more lines in the old file, rotate, lines in the new file.
         try h.append(lines[300..<500])
         try FileManager.default.moveItem(atPath: h.path("Master.csv"), toPath: h.path("Master.csv.1"))
         try h.append(lines[500...])
-        d = try DaemonProcess(h)
+        let d = try DaemonProcess(h)
         defer { _ = d.terminate() }
         try expectUsed(h, lines, clients: 4, "after restart across a rotation")
     }
@@ -141,11 +138,8 @@ import TestSupport
     }
 
     @Test func clientAddedWhileRunningIsSeen() throws {
-        let h = try Harness.tailing()
-        try h.createClients(1)
-        let d = try DaemonProcess(h)
+        let (h, d) = try Harness.runningWithOneClient()
         defer { _ = d.terminate() }
-        #expect(d.waitForLog("source opened"))
         let r = try h.createClient("late", accounts: ["c0002"])
         #expect(r.status == 0)
         let line = #""c0002","100","12125550100","out","x","SIP/1","SIP/2","Dial","","2026-01-01 10:00:00","2026-01-01 10:00:05","2026-01-01 10:01:05",65,60,"ANSWERED","DOCUMENTATION","1767261600.9","","","1767261600.9",1"#

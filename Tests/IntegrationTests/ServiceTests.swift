@@ -63,11 +63,8 @@ final class NotifySocket {
     }
 
     @Test func sighupReloadsRatesAndRefusesABadConfig() throws {
-        let h = try Harness.tailing()
-        try h.createClients(1)
-        let d = try DaemonProcess(h)
+        let (h, d) = try Harness.runningWithOneClient()
         defer { _ = d.terminate() }
-        #expect(d.waitForLog("source opened"))
         func cdr(_ id: Int) -> String {
             #""c0001","100","12125550100","out","x","SIP/1","SIP/2","Dial","","2026-01-01 10:00:00","2026-01-01 10:00:05","2026-01-01 10:01:05",65,60,"ANSWERED","DOCUMENTATION","1767261600.\#(id)","","","1767261600.\#(id)",1"#
         }

@@ -148,10 +148,7 @@ import Foundation
     ])
     func badRow(row: String, column: String, fragment: String) throws {
         let e = try #require(Self.error(Self.header + "# a comment\n9,1,0,1,1\n" + row))
-        #expect(e.file == "rates.csv")
-        #expect(e.line == 4)
-        #expect(e.column == column)
-        #expect(e.message.contains(fragment), "\(e)")
+        expectRowError(e, line: 4, column: column, fragment: fragment)
     }
 
     @Test func errorDescriptionShape() throws {
@@ -212,13 +209,9 @@ import Foundation
         for (n, p) in list.enumerated() {
             text += "\(p),0.\(String(format: "%06d", n % 1_000_000)),0,30,6,row \(n)\n"
         }
-        let bytes = Array(text.utf8)
-        let clock = ContinuousClock()
-        var deck: RateDeck?
-        let took = clock.measure { deck = try? RateDeck.parse(bytes, file: "big.csv") }
+        let (d, took) = try parseBigDeck(text)
         // Debug build timing, for information only.
         print("100k-prefix deck parsed in \(took)")
-        let d = try #require(deck)
         #expect(d.count == 100_000)
         // Every prefix finds itself, and a longer destination finds its longest prefix.
         for p in list.prefix(2000) {

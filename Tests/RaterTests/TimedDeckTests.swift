@@ -83,10 +83,7 @@ import MeterCore
     ])
     func badWindow(row: String, column: String, fragment: String) throws {
         let e = try #require(Self.error("9,1,0,1,1,,,,,\n" + row))
-        #expect(e.file == "rates.csv")
-        #expect(e.line == 3)
-        #expect(e.column == column)
-        #expect(e.message.contains(fragment), "\(e)")
+        expectRowError(e, line: 3, column: column, fragment: fragment)
     }
 
     @Test func badHeaders() throws {
@@ -365,12 +362,8 @@ import MeterCore
             let p = String(1_000_000 + n * 7)
             text += "\(p),0.1,0,60,60,mon-fri,08:00,18:00,,\n\(p),0.05,0,60,60,mon-fri,18:00,24:00,,\n\(p),0.02,0,60,60,\"sat,sun\",,,,\n"
         }
-        let bytes = Array(text.utf8)
-        let clock = ContinuousClock()
-        var deck: RateDeck?
-        let took = clock.measure { deck = try? RateDeck.parse(bytes, file: "big.csv") }
+        let (d, took) = try parseBigDeck(text)
         print("100k prefixes x 3 windows parsed in \(took) (debug build)")
-        let d = try #require(deck)
         #expect(d.count == 300_000)
         #expect(d.match("1000007123", at: Self.utc(2026, 1, 10, 3))?.ratePerMinute == 20_000)
         #expect(d.match("1000007123", at: Self.utc(2026, 1, 9, 3)) == nil)
