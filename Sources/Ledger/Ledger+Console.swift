@@ -55,17 +55,16 @@ extension Ledger {
         }
     }
 
-    /// The client's last `limit` charged calls, newest first, each at its current cost (the newest
-    /// rerate adjustment's, else the charge's); empty for an unknown client. Usage has no index by client
-    /// (it cost every charge more than this read saves), so this walks usage from the newest row back
-    /// until it has `limit` of the client's: quick for a client that calls, a full scan for one that
-    /// has had fewer calls than `limit`.
+    /// The client's last `limit` charged calls, newest answered first, each at its current cost (the newest
+    /// rerate adjustment's, else the charge's); empty for an unknown client. Read backwards along the
+    /// index by client and moment, so it costs `limit` rows however many calls the client has made.
     public func recentCalls(username: String, limit: Int) throws(LedgerError) -> [CallRecord] {
         try locked { () throws(LedgerError) -> [CallRecord] in
             let s = try store.statement("""
                 SELECT coalesce(u.started_at, u.charged_at), u.destination, u.billsec,
                     coalesce((SELECT a.new_cost FROM usage_adjustments a WHERE a.usage_id = u.id ORDER BY a.id DESC LIMIT 1), u.cost)
-                FROM usage u WHERE u.client_id = (SELECT id FROM clients WHERE username = ?1) ORDER BY u.id DESC LIMIT ?2
+                FROM usage u WHERE u.client_id = (SELECT id FROM clients WHERE username = ?1)
+                ORDER BY coalesce(u.answered_at, u.started_at) DESC, u.id DESC LIMIT ?2
                 """, "reading a client's recent calls")
             defer { s.reset() }
             try s.bind(1, username)

@@ -82,46 +82,44 @@ extension Ledger {
 
             // The span of the newly charged CDRs' starts (empty while lo > hi).
             var lo = Int64.max, hi = Int64.min
-            func charged(_ c: Charge) throws(LedgerError) {
+            // By index, not by element: a Charge copied out of the array retains and releases its six strings.
+            func charged(_ k: Int) throws(LedgerError) {
+                let client = fresh[k].clientID, cost = fresh[k].cost, startKey = fresh[k].startKey
                 outcome.charged += 1
-                let (sum, overflow) = outcome.costByClient[c.clientID, default: 0].addingReportingOverflow(c.cost)
-                guard !overflow else { throw .invalidAmount("the batch's total cost for client id \(c.clientID) overflows") }
-                outcome.costByClient[c.clientID] = sum
-                outcome.countByClient[c.clientID, default: 0] += 1
-                lo = min(lo, c.startKey)
-                hi = max(hi, c.startKey)
+                let (sum, overflow) = outcome.costByClient[client, default: 0].addingReportingOverflow(cost)
+                guard !overflow else { throw .invalidAmount("the batch's total cost for client id \(client) overflows") }
+                outcome.costByClient[client] = sum
+                outcome.countByClient[client, default: 0] += 1
+                lo = min(lo, startKey)
+                hi = max(hi, startKey)
             }
 
             // Chunk sizes this connection's variable limit allows (16 per charge), largest first.
             let sizes = Self.chunkSizes.filter { $0 * Self.usageParameters <= store.variableLimit }
             // Looked up once per size and batch: the cache is keyed by the SQL text, which is long.
             var chunkStatements: [Int: Statement] = [:]
-            func chunkStatement(_ rows: Int, returning: Bool) throws(LedgerError) -> Statement {
-                let k = returning ? -rows : rows
-                if let s = chunkStatements[k] { return s }
-                let s = try store.statement(Self.insertChunkSQL(rows: rows, returning: returning), "recording a charge")
-                chunkStatements[k] = s
+            func chunkStatement(_ rows: Int) throws(LedgerError) -> Statement {
+                if let s = chunkStatements[rows] { return s }
+                let s = try store.statement(Self.insertChunkSQL(rows: rows), "recording a charge")
+                chunkStatements[rows] = s
                 return s
             }
             var text = ChargeText()
+            var pricings: [Int64?] = []
             var inserted: [Bool] = []
             // Rows get the next rowid in the order they go in, so the rows a chunk adds are those after this.
             var lastID = try store.scalarInt("SELECT coalesce(max(id), 0) FROM usage", purpose: "finding the newest charge")
-            // Chunks go in without RETURNING while none holds a repeat (a tailed file, a first replay); after
-            // one that does, the rest of the batch names what it added as it goes (a file with repeats).
-            var returning = false
             var start = fresh.startIndex
             while start < fresh.endIndex {
                 let left = fresh.endIndex - start
                 let size = sizes.first(where: { $0 <= left }) ?? 1
                 let run = fresh[start..<(start + size)]
                 start = run.endIndex
-                let added = try insertChunk(try chunkStatement(size, returning: returning), run, returning: returning,
-                                            after: lastID, text: &text, now: now, inserted: &inserted)
+                let added = try insertChunk(try chunkStatement(size), run, after: lastID, text: &text,
+                                            pricings: &pricings, now: now, inserted: &inserted)
                 lastID += Int64(added)
-                if added < run.count { returning = true }
-                for (k, c) in run.enumerated() {
-                    if inserted[k] { try charged(c) } else { outcome.duplicates += 1 }
+                for k in run.indices {
+                    if inserted[k - run.startIndex] { try charged(k) } else { outcome.duplicates += 1 }
                 }
             }
 
@@ -220,9 +218,10 @@ extension Ledger {
         return try body()
     }
 
-    /// In SQLite's form, negative for KiB: ~1,500 pages of 4 KiB, a batch's dirty pages with room to
-    /// spare, without growing the replay's peak RSS (the target is 48 MiB) by more than the cache.
-    static let bulkCacheSize: Int64 = -6_000
+    /// In SQLite's form, negative for KiB: 750 pages of 4 KiB, twice what a batch of 5,000 charges
+    /// dirties (about 150 table pages, 65 of the dedupe index, a leaf of the client index per client
+    /// charged), so the replay's peak RSS stays under 48 MiB.
+    static let bulkCacheSize: Int64 = -3_000
     static let bulkCheckpointPages: Int64 = 10_000
 
     private func configure(cacheSize: Int64, checkpointPages: Int64) throws(LedgerError) {
@@ -248,30 +247,33 @@ extension Ledger {
 
     private static let usageColumns = """
         INSERT INTO usage (identity, client_id, account, source, position, line, destination, prefix,
-            billsec, charged_seconds, cost, started_at, charged_at, start_key, answered_at, priced_by)
+            billsec, charged_seconds, cost, started_at, charged_at, start_key, answered_at, pricing)
         """
 
     /// Inserts a chunk of charges in one statement, sets `inserted[k]` for each charge `run[k]` that was new,
     /// and returns how many were. A key already charged is skipped (ON CONFLICT DO NOTHING covers only the
-    /// uniqueness indexes, so NOT NULL, the client foreign key and STRICT types still fail the batch).
+    /// uniqueness indexes, so NOT NULL and STRICT types still fail the batch).
     ///
-    /// Which charges went in: with `returning`, the statement names the rows it added; without, a chunk
-    /// that added every row needs no more, and one that skipped some reads back the rows after `after`
-    /// (SQLite gives each new row the rowid after the largest, so they are exactly the chunk's). Either
-    /// way the rows come in the order they went in, which is VALUES order (of equal keys in one chunk only
-    /// the first can go in), so they are matched by walking the chunk once, comparing bytes; should a row
-    /// ever not match in that order, the match is redone by key, which needs no order at all.
-    private func insertChunk(_ s: Statement, _ run: ArraySlice<Charge>, returning: Bool, after: Int64,
-                             text: inout ChargeText, now: Int64, inserted: inout [Bool]) throws(LedgerError) -> Int {
+    /// Which charges went in: a chunk that added every row needs no more; one that skipped some reads back
+    /// the rows after `after` (SQLite gives each new row the rowid after the largest, so they are exactly
+    /// the chunk's, still in the cache). That costs less than RETURNING, which writes every row it names
+    /// into a temporary table first, even in a file where nearly every chunk holds a repeat. The rows come
+    /// back in the order they went in, which is VALUES order (of equal keys in one chunk only the first can
+    /// go in), so they are matched by walking the chunk once, comparing bytes; should a row ever not match
+    /// in that order, the match is redone by key, which needs no order at all.
+    private func insertChunk(_ s: Statement, _ run: ArraySlice<Charge>, after: Int64, text: inout ChargeText,
+                             pricings: inout [Int64?], now: Int64, inserted: inout [Bool]) throws(LedgerError) -> Int {
         text.load(run)
+        pricings.removeAll(keepingCapacity: true)
+        for k in run.indices { pricings.append(try pricingID(run[k].pricedBy)) }
         inserted.removeAll(keepingCapacity: true)
         inserted.append(contentsOf: repeatElement(false, count: run.count))
         return try text.bytes.withUnsafeBufferPointer { (buf: UnsafeBufferPointer<UInt8>) throws(LedgerError) -> Int in
             defer { s.reset(); s.clearBindings() }
-            for (row, c) in run.enumerated() {
-                try bind(c, row: row, to: s, text: buf, spans: text.spans, now: now)
+            for row in 0..<run.count {
+                try bind(run, run.startIndex + row, row: row, to: s, text: buf, spans: text.spans,
+                         pricing: pricings[row], now: now)
             }
-            if returning { return try match(rows: s, run, inserted: &inserted) }
             try s.run()
             let added = store.changes
             if added == run.count {
@@ -325,41 +327,72 @@ extension Ledger {
         return read
     }
 
-    static func insertChunkSQL(rows: Int, returning: Bool) -> String {
-        (returning ? returningSQL[rows] : plainSQL[rows]) ?? makeChunkSQL(rows: rows, returning: returning)
+    /// The `pricings` id of a charge's priced_by text, inserting the text the first time it is seen. Call
+    /// inside a transaction: the insert is undone with it, and then so is the cached id.
+    func pricingID(_ text: String?) throws(LedgerError) -> Int64? {
+        guard let text else { return nil }
+        if pricingRollbacks != store.rollbacks || pricingIDs.count >= Self.pricingCacheLimit {
+            pricingIDs.removeAll(keepingCapacity: true)
+            pricingRollbacks = store.rollbacks
+        }
+        if let id = pricingIDs[text] { return id }
+        let find = try store.statement("SELECT id FROM pricings WHERE text = ?1", "looking up what priced a charge")
+        let id: Int64
+        do {
+            defer { find.reset() }
+            try find.bind(1, text)
+            if try find.step() {
+                id = find.int64(0)
+            } else {
+                let add = try store.statement("INSERT INTO pricings (text) VALUES (?1) RETURNING id", "recording what priced a charge")
+                defer { add.reset() }
+                try add.bind(1, text)
+                guard try add.step() else {
+                    throw .sqlite(code: 0, message: "no id returned", context: "recording what priced a charge")
+                }
+                id = add.int64(0)
+            }
+        }
+        pricingIDs[text] = id
+        return id
     }
 
-    private static let plainSQL = Dictionary(uniqueKeysWithValues: chunkSizes.map { ($0, makeChunkSQL(rows: $0, returning: false)) })
-    private static let returningSQL = Dictionary(uniqueKeysWithValues: chunkSizes.map { ($0, makeChunkSQL(rows: $0, returning: true)) })
+    /// Each distinct text a deck prices with is cached once; a deck of 100,000 rows fits, and a store
+    /// whose texts grow past it (many deck versions) only looks some up again.
+    static let pricingCacheLimit = 200_000
 
-    private static func makeChunkSQL(rows: Int, returning: Bool) -> String {
+    static func insertChunkSQL(rows: Int) -> String { chunkSQL[rows] ?? makeChunkSQL(rows: rows) }
+
+    private static let chunkSQL = Dictionary(uniqueKeysWithValues: chunkSizes.map { ($0, makeChunkSQL(rows: $0)) })
+
+    private static func makeChunkSQL(rows: Int) -> String {
         let row = "(" + Array(repeating: "?", count: usageParameters).joined(separator: ", ") + ")"
         return usageColumns + "\nVALUES " + Array(repeating: row, count: rows).joined(separator: ",\n")
-            + "\nON CONFLICT DO NOTHING" + (returning ? " RETURNING start_key, identity" : "")
+            + "\nON CONFLICT DO NOTHING"
     }
 
-    /// Binds `c` to parameters 16 * row + 1 ... 16 * row + 16 of an insert into usage.
-    private func bind(_ c: Charge, row: Int, to s: Statement, text: UnsafeBufferPointer<UInt8>,
-                      spans: [Range<Int>], now: Int64) throws(LedgerError) {
+    /// Binds `run[k]` to parameters 16 * row + 1 ... 16 * row + 16 of an insert into usage.
+    private func bind(_ run: ArraySlice<Charge>, _ k: Int, row: Int, to s: Statement, text: UnsafeBufferPointer<UInt8>,
+                      spans: [Range<Int>], pricing: Int64?, now: Int64) throws(LedgerError) {
         let p = Int32(Self.usageParameters * row)
         let t = 5 * row
-        func str(_ k: Int) -> UnsafeBufferPointer<UInt8> { UnsafeBufferPointer(rebasing: text[spans[t + k]]) }
+        func str(_ j: Int) -> UnsafeBufferPointer<UInt8> { UnsafeBufferPointer(rebasing: text[spans[t + j]]) }
         try s.bind(p + 1, borrowedText: str(0))
-        try s.bind(p + 2, c.clientID)
+        try s.bind(p + 2, run[k].clientID)
         try s.bind(p + 3, borrowedText: str(1))
         try s.bind(p + 4, borrowedText: str(2))
-        try s.bind(p + 5, c.position)
-        try s.bind(p + 6, c.line)
+        try s.bind(p + 5, run[k].position)
+        try s.bind(p + 6, run[k].line)
         try s.bind(p + 7, borrowedText: str(3))
         try s.bind(p + 8, borrowedText: str(4))
-        try s.bind(p + 9, c.billsec)
-        try s.bind(p + 10, c.chargedSeconds)
-        try s.bind(p + 11, c.cost)
-        try s.bind(p + 12, c.startedAt)
+        try s.bind(p + 9, run[k].billsec)
+        try s.bind(p + 10, run[k].chargedSeconds)
+        try s.bind(p + 11, run[k].cost)
+        try s.bind(p + 12, run[k].startedAt)
         try s.bind(p + 13, now)
-        try s.bind(p + 14, c.startKey)
-        try s.bind(p + 15, c.answeredAt)
-        try s.bind(p + 16, c.pricedBy)
+        try s.bind(p + 14, run[k].startKey)
+        try s.bind(p + 15, run[k].answeredAt)
+        try s.bind(p + 16, pricing)
     }
 }
 
@@ -371,11 +404,12 @@ struct ChargeText {
     /// identity, account, source, destination, prefix of each charge, in that order.
     private(set) var spans: [Range<Int>] = []
 
-    mutating func load<C: Collection>(_ charges: C) where C.Element == Charge {
+    mutating func load(_ charges: ArraySlice<Charge>) {
         bytes.removeSubrange(1...)
         spans.removeAll(keepingCapacity: true)
-        for c in charges {
-            add(c.identity); add(c.account); add(c.source); add(c.destination); add(c.prefix)
+        for k in charges.indices {
+            add(charges[k].identity); add(charges[k].account); add(charges[k].source)
+            add(charges[k].destination); add(charges[k].prefix)
         }
     }
 

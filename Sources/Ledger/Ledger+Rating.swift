@@ -74,17 +74,16 @@ extension Ledger {
     /// of one client or all, in answer order.
     public func usage(clientID: Int64?, from: Int64, to: Int64) throws(LedgerError) -> [UsageRecord] {
         try locked { () throws(LedgerError) -> [UsageRecord] in
-            // Two statements rather than "?3 IS NULL OR": prepared once, that form makes SQLite pick the range
-            // indexes even for one client, which then reads every client's calls in the range.
+            // Both read the index by client and moment: one client's range, or every client's range in turn
+            // (CROSS JOIN keeps clients the outer loop), then the rows are put in moment order.
+            let moment = "coalesce(u.answered_at, u.started_at)"
             let s = try store.statement("""
-                SELECT u.id, u.client_id, u.identity, u.destination, u.billsec, coalesce(u.answered_at, u.started_at), u.cost,
+                SELECT u.id, u.client_id, u.identity, u.destination, u.billsec, \(moment), u.cost,
                     coalesce((SELECT a.new_cost FROM usage_adjustments a WHERE a.usage_id = u.id ORDER BY a.id DESC LIMIT 1), u.cost),
-                    u.priced_by
-                FROM usage u
-                WHERE ((u.answered_at >= ?1 AND u.answered_at < ?2) OR (u.answered_at IS NULL AND u.started_at >= ?1 AND u.started_at < ?2))
-                """ + (clientID == nil ? "" : " AND u.client_id = ?3") + """
-
-                ORDER BY coalesce(u.answered_at, u.started_at), u.id
+                    (SELECT p.text FROM pricings p WHERE p.id = u.pricing)
+                """ + (clientID == nil ? "\nFROM clients c CROSS JOIN usage u ON u.client_id = c.id WHERE " : "\nFROM usage u WHERE u.client_id = ?3 AND ") + """
+                \(moment) >= ?1 AND \(moment) < ?2
+                ORDER BY \(moment), u.id
                 """, "listing charges answered in a range")
             defer { s.reset() }
             try s.bind(1, from)
@@ -224,7 +223,8 @@ extension Ledger {
                 UNION ALL
                 SELECT 1, at, amount, NULL, NULL, NULL, NULL, NULL, NULL, reason, idempotency_key, id FROM adjustments WHERE client_id = ?1
                 UNION ALL
-                SELECT 2, charged_at, -cost, destination, billsec, coalesce(answered_at, started_at), priced_by, NULL, NULL, NULL, NULL, id
+                SELECT 2, charged_at, -cost, destination, billsec, coalesce(answered_at, started_at),
+                    (SELECT p.text FROM pricings p WHERE p.id = usage.pricing), NULL, NULL, NULL, NULL, id
                     FROM usage WHERE client_id = ?1
                 UNION ALL
                 SELECT 3, a.at, a.old_cost - a.new_cost, u.destination, u.billsec, coalesce(u.answered_at, u.started_at), a.priced_by,

@@ -13,6 +13,10 @@ public final class Ledger: @unchecked Sendable {
     /// Tests set this to match a chunk's RETURNING rows by key, the path taken should SQLite ever return
     /// them out of insertion order. Read and written under the ledger's lock.
     var matchInsertsByKey = false
+    /// `pricings` ids by text, of rows that exist as of `pricingRollbacks` rollbacks: any rollback since may
+    /// have undone an insert, so the cache is then emptied. Under the ledger's lock.
+    var pricingIDs: [String: Int64] = [:]
+    var pricingRollbacks = 0
 
     /// Opens the database file and migrates it. With `create` a missing store is made owner-only (0600,
     /// its missing directories 0700) whatever the umask; without it a missing store is `.noStore` and

@@ -1,6 +1,11 @@
 import CSQLite
 import Foundation
 
+/// Process-wide SQLite settings, applied once before the first connection opens (SQLite takes them only
+/// then). Memory statistics go: nothing reads them, and they take a global mutex around every
+/// allocation and free, a few per cent of a replay. Failing leaves SQLite's defaults, which work.
+private let sqliteConfigured: Bool = cm_sqlite_config_memstatus(0) == SQLITE_OK
+
 /// The one owner of a SQLite connection: opens it, migrates it, caches prepared statements and nests transactions.
 ///
 /// Not thread-safe by itself: `Ledger` serialises every call that reaches it, so the connection is
@@ -12,6 +17,9 @@ package final class Store {
     /// How many transactions are open; 0 means autocommit. Level 1 is BEGIN IMMEDIATE, deeper ones SAVEPOINTs.
     private var depth = 0
     private var isClosed = false
+    /// Counts rollbacks (whole transactions and savepoints), so a cache of rows this connection wrote can
+    /// tell that some of them may no longer exist.
+    package private(set) var rollbacks = 0
 
     /// - Parameter create: make the file (and its missing directories) when there is none; without it a
     ///   missing store is `LedgerError.noStore` and nothing is created.
@@ -26,6 +34,7 @@ package final class Store {
             }
             Self.tighten(path)
         }
+        _ = sqliteConfigured
         var handle: OpaquePointer?
         let flags = SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0) | SQLITE_OPEN_NOMUTEX
         let rc = sqlite3_open_v2(path, &handle, flags, nil)
@@ -233,6 +242,7 @@ package final class Store {
 
     private func rollback() {
         depth -= 1
+        rollbacks &+= 1
         // After some errors (disk full, I/O) SQLite has already rolled the whole transaction back itself.
         guard sqlite3_get_autocommit(db) == 0 else { return }
         if depth == 0 {
