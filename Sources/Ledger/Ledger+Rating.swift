@@ -80,7 +80,7 @@ extension Ledger {
             let s = try store.statement("""
                 SELECT u.id, u.client_id, u.identity, u.destination, u.billsec, \(moment), u.cost,
                     coalesce((SELECT a.new_cost FROM usage_adjustments a WHERE a.usage_id = u.id ORDER BY a.id DESC LIMIT 1), u.cost),
-                    (SELECT p.text FROM pricings p WHERE p.id = u.pricing)
+                    coalesce((SELECT p.text FROM pricings p WHERE p.id = u.pricing), u.priced_by)
                 """ + (clientID == nil ? "\nFROM clients c CROSS JOIN usage u ON u.client_id = c.id WHERE " : "\nFROM usage u WHERE u.client_id = ?3 AND ") + """
                 \(moment) >= ?1 AND \(moment) < ?2
                 ORDER BY \(moment), u.id
@@ -224,7 +224,7 @@ extension Ledger {
                 SELECT 1, at, amount, NULL, NULL, NULL, NULL, NULL, NULL, reason, idempotency_key, id FROM adjustments WHERE client_id = ?1
                 UNION ALL
                 SELECT 2, charged_at, -cost, destination, billsec, coalesce(answered_at, started_at),
-                    (SELECT p.text FROM pricings p WHERE p.id = usage.pricing), NULL, NULL, NULL, NULL, id
+                    coalesce((SELECT p.text FROM pricings p WHERE p.id = usage.pricing), priced_by), NULL, NULL, NULL, NULL, id
                     FROM usage WHERE client_id = ?1
                 UNION ALL
                 SELECT 3, a.at, a.old_cost - a.new_cost, u.destination, u.billsec, coalesce(u.answered_at, u.started_at), a.priced_by,

@@ -272,23 +272,22 @@ enum Schema {
             """),
         // A slimmer charge, because every index and byte of a usage row is paid by every charge and by every
         // replay. The priced_by text (about 70 bytes, a third of a row) is the same for every call one deck
-        // row prices whole, so each distinct text is kept once in `pricings` and a charge names it by id
-        // (no foreign key: pricings are never deleted, and the check would cost each charge a lookup). The
-        // three indexes by client, by answer and by start of unanswered-at-migration rows become one by
-        // client and moment, which serves every per-client read in moment order, a rerate (client by client)
-        // and the ON DELETE CASCADE of a purged client.
+        // row prices whole, so each distinct text is kept once in `pricings` and a new charge names it by id
+        // (no foreign key: pricings are never deleted, and the check would cost each charge a lookup). Charges
+        // made before keep their text in priced_by, which new ones leave NULL: rewriting every row would take
+        // an upgrade of a store of ten million charges a minute and more memory than the store. The three
+        // indexes by client, by answer and by start of unanswered rows become one by client and moment,
+        // which serves every per-client read in moment order, a rerate (client by client) and the ON DELETE
+        // CASCADE of a purged client.
         Migration(version: 7, name: "slim_usage", sql: """
             CREATE TABLE pricings (
                 id INTEGER PRIMARY KEY,
                 text TEXT NOT NULL UNIQUE
             ) STRICT;
-            INSERT INTO pricings (text) SELECT DISTINCT priced_by FROM usage WHERE priced_by IS NOT NULL ORDER BY 1;
             ALTER TABLE usage ADD COLUMN pricing INTEGER;
-            UPDATE usage SET pricing = (SELECT id FROM pricings WHERE text = usage.priced_by) WHERE priced_by IS NOT NULL;
             DROP INDEX usage_answered;
             DROP INDEX usage_unanswered;
             DROP INDEX usage_client;
-            ALTER TABLE usage DROP COLUMN priced_by;
             CREATE INDEX usage_client_moment ON usage (client_id, coalesce(answered_at, started_at));
             """),
     ]

@@ -121,6 +121,12 @@ package final class Store {
         let current = Int32(truncatingIfNeeded: try scalarInt("PRAGMA user_version", purpose: "reading the schema version"))
         let known = Schema.latestVersion
         if current > known { throw .schemaTooNew(path: path, found: current, known: known) }
+        guard current < known else { return }
+        // An index built over a big store sorts every row: in temporary files, in runs of the page cache's
+        // size, not all in memory (which took an upgrade of ten million charges half a gigabyte). 64 MB runs
+        // keep the merge passes few.
+        try execute("PRAGMA temp_store=FILE; PRAGMA cache_size=-65536", purpose: "sorting in temporary files while migrating")
+        defer { _ = try? execute("PRAGMA temp_store=MEMORY; PRAGMA cache_size=-2000", purpose: "restoring the memory settings") }
         for migration in Schema.migrations where migration.version > current {
             try transaction("migration \(migration.version) (\(migration.name))") { () throws(LedgerError) in
                 try execute(migration.sql, purpose: "migration \(migration.version) (\(migration.name))")

@@ -5,25 +5,17 @@ import Testing
 import MeterCore
 @testable import Ledger
 
-/// Schema version 7 keeps each distinct priced_by text once (`pricings`) and indexes usage by client and
-/// moment only: what a charge says priced it must read back the same, across the migration and across
-/// transactions that roll back.
+/// Schema version 7 keeps each distinct priced_by text of a new charge once (`pricings`) and indexes usage
+/// by client and moment only: what a charge says priced it must read back the same, across the migration
+/// and across transactions that roll back.
 @Suite struct SlimUsageTests {
-    /// A store written by schema version 6, opened by this version: every charge still names what priced it,
-    /// each distinct text is kept once, and usage has only the indexes version 7 leaves it.
+    /// A store written by schema version 6, opened by this version: every charge still names what priced it
+    /// (the old ones by their own text, new ones by a pricing), and usage has only the indexes version 7
+    /// leaves it.
     @Test func pricedByOfVersion6ChargesSurvivesTheMigration() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("upgrade6-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let path = dir.appendingPathComponent("v6.db").path
-        var db: OpaquePointer?
-        #expect(sqlite3_open(path, &db) == SQLITE_OK)
-        func exec(_ sql: String) { #expect(sqlite3_exec(db, sql, nil, nil, nil) == SQLITE_OK, "\(sql.prefix(60))") }
-        for m in Schema.migrations where m.version <= 6 { exec(m.sql) }
-        exec("PRAGMA user_version=6")
         let rowA = #"[{"prefix":"1","line":2,"rate":"0.1","connect_fee":"0"}]"#
         let rowB = #"[{"prefix":"44","line":3,"rate":"0.2","connect_fee":"0"}]"#
-        exec("""
+        let old = try OldStore(version: 6, """
             INSERT INTO clients (username, email, password_hash, level, created_at, updated_at)
                 VALUES ('ann', 'ann@example.com', '\(fakeHash)', 'ok', 1, 1);
             INSERT INTO usage (identity, start_key, client_id, account, source, position, line, destination, prefix,
@@ -34,9 +26,9 @@ import MeterCore
                 ('h:4', 1700000300, 1, 'ann', 'master', 300, 4, '4420124', '44', 60, 60, 20, 1700000300, 5, NULL, NULL);
             UPDATE clients SET used = 60;
             """)
-        sqlite3_close(db)
+        defer { old.cleanup() }
 
-        let ledger = try Ledger(path: path)
+        let ledger = try Ledger(path: old.path)
         let rows = try ledger.usage(clientID: 1, from: 0, to: 1_800_000_000)
         #expect(rows.map(\.identity) == ["h:1", "h:2", "h:3", "h:4"])
         #expect(rows.map(\.pricedBy) == [rowA, rowA, rowB, nil])
@@ -45,7 +37,8 @@ import MeterCore
         #expect(try ledger.usage(clientID: nil, from: 1_700_000_104, to: 1_700_000_300).map(\.identity) == ["h:2", "h:3"])
         let st = try ledger.statement(username: "ann", from: nil, to: nil)
         #expect(st.entries.map(\.pricedBy) == [rowA, rowA, rowB, nil])
-        #expect(try ledger.store.scalarInt("SELECT count(*) FROM pricings", purpose: "test") == 2)
+        // Their texts stay where they were: only new charges name a pricing.
+        #expect(try ledger.store.scalarInt("SELECT count(*) FROM pricings", purpose: "test") == 0)
         let indexes = try ledger.store.statement(
             "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'usage' ORDER BY name", "test")
         var names: [String] = []
@@ -53,6 +46,16 @@ import MeterCore
         indexes.reset()
         #expect(names == ["usage_client_moment", "usage_identity", "usage_identity_legacy"])
         #expect(try ledger.recentCalls(username: "ann", limit: 2).map(\.destination) == ["4420124", "4420123"])
+
+        // A charge made after the upgrade names its pricing; the old ones read as before beside it.
+        var later = charge("h:5", client: 1, cost: 20, line: 5)
+        later.startKey = 1_700_000_400
+        later.answeredAt = 1_700_000_402
+        later.pricedBy = rowB
+        #expect(try ledger.commit(batch([later]), now: 6).charged == 1)
+        #expect(try ledger.usage(clientID: 1, from: 0, to: 1_800_000_000).map(\.pricedBy) == [rowA, rowA, rowB, nil, rowB])
+        #expect(try ledger.store.scalarInt("SELECT count(*) FROM pricings", purpose: "test") == 1)
+        #expect(try ledger.store.scalarInt("SELECT count(*) FROM usage WHERE priced_by IS NOT NULL", purpose: "test") == 3)
     }
 
     /// A pricing inserted by a transaction that rolled back is gone: the next charge with that text must

@@ -160,16 +160,7 @@ import MeterCore
     /// A store written by schema version 2 (identity-only dedupe), opened by this version: what it had
     /// charged is still a duplicate, and is not quarantined again.
     @Test func chargesFromBeforeVersion3AreStillDuplicates() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("upgrade-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let path = dir.appendingPathComponent("v2.db").path
-        var db: OpaquePointer?
-        #expect(sqlite3_open(path, &db) == SQLITE_OK)
-        func exec(_ sql: String) { #expect(sqlite3_exec(db, sql, nil, nil, nil) == SQLITE_OK, "\(sql.prefix(60))") }
-        for m in Schema.migrations where m.version <= 2 { exec(m.sql) }
-        exec("PRAGMA user_version=2")
-        exec("""
+        let old = try OldStore(version: 2, """
             INSERT INTO clients (username, email, password_hash, level, created_at, updated_at)
                 VALUES ('ann', 'ann@example.com', '\(fakeHash)', 'ok', 1, 1);
             INSERT INTO usage (identity, client_id, account, source, position, line, destination, prefix, billsec,
@@ -177,14 +168,14 @@ import MeterCore
                 VALUES ('h:charged-in-v2', 1, 'ann', 'master', 0, 1, '15551234567', '1', 60, 60, 10, 1700000000, 1);
             UPDATE clients SET used = 10;
             """)
-        sqlite3_close(db)
+        defer { old.cleanup() }
 
-        let ledger = try Ledger(path: path)
-        var old = charge("h:charged-in-v2", client: 1, cost: 10)
-        old.startKey = 1_700_000_000
+        let ledger = try Ledger(path: old.path)
+        var charged = charge("h:charged-in-v2", client: 1, cost: 10)
+        charged.startKey = 1_700_000_000
         var new = charge("h:new", client: 1, cost: 7, line: 2)
         new.startKey = 1_700_000_100
-        let out = try ledger.commit(batch([old, new]), now: 5)
+        let out = try ledger.commit(batch([charged, new]), now: 5)
         #expect(out.charged == 1)
         #expect(out.duplicates == 1)
         #expect(try ledger.client(username: "ann")?.meter.used == 17)

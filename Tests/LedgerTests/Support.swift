@@ -1,3 +1,4 @@
+import CSQLite
 import Foundation
 import MeterCore
 @testable import Ledger
@@ -44,4 +45,31 @@ struct EventBody {
 struct TestFailure: Error, CustomStringConvertible {
     let description: String
     init(_ d: String) { description = d }
+}
+
+/// A store file as a release of schema `version` left it: that release's migrations alone, then `sql`
+/// (its rows). `cleanup()` removes it.
+struct OldStore {
+    struct Failure: Error, CustomStringConvertible { let description: String }
+    let dir: URL
+    let path: String
+
+    init(version: Int32, _ sql: String) throws {
+        dir = FileManager.default.temporaryDirectory.appendingPathComponent("upgrade-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        path = dir.appendingPathComponent("v\(version).db").path
+        var db: OpaquePointer?
+        guard sqlite3_open(path, &db) == SQLITE_OK else { throw Failure(description: "cannot open \(path)") }
+        defer { sqlite3_close(db) }
+        func exec(_ sql: String) throws {
+            guard sqlite3_exec(db, sql, nil, nil, nil) == SQLITE_OK else {
+                throw Failure(description: "\(String(cString: sqlite3_errmsg(db))) in: \(sql.prefix(60))")
+            }
+        }
+        for m in Schema.migrations where m.version <= version { try exec(m.sql) }
+        try exec("PRAGMA user_version=\(version)")
+        try exec(sql)
+    }
+
+    func cleanup() { try? FileManager.default.removeItem(at: dir) }
 }
