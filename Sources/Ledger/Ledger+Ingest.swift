@@ -252,7 +252,7 @@ extension Ledger {
 
     /// Inserts a chunk of charges in one statement, sets `inserted[k]` for each charge `run[k]` that was new,
     /// and returns how many were. A key already charged is skipped (ON CONFLICT DO NOTHING covers only the
-    /// uniqueness indexes, so NOT NULL and STRICT types still fail the batch).
+    /// uniqueness indexes, so NOT NULL, the client foreign key and STRICT types still fail the batch).
     ///
     /// Which charges went in: a chunk that added every row needs no more; one that skipped some reads back
     /// the rows after `after` (SQLite gives each new row the rowid after the largest, so they are exactly
