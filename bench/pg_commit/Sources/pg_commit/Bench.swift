@@ -212,6 +212,7 @@ struct PGCommit {
                         if let i = runs.firstIndex(where: { $0.variant == v }) {
                             runs[i].figures.merge(r.figures)
                             runs[i].batches += r.batches
+                            runs[i].check = "exact in each of round 1 to \(round + 1) (as above)"
                         } else {
                             runs.append(r)
                         }
