@@ -17,6 +17,9 @@ public final class Ledger: @unchecked Sendable {
     /// have undone an insert, so the cache is then emptied. Under the ledger's lock.
     var pricingIDs: [String: Int64] = [:]
     var pricingRollbacks = 0
+    /// How many of the newest charges `lastChargedStart` reads before it falls back to a full scan; tests
+    /// lower it. Under the ledger's lock.
+    var lastStartWalk = 100_000
 
     /// Opens the database file and migrates it. With `create` a missing store is made owner-only (0600,
     /// its missing directories 0700) whatever the umask; without it a missing store is `.noStore` and
