@@ -82,39 +82,35 @@ import MeterCore
 /// `status` on a big store: today's total and each source's newest CDR are found from the newest rows
 /// back, not by scanning the store.
 @Suite struct StatusReadsTests {
-    private func charged(_ ledger: Ledger, _ id: String, client: Int64, source: String, start: Int64, now: Int64) throws {
-        var c = charge(id, client: client, cost: 10)
-        c.source = source
-        c.startKey = start
-        c.startedAt = start
-        #expect(try ledger.commit(batch([c]), now: now).charged == 1)
+    /// Charges client ann (made on first use) one batch per row: (identity, source, start, commit time).
+    private func chargeAnn(_ t: TempLedger, _ rows: [(String, String, Int64, Int64)]) throws {
+        let ann = try t.ledger.client(username: "ann") ?? makeClient(t.ledger, "ann")
+        for (id, source, start, now) in rows {
+            var c = charge(id, client: ann.id, cost: 10)
+            c.source = source
+            c.startKey = start
+            c.startedAt = start
+            #expect(try t.ledger.commit(batch([c]), now: now).charged == 1)
+        }
     }
 
     @Test func todaysTotalCountsAClockSteppedBackALittleAndStopsPastTheSlack() throws {
         let t = try TempLedger()
         defer { t.cleanup() }
-        let ann = try makeClient(t.ledger, "ann")
-        try charged(t.ledger, "h:old", client: ann.id, source: "a", start: 1, now: 1_000)
-        try charged(t.ledger, "h:today", client: ann.id, source: "a", start: 2, now: 20_000)
-        // The clock stepped back 10 minutes: still today, still counted.
-        try charged(t.ledger, "h:stepped", client: ann.id, source: "a", start: 3, now: 19_400)
+        // The third was charged after the clock stepped back 10 minutes: still today, still counted.
+        try chargeAnn(t, [("h:old", "a", 1, 1_000), ("h:today", "a", 2, 20_000), ("h:stepped", "a", 3, 19_400)])
         #expect(try t.ledger.chargedSince(19_000) == (2, 20))
         #expect(try t.ledger.chargedSince(500) == (3, 30))
-        // A clock stepped back by more than the slack ends the walk: the row before it is not read.
-        try charged(t.ledger, "h:far-back", client: ann.id, source: "a", start: 4, now: 10)
-        try charged(t.ledger, "h:after", client: ann.id, source: "a", start: 5, now: 30_000)
+        // A clock stepped back by more than the slack ends the walk: the rows before it are not read.
+        try chargeAnn(t, [("h:far-back", "a", 4, 10), ("h:after", "a", 5, 30_000)])
         #expect(try t.ledger.chargedSince(19_000) == (1, 10))
     }
 
     @Test func aSourcesNewestCDRIsFoundAmongTheNewestRowsOrByAScan() throws {
         let t = try TempLedger()
         defer { t.cleanup() }
-        let ann = try makeClient(t.ledger, "ann")
-        try charged(t.ledger, "h:a1", client: ann.id, source: "a", start: 1_700_000_100, now: 1)
-        try charged(t.ledger, "h:a0", client: ann.id, source: "a", start: 1_700_000_050, now: 2)
-        for k in 0..<3 {
-            try charged(t.ledger, "h:b\(k)", client: ann.id, source: "b", start: 1_700_000_200 + Int64(k), now: 3)
-        }
+        try chargeAnn(t, [("h:a1", "a", 1_700_000_100, 1), ("h:a0", "a", 1_700_000_050, 2)]
+                   + (0..<3).map { ("h:b\($0)", "b", 1_700_000_200 + Int64($0), 3) })
         #expect(try t.ledger.lastChargedStart(source: "b") == 1_700_000_202)
         #expect(try t.ledger.lastChargedStart(source: "a") == 1_700_000_100)
         #expect(try t.ledger.lastChargedStart(source: "none") == nil)
