@@ -97,7 +97,7 @@ let package = Package(
 
         .testTarget(name: "MeterCoreTests", dependencies: ["MeterCore"]),
         .testTarget(name: "CDRParserTests", dependencies: ["CDRParser", "CDRGen", "MeterCore"]),
-        .testTarget(name: "RaterTests", dependencies: ["Rater", "MeterCore"]),
+        .testTarget(name: "RaterTests", dependencies: ["Rater", "MeterCore", "TestSupport"]),
         .testTarget(name: "MeterConfigTests", dependencies: ["MeterConfig", "TestSupport"]),
         .testTarget(name: "LedgerTests", dependencies: ["Ledger", "MeterCore", "TestSupport", "CSQLite"]),
         // The pipeline between parser and ledger: attribution, limits, batching, replay totals.

@@ -126,8 +126,10 @@ package final class Store {
         // An index built over a big store sorts every row: in temporary files, in runs of the page cache's
         // size, not all in memory (which took an upgrade of ten million charges half a gigabyte). 64 MB runs
         // keep the merge passes few.
+        let cache = try scalarInt("PRAGMA cache_size", purpose: "reading the page cache size")
         try execute("PRAGMA temp_store=FILE; PRAGMA cache_size=-65536", purpose: "sorting in temporary files while migrating")
-        defer { _ = try? execute("PRAGMA temp_store=MEMORY; PRAGMA cache_size=-2000", purpose: "restoring the memory settings") }
+        // PRAGMA takes no bound parameters; the size is SQLite's own integer.
+        defer { _ = try? execute("PRAGMA temp_store=MEMORY; PRAGMA cache_size=\(cache)", purpose: "restoring the memory settings") }
         for migration in Schema.migrations where migration.version > current {
             try transaction("migration \(migration.version) (\(migration.name))") { () throws(LedgerError) in
                 try execute(migration.sql, purpose: "migration \(migration.version) (\(migration.name))")

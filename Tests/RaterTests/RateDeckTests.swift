@@ -1,4 +1,5 @@
 import Testing
+import TestSupport
 import MeterCore
 @testable import Rater
 #if canImport(Glibc)
