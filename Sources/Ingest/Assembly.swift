@@ -54,7 +54,7 @@ public enum Assembly {
         return nil
     }
 
-    public static func metering(config: Config, ledger: Ledger, decks: [String: RateDeck]) throws -> Metering {
+    public static func metering(config: Config, ledger: any MeteringStore, decks: [String: RateDeck]) throws -> Metering {
         Metering(accountField: config.accounts.cdrField, directory: try ledger.accountDirectory(), decks: decks,
                         maxBillsec: config.rating.maxBillsec)
     }

@@ -38,7 +38,7 @@ public struct DocumentReplayer {
         return out
     }
 
-    public func replay(files: [String], source: SourceSettings, metering: Metering, ledger: Ledger,
+    public func replay(files: [String], source: SourceSettings, metering: Metering, ledger: any MeteringStore,
                        dryRun: Bool, now: Int64) throws -> ReplaySummary {
         var summary = ReplaySummary()
         summary.dryRun = dryRun

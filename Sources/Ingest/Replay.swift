@@ -53,7 +53,7 @@ public struct Replayer {
     public typealias Progress = (String, Int64, Int64, Int) -> Void
 
     public func replay(
-        files: [String], source: SourceSettings, metering: Metering, ledger: Ledger,
+        files: [String], source: SourceSettings, metering: Metering, ledger: any MeteringStore,
         dryRun: Bool, now: Int64, progress: Progress? = nil
     ) throws -> ReplaySummary {
         var summary = ReplaySummary()
@@ -172,7 +172,7 @@ private final class CommitPipe: @unchecked Sendable {
     }
 
     /// The committer's loop: commits every batch as it arrives until the reader closes the pipe.
-    func drain(into ledger: Ledger, now: Int64) throws {
+    func drain(into ledger: any MeteringStore, now: Int64) throws {
         while let batch = take() { record(try ledger.commit(batch, now: now)) }
     }
 

@@ -1,0 +1,38 @@
+import MeterCore
+
+/// What replay and the clients commands need of a store, whichever engine holds it: SQLite's `Ledger`
+/// on one PBX host, or PostgreSQL's shared by several. Both give the same answers for the same calls;
+/// the ledger test suites that take a `MeteringStore` run against each.
+public protocol MeteringStore: AnyObject, Sendable {
+    /// The level boundaries used from the next balance change on.
+    var thresholds: Thresholds { get set }
+
+    /// Creates an active client with nothing assigned; `accounts` empty means `[username]`.
+    func createClient(username: String, fields: ClientFields, accounts: [String], plan: String,
+                      passwordHash: String, now: Int64) throws(LedgerError) -> ClientRecord
+    /// Adds `amount` µcr to assigned; the same `key` again changes nothing and returns `applied: false`.
+    func recharge(username: String, amount: Int64, key: String?, now: Int64) throws(LedgerError) -> (client: ClientRecord, applied: Bool)
+    func client(username: String) throws(LedgerError) -> ClientRecord?
+    /// Every client, by username.
+    func clients() throws(LedgerError) -> [ClientRecord]
+    /// Account code → the client it bills to, for the rater.
+    func accountDirectory() throws(LedgerError) -> [String: AccountOwner]
+
+    /// The committed read position of this host's source `name`, or nil if it was never read.
+    func sourcePosition(name: String) throws(LedgerError) -> Checkpoint?
+    /// One batch in one transaction: charges (an identity this host already charged is a duplicate),
+    /// Used, level latches and their alerts, balance events, quarantine entries and the read position.
+    /// On any error nothing of the batch is kept.
+    func commit(_ batch: ChargeBatch, now: Int64) throws(LedgerError) -> BatchOutcome
+    /// Runs `body`, a bulk ingest such as a replay, with the store tuned for it.
+    func withBulkIngest<T>(_ body: () throws -> T) throws -> T
+    /// Everything `body` commits through this store is rolled back at the end.
+    func dryRun<T>(_ body: () throws -> T) throws -> T
+
+    /// Rows and µcr in usage, entries in quarantine.
+    func totals() throws(LedgerError) -> (usageRows: Int, usageCost: Int64, quarantined: Int)
+    /// The oldest `limit` events of the outbox, in the order they were queued.
+    func outboxEvents(limit: Int) throws(LedgerError) -> [(eventID: String, type: String, username: String, body: String)]
+}
+
+extension Ledger: MeteringStore {}
