@@ -42,7 +42,15 @@ public struct Preflight: Sendable {
         if config.console.enabled, let logo = config.console.logoFile {
             do { _ = try Console.readLogo(logo) } catch { add(error.key, error.message) }
         }
-        if let problem = storeProblem(config.store.path) { add("store.path", problem) }
+        if config.store.url != nil {
+            add("store.url", "run keeps its ledger in SQLite in this version (a PostgreSQL store serves replay and "
+                + "clients create, recharge, list and show); remove url to run")
+        } else if let problem = storeProblem(config.store.path) {
+            add("store.path", problem)
+        }
+        if let f = config.store.passwordFile {
+            do { _ = try StoreConfig.readPassword(f) } catch { issues += error.issues }
+        }
         if !issues.isEmpty { throw ConfigError(file: config.file, issues: issues) }
         return Preflight(decks: decks, warnings: secretWarnings(config))
     }
@@ -69,6 +77,7 @@ public struct Preflight: Sendable {
     static func secretWarnings(_ config: Config) -> [SecretWarning] {
         var files: [(key: String, file: String)] = []
         if let f = config.api.adminTokenFile { files.append(("api.admin_token_file", f)) }
+        if let f = config.store.passwordFile { files.append(("store.password_file", f)) }
         for r in config.receivers { files.append(("source[\(r.name)].token_file", r.tokenFile)) }
         for (i, e) in config.endpoints.enumerated() {
             if let f = e.secretFile { files.append(("endpoint[\(i)].secret_file", f)) }

@@ -13,6 +13,7 @@ public struct Config: Sendable {
     /// The path the config was loaded from (as given), used in messages.
     public var file: String
     public var store: StoreConfig
+    public var node: NodeConfig
     public var sources: [SourceConfig]
     /// The `[[source]]` tables with `receive = "http"`: CDRs posted to the API instead of a file.
     public var receivers: [ReceiverConfig]
@@ -34,6 +35,7 @@ public struct Config: Sendable {
                 environment: [String: String] = ProcessInfo.processInfo.environment) {
         self.file = file
         self.store = StoreConfig(path: StoreConfig.defaultPath(environment: environment))
+        self.node = NodeConfig()
         self.sources = []
         self.receivers = []
         self.accounts = AccountsConfig()
@@ -150,12 +152,78 @@ public struct ConfigError: Error, Sendable, CustomStringConvertible {
     }
 }
 
-/// `[store]`: where the SQLite file lives.
+/// `[store]`: the SQLite file (`path`, the default) or a PostgreSQL database shared by several hosts (`url`).
 public struct StoreConfig: Sendable, Equatable {
-    /// Absolute path of the SQLite database.
+    /// Absolute path of the SQLite database; unused when `url` is set.
     public var path: String
+    /// `postgresql://user@host:port/db?sslmode=…`, never with a password in it.
+    public var url: String?
+    /// The PostgreSQL password, one line (a trailing newline is not part of it).
+    public var passwordFile: String?
 
-    public init(path: String) { self.path = path }
+    public init(path: String, url: String? = nil, passwordFile: String? = nil) {
+        self.path = path
+        self.url = url
+        self.passwordFile = passwordFile
+    }
+
+    /// The URL as logs and messages may show it: any user information and any password parameter
+    /// removed, whatever the reader let through.
+    public static func redacted(_ url: String) -> String {
+        var out = url
+        if let scheme = out.range(of: "://") {
+            let rest = out[scheme.upperBound...]
+            let hostEnd = rest.firstIndex(where: { $0 == "/" || $0 == "?" }) ?? rest.endIndex
+            if let at = rest[..<hostEnd].lastIndex(of: "@") {
+                let user = rest[..<at].split(separator: ":", maxSplits: 1).first.map(String.init) ?? ""
+                out = String(out[..<scheme.upperBound]) + user + String(rest[at...])
+            }
+        }
+        if let q = out.firstIndex(of: "?") {
+            let params = out[out.index(after: q)...].split(separator: "&").map { p -> String in
+                p.lowercased().hasPrefix("password=") ? "password=…" : String(p)
+            }
+            out = String(out[...q]) + params.joined(separator: "&")
+        }
+        return out
+    }
+
+    /// The password in `file`: its one line, without the newline that ends it. A file of several lines
+    /// is refused rather than guessed at (a password may hold any character but a line break).
+    public static func readPassword(_ file: String) throws(ConfigError) -> String {
+        func refuse(_ message: String) -> ConfigError {
+            ConfigError(file: file, issues: [ConfigIssue(key: "store.password_file", line: nil, message: message)])
+        }
+        guard let data = FileManager.default.contents(atPath: file) else { throw refuse("cannot read \(file)") }
+        // Bytes, not Characters: Swift reads "\r\n" as one Character, which would hide the line break.
+        var bytes = [UInt8](data)
+        if bytes.last == 0x0A {
+            bytes.removeLast()
+            if bytes.last == 0x0D { bytes.removeLast() }
+        }
+        guard !bytes.isEmpty else { throw refuse("\(file) is empty") }
+        guard !bytes.contains(0x0A) else { throw refuse("\(file) holds more than one line; it must hold the password alone") }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// Why `url` cannot be used, or nil: a PostgreSQL URL scheme, and no password in it (the password
+    /// belongs in `password_file`, where it is neither logged nor shown by `ps` or `config check`).
+    public static func urlProblem(_ url: String) -> String? {
+        let lower = url.lowercased()
+        guard lower.hasPrefix("postgresql://") || lower.hasPrefix("postgres://") else {
+            return "must be a postgresql:// URL (got \"\(redacted(url))\")"
+        }
+        let rest = url[url.index(url.startIndex, offsetBy: lower.hasPrefix("postgresql://") ? 13 : 11)...]
+        let authority = rest.prefix(while: { $0 != "/" && $0 != "?" })
+        if let at = authority.lastIndex(of: "@"), authority[..<at].contains(":") {
+            return "holds a password (\(redacted(url))): put it in password_file instead"
+        }
+        if let q = url.firstIndex(of: "?"),
+           url[url.index(after: q)...].split(separator: "&").contains(where: { $0.lowercased().hasPrefix("password=") }) {
+            return "holds a password parameter (\(redacted(url))): put it in password_file instead"
+        }
+        return nil
+    }
 
     /// `$STATE_DIRECTORY/creditmeter.db` under systemd (the first entry when it lists several),
     /// else `/var/lib/creditmeter/creditmeter.db`.
@@ -165,6 +233,31 @@ public struct StoreConfig: Sendable, Equatable {
             return (first.hasSuffix("/") ? String(first) : first + "/") + "creditmeter.db"
         }
         return "/var/lib/creditmeter/creditmeter.db"
+    }
+}
+
+/// `[node]`: this agent's name among those sharing a PostgreSQL store.
+public struct NodeConfig: Sendable, Equatable {
+    /// Scopes CDR identity and read positions: unique among the agents that share a store.
+    public var name: String
+    public init(name: String = NodeConfig.hostName()) { self.name = name }
+
+    /// The host name up to its first dot, or "localhost" when the system has none.
+    public static func hostName() -> String {
+        var buf = [CChar](repeating: 0, count: 256)
+        guard gethostname(&buf, buf.count - 1) == 0 else { return "localhost" }
+        let full = String(decoding: buf.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        let short = full.split(separator: ".").first.map(String.init) ?? ""
+        return short.isEmpty ? "localhost" : short
+    }
+
+    /// Letters, digits, `.`, `_` and `-`, 1 to 64 of them: it appears in logs, metrics and the store.
+    public static func nameProblem(_ name: String) -> String? {
+        guard !name.isEmpty, name.utf8.count <= 64 else { return "must be 1 to 64 characters (got \(name.utf8.count))" }
+        let ok = name.unicodeScalars.allSatisfy { c in
+            (c >= "a" && c <= "z") || (c >= "A" && c <= "Z") || (c >= "0" && c <= "9") || c == "." || c == "_" || c == "-"
+        }
+        return ok ? nil : "may hold only letters, digits, '.', '_' and '-' (got \"\(name)\")"
     }
 }
 

