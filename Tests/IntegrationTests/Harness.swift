@@ -25,10 +25,12 @@ final class Harness: @unchecked Sendable {
         return dir.appendingPathComponent("creditmeter").path
     }()
 
-    init(config extra: String = "", plans: [String: String] = ["default": Harness.defaultDeck]) throws {
+    /// `store` replaces the `[store]` table (a SQLite file in the scratch directory), e.g. with a
+    /// PostgreSQL `url` and `[node]`.
+    init(config extra: String = "", plans: [String: String] = ["default": Harness.defaultDeck], store: String? = nil) throws {
         dir = FileManager.default.temporaryDirectory.appendingPathComponent("cm-it-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        var toml = "[store]\npath = \"store.db\"\n\n"
+        var toml = (store ?? "[store]\npath = \"store.db\"") + "\n\n"
         for (name, deck) in plans.sorted(by: { $0.key < $1.key }) {
             try write("rates-\(name).csv", deck)
             toml += "[[plan]]\nname = \"\(name)\"\nrates = \"rates-\(name).csv\"\n\n"

@@ -9,8 +9,11 @@ import Testing
         .deletingLastPathComponent()
 
     /// A harness with the benchmarks' 5,000-prefix deck, a corpus of `lines` lines and its clients created.
-    static func corpus(lines: Int, clients: Int, seed: Int) throws -> (Harness, file: String, expected: [String: Int64]) {
-        let h = try Harness()
+    /// `store` and `files` (name → text, written beside the config first) set up another store.
+    static func corpus(lines: Int, clients: Int, seed: Int, store: String? = nil,
+                       files: [String: String] = [:]) throws -> (Harness, file: String, expected: [String: Int64]) {
+        let h = try Harness(store: store)
+        for (name, text) in files { try h.write(name, text) }
         let deck = h.path("rates-default.csv")
         try python(["bench/make_deck.py", deck])
         let file = h.path("corpus.csv")

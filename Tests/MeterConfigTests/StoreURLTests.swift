@@ -80,4 +80,16 @@ import Testing
         }
         #expect(throws: ConfigError.self) { try StoreConfig.readPassword(dir + "/missing") }
     }
+
+    @Test func theTwoHostSamplesDifferOnlyInTheirNode() throws {
+        let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("samples/postgres")
+        let one = try Config.load(path: dir.appendingPathComponent("pbx1.toml").path)
+        let two = try Config.load(path: dir.appendingPathComponent("pbx2.toml").path)
+        #expect(one.node.name == "pbx1" && two.node.name == "pbx2")
+        #expect(one.store == two.store && one.store.url?.hasSuffix("sslmode=verify-full") == true)
+        #expect(one.store.passwordFile == "/etc/creditmeter/pg.password")
+        #expect(one.sources.map(\.name) == two.sources.map(\.name))
+        #expect(try one.loadRateDecks().keys.sorted() == ["default"])
+    }
 }
