@@ -195,7 +195,9 @@ package final class PGConnection {
             let state = PQresultErrorField(r, Int32(UInt8(ascii: "C"))).map { String(cString: $0) } ?? ""
             let primary = PQresultErrorField(r, Int32(UInt8(ascii: "M"))).map { String(cString: $0) }
             let message = Self.scrub(primary ?? String(cString: PQresultErrorMessage(r)), password)
-            if state.isEmpty, !isConnected { throw .unreachable("lost the connection while \(context): \(message)") }
+            // The server went away (restart, failover, terminated backend): whatever the SQLSTATE, the caller
+            // has to wait for the store, and the next call reconnects.
+            if !isConnected { throw .unreachable("lost the connection while \(context): \(message)") }
             throw .postgres(sqlstate: state, message: message, context: context)
         }
         return res

@@ -6,7 +6,7 @@ import MeterCore
 extension PostgresLedger {
     /// This host's committed read position of source `name`, or nil if it never read it.
     public func sourcePosition(name: String) throws(LedgerError) -> Checkpoint? {
-        try locked { () throws(LedgerError) -> Checkpoint? in
+        try reading { () throws(LedgerError) -> Checkpoint? in
             var p = PGParams()
             p.text(node)
             p.text(name)

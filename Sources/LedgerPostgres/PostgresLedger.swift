@@ -31,6 +31,8 @@ public final class PostgresLedger: MeteringStore, @unchecked Sendable {
     private var currentThresholds: Thresholds
     /// Open transactions and savepoints on the connection; under the lock.
     private var depth = 0
+    /// Transactions run again after a deadlock or serialization failure, for tests; under the lock.
+    package private(set) var retriedTransactions = 0
 
     /// Connects and migrates. A connection that cannot be made is `.unreachable`.
     public init(settings: PostgresSettings, thresholds: Thresholds = .default) throws(LedgerError) {
@@ -83,6 +85,14 @@ public final class PostgresLedger: MeteringStore, @unchecked Sendable {
         return try body()
     }
 
+    /// Runs a read under the lock, first reconnecting a connection the server dropped since the last call.
+    func reading<T>(_ body: () throws(LedgerError) -> T) throws(LedgerError) -> T {
+        try locked { () throws(LedgerError) -> T in
+            if depth == 0 { try db.ensureConnected() }
+            return try body()
+        }
+    }
+
     /// What another writer can make a transaction fail with, which running it again resolves.
     static let transient: Set<String> = [SQLState.deadlock, SQLState.serialization]
     /// For the client calls, also a unique key taken by another agent between the checks and the insert:
@@ -113,6 +123,7 @@ public final class PostgresLedger: MeteringStore, @unchecked Sendable {
                 let base = UInt32(5_000 << min(attempt - 1, 5))
                 usleep(base + UInt32.random(in: 0...base))
                 attempt += 1
+                retriedTransactions += 1
             }
         }
     }
@@ -263,7 +274,7 @@ public final class PostgresLedger: MeteringStore, @unchecked Sendable {
     }
 
     public func client(username: String) throws(LedgerError) -> ClientRecord? {
-        try locked { () throws(LedgerError) -> ClientRecord? in try loadClient(username: username, forUpdate: false) }
+        try reading { () throws(LedgerError) -> ClientRecord? in try loadClient(username: username, forUpdate: false) }
     }
 
     public func clients() throws(LedgerError) -> [ClientRecord] {
@@ -285,7 +296,7 @@ public final class PostgresLedger: MeteringStore, @unchecked Sendable {
     }
 
     public func accountDirectory() throws(LedgerError) -> [String: AccountOwner] {
-        try locked { () throws(LedgerError) -> [String: AccountOwner] in
+        try reading { () throws(LedgerError) -> [String: AccountOwner] in
             let s = try db.query("""
                 SELECT a.code, c.id, c.username, c.plan, c.status FROM accounts a JOIN clients c ON c.id = a.client_id
                 """, "reading the account directory")
@@ -302,7 +313,7 @@ public final class PostgresLedger: MeteringStore, @unchecked Sendable {
 
     /// Over the whole store, every node's rows.
     public func totals() throws(LedgerError) -> (usageRows: Int, usageCost: Int64, quarantined: Int) {
-        try locked { () throws(LedgerError) -> (usageRows: Int, usageCost: Int64, quarantined: Int) in
+        try reading { () throws(LedgerError) -> (usageRows: Int, usageCost: Int64, quarantined: Int) in
             // sum(bigint) is numeric: cast back, which fails on overflow rather than rounding.
             let r = try db.query("""
                 SELECT (SELECT count(*) FROM usage), (SELECT coalesce(sum(cost), 0)::int8 FROM usage),
@@ -313,7 +324,7 @@ public final class PostgresLedger: MeteringStore, @unchecked Sendable {
     }
 
     public func outboxEvents(limit: Int) throws(LedgerError) -> [(eventID: String, type: String, username: String, body: String)] {
-        try locked { () throws(LedgerError) -> [(eventID: String, type: String, username: String, body: String)] in
+        try reading { () throws(LedgerError) -> [(eventID: String, type: String, username: String, body: String)] in
             var p = PGParams()
             p.int8(Int64(limit))
             let r = try db.query("SELECT event_id, type, username, body FROM outbox ORDER BY id LIMIT $1", p, "listing the outbox")

@@ -84,6 +84,69 @@ import TestSupport
         for w in writers.indices { #expect(try writers[w].sourcePosition(name: "master") == checkpoint(Int64(batches - 1), line: Int64(batches - 1))) }
     }
 
+    /// A real deadlock against another session: the store is the one the server aborts (its
+    /// deadlock_timeout is the shorter), rolls back, runs the batch again and reports it charged once.
+    @Test func aDeadlockIsRetriedNotSurfaced() throws {
+        let db = try TestDatabase()
+        defer { db.drop() }
+        let l = try db.ledger()
+        let ann = try makeClient(l, "ann"), bob = try makeClient(l, "bob")
+        let other = try db.connection()
+        try other.execute("BEGIN; SELECT 1 FROM clients WHERE id = \(bob.id) FOR UPDATE", "locking bob's row")
+        let result = Results<BatchOutcome>()
+        let done = DispatchSemaphore(value: 0)
+        let t = Thread {
+            defer { done.signal() }
+            do {
+                result.set(.success(try l.commit(batch([charge("d1", client: ann.id, cost: 3),
+                                                        charge("d2", client: bob.id, cost: 4)]), now: 5)))
+            } catch {
+                result.set(.failure(error))
+            }
+        }
+        t.start()
+        let watcher = try db.connection()
+        // The store holds ann's row and waits for bob's.
+        try eventually("the commit to wait for bob's row", timeout: 30) {
+            try watcher.queryInt(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+                "watching for lock waits") == 1
+        }
+        // Closing the cycle blocks this session until the server aborts the store's transaction.
+        try other.execute("SET deadlock_timeout = '20s'; SELECT 1 FROM clients WHERE id = \(ann.id) FOR UPDATE", "locking ann's row")
+        try other.execute("ROLLBACK", "releasing both rows")
+        #expect(done.wait(timeout: .now() + 60) == .success)
+        let out = try #require(try result.get())
+        #expect(out.charged == 2)
+        #expect(l.retriedTransactions >= 1)
+        #expect(try l.client(username: "ann")?.meter.used == 3)
+        #expect(try l.client(username: "bob")?.meter.used == 4)
+        #expect(try l.totals() == (2, 7, 0))
+    }
+
+    /// The server drops the connection (restart, failover): the next call is `.unreachable`, the one
+    /// after reconnects, and nothing of a batch is lost.
+    @Test func aDroppedConnectionReconnects() throws {
+        let db = try TestDatabase()
+        defer { db.drop() }
+        let l = try db.ledger()
+        let ann = try makeClient(l, "ann")
+        let admin = try db.connection()
+        let others = "FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        _ = try admin.queryInt("SELECT count(pg_terminate_backend(pid))::int8 \(others)", "terminating the store's session")
+        try eventually("the store's session to end", timeout: 30) {
+            try admin.queryInt("SELECT count(*) \(others)", "counting sessions") == 0
+        }
+        let e = thrown { try l.commit(batch([charge("r1", client: ann.id, cost: 5)]), now: 2) }
+        guard case .unreachable = e else {
+            Issue.record("expected .unreachable, got \(String(describing: e))")
+            return
+        }
+        #expect(try l.client(username: "ann")?.meter.used == 0)
+        #expect(try l.commit(batch([charge("r1", client: ann.id, cost: 5)]), now: 3).charged == 1)
+        #expect(try l.client(username: "ann")?.meter.used == 5)
+    }
+
     @Test func tenAgentsStartingAtOnceMigrateOnce() throws {
         let db = try TestDatabase()
         defer { db.drop() }

@@ -176,3 +176,15 @@ final class Failures: @unchecked Sendable {
     func add(_ s: String) { lock.lock(); list.append(s); lock.unlock() }
     var all: [String] { lock.lock(); defer { lock.unlock() }; return list }
 }
+
+/// A value one thread hands to another.
+final class Results<T>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: Result<T, any Error>?
+    func set(_ r: Result<T, any Error>) { lock.lock(); value = r; lock.unlock() }
+    func get() throws -> T? {
+        lock.lock()
+        defer { lock.unlock() }
+        return try value?.get()
+    }
+}
