@@ -49,9 +49,13 @@ public final class PostgresLedger: MeteringStore, @unchecked Sendable {
                 var p = PGParams()
                 p.int8(PostgresSchema.migrationLock)
                 try db.query("SELECT pg_advisory_xact_lock($1)", p, "waiting for the migration lock")
-                try db.execute("""
-                    CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, applied_at bigint NOT NULL)
-                    """, "creating schema_migrations")
+                // Looked up rather than CREATE TABLE IF NOT EXISTS, which needs the CREATE privilege even when the
+                // table is there: an agent may run as a role that can only read and write a migrated store.
+                if try db.queryInt("SELECT count(*) FROM pg_class WHERE oid = to_regclass('schema_migrations')",
+                                   "looking for schema_migrations") == 0 {
+                    try db.execute("CREATE TABLE schema_migrations (version integer PRIMARY KEY, applied_at bigint NOT NULL)",
+                                   "creating schema_migrations")
+                }
                 let have = try db.query("SELECT coalesce(max(version), 0)::int8 FROM schema_migrations",
                                         "reading the schema version").int64(0, 0)
                 let known = PostgresSchema.latestVersion

@@ -162,6 +162,43 @@ import TestSupport
         #expect(try db.int("SELECT count(*) FROM schema_migrations") == 1)
     }
 
+    /// An agent may run as a role that reads and writes a migrated store but cannot create tables.
+    @Test func aMigratedStoreOpensWithoutTheCreatePrivilege() throws {
+        let db = try TestDatabase()
+        let role = "cm_rw_" + db.name.dropFirst(3).prefix(12)
+        let rolePassword = UUID().uuidString
+        let admin = try db.connection()
+        defer {
+            db.drop()
+            if let server = try? PGEnv.server(), let c = try? PGConnection(url: server.url, password: server.password) {
+                try? c.execute("DROP ROLE IF EXISTS \(role)", "dropping the test role")
+            }
+        }
+        _ = try db.ledger()
+        try admin.execute("""
+            CREATE ROLE \(role) LOGIN PASSWORD '\(rolePassword)';
+            REVOKE CREATE ON SCHEMA public FROM PUBLIC;
+            GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO \(role);
+            GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO \(role);
+            """, "making a role without CREATE")
+        guard var parts = URLComponents(string: db.url) else { throw TestFailure("cannot parse \(db.url)") }
+        parts.user = role
+        let url = try #require(parts.string)
+        let l = try PostgresLedger(settings: PostgresSettings(url: url, password: rolePassword, node: "pbx1"))
+        let ann = try makeClient(l, "ann")
+        #expect(try l.commit(batch([charge("x", client: ann.id, cost: 1)]), now: 2).charged == 1)
+        try admin.execute("DROP OWNED BY \(role)", "dropping the role's grants")
+    }
+
+    @Test func aStoreFromANewerVersionIsRefused() throws {
+        let db = try TestDatabase()
+        defer { db.drop() }
+        _ = try db.ledger()
+        try db.connection().execute("INSERT INTO schema_migrations VALUES (99, 0)", "pretending a newer version ran")
+        let e = thrown { try db.ledger() }
+        #expect(e == .schemaTooNew(path: db.url, found: 99, known: 1))
+    }
+
     @Test func wrongPasswordIsUnreachableAndNeverShown() throws {
         let db = try TestDatabase()
         defer { db.drop() }
