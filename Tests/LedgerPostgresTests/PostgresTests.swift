@@ -84,6 +84,35 @@ import TestSupport
         for w in writers.indices { #expect(try writers[w].sourcePosition(name: "master") == checkpoint(Int64(batches - 1), line: Int64(batches - 1))) }
     }
 
+    /// Two agents misconfigured with one node name race on the same identities in opposite orders (for
+    /// different clients, so no client lock orders them): their unique-index waits can deadlock, and are
+    /// retried; every identity is charged exactly once between them.
+    @Test func oneNodeRacingOnTheSameIdentitiesChargesEachOnce() throws {
+        let db = try TestDatabase()
+        defer { db.drop() }
+        let a = try db.ledger(node: "pbx1"), b = try db.ledger(node: "pbx1")
+        let ann = try makeClient(a, "ann"), bob = try makeClient(a, "bob")
+        let rounds = 20, perBatch = 200
+        let charged = Failures()
+        let failures = try onThreads(2) { w in
+            let (l, client) = w == 0 ? (a, ann.id) : (b, bob.id)
+            for r in 0..<rounds {
+                var keys = (0..<perBatch).map { "r\(r)-\($0)" }
+                if w == 1 { keys.reverse() }
+                let out = try l.commit(batch(keys.map { charge($0, client: client, cost: 1_000) }), now: Int64(r))
+                guard out.charged + out.duplicates == perBatch else { throw TestFailure("round \(r): \(out)") }
+                charged.add("\(out.charged)")
+            }
+        }
+        #expect(failures == [])
+        let total = charged.all.compactMap { Int64($0) }.reduce(0, +)
+        #expect(total == Int64(rounds * perBatch))
+        let used = (try a.client(username: "ann")?.meter.used ?? -1) + (try a.client(username: "bob")?.meter.used ?? -1)
+        #expect(used == Int64(rounds * perBatch) * 1_000)
+        #expect(try a.totals().usageRows == rounds * perBatch)
+        print("same-node race: \(a.retriedTransactions + b.retriedTransactions) transactions retried")
+    }
+
     /// A real deadlock against another session: the store is the one the server aborts (its
     /// deadlock_timeout is the shorter), rolls back, runs the batch again and reports it charged once.
     @Test func aDeadlockIsRetriedNotSurfaced() throws {
