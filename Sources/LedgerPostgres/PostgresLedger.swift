@@ -388,8 +388,9 @@ public final class PostgresLedger: MeteringStore, @unchecked Sendable {
         var p = PGParams()
         p.text(email)
         // Spelled like the partial index so it is used.
-        let r = try db.query("SELECT username FROM clients WHERE lower(email) = lower($1) AND email <> ''", p,
-                             "checking an email is free")
+        let fold = "'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz'"
+        let r = try db.query("SELECT username FROM clients WHERE translate(email, \(fold)) = translate($1, \(fold)) AND email <> ''",
+                             p, "checking an email is free")
         return r.rows > 0 ? r.text(0, 0) : nil
     }
 

@@ -45,8 +45,10 @@ enum PostgresSchema {
                 disabled_at bigint,
                 CHECK ((status = 'disabled') = (disabled_at IS NOT NULL))
             );
-            -- Empty emails are allowed and must not collide with each other.
-            CREATE UNIQUE INDEX clients_email_nocase ON clients (lower(email)) WHERE email <> '';
+            -- Empty emails are allowed and must not collide with each other. Folded as SQLite's lower() folds,
+            -- ASCII letters only (PostgreSQL's lower() follows the locale): the same two emails collide on both.
+            CREATE UNIQUE INDEX clients_email_nocase
+                ON clients (translate(email, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz')) WHERE email <> '';
 
             CREATE TABLE accounts (
                 code text PRIMARY KEY,

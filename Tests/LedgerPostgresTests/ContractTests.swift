@@ -56,6 +56,12 @@ enum Contract {
         #expect(dir.keys.sorted() == ["1001", "2001", "bob"])
         #expect(dir["2001"] == AccountOwner(clientID: ann.id, username: "ann", plan: "default", status: .active))
         log.append(dir.keys.sorted().joined(separator: ","))
+
+        // Emails fold ASCII letters only, as SQLite's lower(): these two are different addresses on both stores.
+        try makeClient(s, "emile1", email: "\u{00C9}mile@example.com")
+        let second = thrown { try makeClient(s, "emile2", email: "\u{00E9}mile@example.com") }
+        #expect(second == nil)
+        #expect(thrown { try makeClient(s, "emile3", email: "\u{00C9}MILE@example.com") } == .duplicateEmail("\u{00C9}MILE@example.com"))
         return log + (try events(s))
     }
 
