@@ -15,35 +15,35 @@ package enum EventFactory {
     private static let alphabet = Array("0123456789abcdefghjkmnpqrstvwxyz".utf8)
 
     /// "evt_" + 26 random base32 characters (130 bits).
-    static func newEventID() -> String {
+    package static func newEventID() -> String {
         var rng = SystemRandomNumberGenerator()
         var bytes = Array("evt_".utf8)
         for _ in 0..<26 { bytes.append(alphabet[Int(rng.next() % 32)]) }
         return String(decoding: bytes, as: UTF8.self)
     }
 
-    static func rfc3339(_ t: Int64) -> String { CivilTime.rfc3339(t) }
+    package static func rfc3339(_ t: Int64) -> String { CivilTime.rfc3339(t) }
 
     package static func body(type: String, now: Int64, data: [(String, MeterCore.JSONValue)]) -> String {
         JSONValue.object([("type", .string(type)), ("timestamp", .string(rfc3339(now))), ("data", .object(data))]).text
     }
 
     /// The balance figures every credit and client event carries.
-    static func balance(_ meter: Meter, _ t: Thresholds) -> [(String, JSONValue)] {
+    package static func balance(_ meter: Meter, _ t: Thresholds) -> [(String, MeterCore.JSONValue)] {
         meter.jsonFields(t)
     }
 
     /// The alert type for a latch move: the new level's name when worse, `credit.recovered` when better.
-    static func alertType(from: Level, to: Level) -> String {
+    package static func alertType(from: Level, to: Level) -> String {
         to > from ? "credit.\(to.rawValue)" : "credit.recovered"
     }
 
-    static func alertData(username: String, meter: Meter, from: Level, _ t: Thresholds) -> [(String, JSONValue)] {
+    package static func alertData(username: String, meter: Meter, from: Level, _ t: Thresholds) -> [(String, MeterCore.JSONValue)] {
         [("username", .string(username))] + balance(meter, t) + [("previous_level", .string(from.rawValue))]
     }
 
     /// A client's non-secret fields (never the password hash) plus its balance.
-    static func clientData(_ c: ClientRecord, _ t: Thresholds) -> [(String, JSONValue)] {
+    package static func clientData(_ c: ClientRecord, _ t: Thresholds) -> [(String, MeterCore.JSONValue)] {
         var data: [(String, JSONValue)] = [("username", .string(c.username))]
         for (name, value) in c.fields.named { data.append((name, .string(value ?? ""))) }
         data.append(("status", .string(c.status.rawValue)))

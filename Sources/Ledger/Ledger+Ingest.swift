@@ -27,6 +27,22 @@ extension Ledger {
         }
     }
 
+    /// A batch with a negative cost is refused whole (shared with the PostgreSQL store).
+    package static func checkCosts(_ charges: [Charge]) throws(LedgerError) {
+        if let c = charges.first(where: { $0.cost < 0 }) {
+            throw .invalidAmount("charge \(c.identity) has a negative cost (\(Money.format(c.cost)))")
+        }
+    }
+
+    /// Adds one newly charged CDR to the outcome's per-client figures, refusing a client total that overflows
+    /// (shared with the PostgreSQL store).
+    package static func count(_ cost: Int64, for client: Int64, in outcome: inout BatchOutcome) throws(LedgerError) {
+        let (sum, overflow) = outcome.costByClient[client, default: 0].addingReportingOverflow(cost)
+        guard !overflow else { throw .invalidAmount("the batch's total cost for client id \(client) overflows") }
+        outcome.costByClient[client] = sum
+        outcome.countByClient[client, default: 0] += 1
+    }
+
     /// The body of `commit`, shared with quarantine retry; call inside a transaction.
     func apply(charges: [Charge], quarantined: [QuarantineEntry], position: (source: String, checkpoint: Checkpoint)?, now: Int64) throws(LedgerError) -> BatchOutcome {
         var outcome = BatchOutcome(charged: 0, duplicates: 0, quarantined: 0, levelChanges: [], costByClient: [:], countByClient: [:])
@@ -61,9 +77,7 @@ extension Ledger {
         }
 
         if !charges.isEmpty {
-            if let c = charges.first(where: { $0.cost < 0 }) {
-                throw .invalidAmount("charge \(c.identity) has a negative cost (\(Money.format(c.cost)))")
-            }
+            try Self.checkCosts(charges)
             var fresh = charges[...]
             // Rows charged before the dedupe index led with the start are only found by identity.
             if try store.scalarInt("SELECT EXISTS (SELECT 1 FROM usage WHERE start_key IS NULL)",
@@ -86,10 +100,7 @@ extension Ledger {
             func charged(_ k: Int) throws(LedgerError) {
                 let client = fresh[k].clientID, cost = fresh[k].cost, startKey = fresh[k].startKey
                 outcome.charged += 1
-                let (sum, overflow) = outcome.costByClient[client, default: 0].addingReportingOverflow(cost)
-                guard !overflow else { throw .invalidAmount("the batch's total cost for client id \(client) overflows") }
-                outcome.costByClient[client] = sum
-                outcome.countByClient[client, default: 0] += 1
+                try Self.count(cost, for: client, in: &outcome)
                 lo = min(lo, startKey)
                 hi = max(hi, startKey)
             }

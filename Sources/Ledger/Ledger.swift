@@ -59,11 +59,8 @@ public final class Ledger: @unchecked Sendable {
     /// Creates an active client with nothing assigned; `accounts` empty means `[username]`.
     public func createClient(username: String, fields: ClientFields, accounts: [String], plan: String,
                              passwordHash: String, now: Int64) throws(LedgerError) -> ClientRecord {
-        if let v = ClientRules.usernameViolation(username) { throw .invalidField(field: v.field, rule: v.rule) }
-        try checkPlan(plan)
-        try checkHash(passwordHash)
-        try checkEmail(fields.email)
-        let codes = try normalizedAccounts(accounts, username: username)
+        let codes = try Self.validateNewClient(username: username, fields: fields, accounts: accounts, plan: plan,
+                                               passwordHash: passwordHash)
         return try write("creating client '\(username)'") { () throws(LedgerError) -> ClientRecord in
             if try clientID(username: username) != nil { throw .duplicateUsername(username) }
             if let email = fields.email, try emailOwner(email, excluding: nil) != nil { throw .duplicateEmail(email) }
@@ -94,10 +91,10 @@ public final class Ledger: @unchecked Sendable {
     /// Nothing is written, and no event made, when nothing differs.
     public func editClient(username: String, fields: ClientFields, accounts: [String]?, plan: String?,
                            passwordHash: String?, now: Int64) throws(LedgerError) -> ClientRecord {
-        if let plan { try checkPlan(plan) }
-        if let passwordHash { try checkHash(passwordHash) }
-        try checkEmail(fields.email)
-        let codes = try accounts.map { (a) throws(LedgerError) -> [String] in try normalizedAccounts(a, username: username) }
+        if let plan { try Self.checkPlan(plan) }
+        if let passwordHash { try Self.checkHash(passwordHash) }
+        try Self.checkEmail(fields.email)
+        let codes = try accounts.map { (a) throws(LedgerError) -> [String] in try Self.normalizedAccounts(a, username: username) }
         return try write("editing client '\(username)'") { () throws(LedgerError) -> ClientRecord in
             let old = try requireClient(username: username)
             var new = old.merged(with: fields)
@@ -161,8 +158,7 @@ public final class Ledger: @unchecked Sendable {
     /// Adds `amount` µcr to assigned. The same `key` again returns `applied: false` and changes nothing;
     /// reusing a key for another client or amount is an error rather than a silent no-op.
     public func recharge(username: String, amount: Int64, key: String?, now: Int64) throws(LedgerError) -> (client: ClientRecord, applied: Bool) {
-        guard amount > 0 else { throw .invalidAmount("must be greater than 0 (got \(Money.format(amount)))") }
-        if let key, key.isEmpty { throw .invalidField(field: "idempotency_key", rule: "must not be empty when given") }
+        try Self.checkRecharge(amount: amount, key: key)
         return try write("recharging client '\(username)'") { () throws(LedgerError) -> (client: ClientRecord, applied: Bool) in
             let old = try requireClient(username: username)
             if let key {
@@ -174,14 +170,12 @@ public final class Ledger: @unchecked Sendable {
                 try q.bind(1, key)
                 if try q.step() {
                     let seenAmount = q.int64(0), seenClient = q.text(1)
-                    guard seenClient == username, seenAmount == amount else {
-                        throw .idempotencyConflict(key: key, detail: "for a recharge of \(Money.format(seenAmount)) to '\(seenClient)'")
-                    }
+                    try Self.checkRepeatedRecharge(key: key, username: username, amount: amount,
+                                                   seenClient: seenClient, seenAmount: seenAmount)
                     return (old, false)
                 }
             }
-            let (assigned, overflow) = old.meter.assigned.addingReportingOverflow(amount)
-            guard !overflow else { throw .invalidAmount("would make the assigned total too large") }
+            let assigned = try Self.rechargedAssigned(old.meter.assigned, plus: amount)
             let ins = try store.statement("""
                 INSERT INTO recharges (client_id, amount, idempotency_key, at) VALUES (?1, ?2, ?3, ?4)
                 """, "recording a recharge")
@@ -269,7 +263,7 @@ public final class Ledger: @unchecked Sendable {
     // MARK: helpers shared by the extensions (call with the lock held)
 
     /// The profile columns sit at 2...13, in `ProfileField` order.
-    static let clientColumns = "id, username, " + ProfileField.allCases.map(\.rawValue).joined(separator: ", ")
+    package static let clientColumns = "id, username, " + ProfileField.allCases.map(\.rawValue).joined(separator: ", ")
         + ", status, plan, assigned, used, level, created_at, updated_at, disabled_at"
 
     /// `first_name = ?2, …, role = ?13` for an UPDATE binding the fields as `bindFields` does.
@@ -382,20 +376,52 @@ public final class Ledger: @unchecked Sendable {
         }
     }
 
-    private func checkPlan(_ plan: String) throws(LedgerError) {
+    // The rules below are shared with the PostgreSQL store (LedgerPostgres), so both refuse the same input
+    // with the same error.
+
+    /// Checks a new client's fields and returns its account codes, normalized.
+    package static func validateNewClient(username: String, fields: ClientFields, accounts: [String], plan: String,
+                                          passwordHash: String) throws(LedgerError) -> [String] {
+        if let v = ClientRules.usernameViolation(username) { throw .invalidField(field: v.field, rule: v.rule) }
+        try checkPlan(plan)
+        try checkHash(passwordHash)
+        try checkEmail(fields.email)
+        return try normalizedAccounts(accounts, username: username)
+    }
+
+    package static func checkRecharge(amount: Int64, key: String?) throws(LedgerError) {
+        guard amount > 0 else { throw .invalidAmount("must be greater than 0 (got \(Money.format(amount)))") }
+        if let key, key.isEmpty { throw .invalidField(field: "idempotency_key", rule: "must not be empty when given") }
+    }
+
+    /// A recharge key seen before: fine (nothing to do) for the same client and amount, else a conflict.
+    package static func checkRepeatedRecharge(key: String, username: String, amount: Int64,
+                                              seenClient: String, seenAmount: Int64) throws(LedgerError) {
+        guard seenClient == username, seenAmount == amount else {
+            throw .idempotencyConflict(key: key, detail: "for a recharge of \(Money.format(seenAmount)) to '\(seenClient)'")
+        }
+    }
+
+    package static func rechargedAssigned(_ assigned: Int64, plus amount: Int64) throws(LedgerError) -> Int64 {
+        let (sum, overflow) = assigned.addingReportingOverflow(amount)
+        guard !overflow else { throw .invalidAmount("would make the assigned total too large") }
+        return sum
+    }
+
+    package static func checkPlan(_ plan: String) throws(LedgerError) {
         if plan.isEmpty { throw .invalidField(field: "plan", rule: "must not be empty") }
     }
 
-    private func checkHash(_ hash: String) throws(LedgerError) {
+    package static func checkHash(_ hash: String) throws(LedgerError) {
         // A clear-text password passed by mistake would be stored as is: accept only crypt(3) strings.
         if !hash.hasPrefix("$") { throw .invalidField(field: "password", rule: "must be stored as a crypt(3) hash (see PasswordHasher)") }
     }
 
-    private func checkEmail(_ email: String?) throws(LedgerError) {
+    package static func checkEmail(_ email: String?) throws(LedgerError) {
         if let email, !email.isEmpty, let v = ClientRules.emailViolation(email) { throw .invalidField(field: v.field, rule: v.rule) }
     }
 
-    private func normalizedAccounts(_ accounts: [String], username: String) throws(LedgerError) -> [String] {
+    package static func normalizedAccounts(_ accounts: [String], username: String) throws(LedgerError) -> [String] {
         let list = accounts.isEmpty ? [username] : accounts
         for code in list {
             if let v = ClientRules.accountCodeViolation(code) { throw .invalidField(field: v.field, rule: "'\(code)' \(v.rule)") }
@@ -453,13 +479,13 @@ public final class Ledger: @unchecked Sendable {
 }
 
 extension ClientRecord {
-    static let empty = ClientRecord(
+    package static let empty = ClientRecord(
         id: 0, username: "", firstName: "", lastName: "", email: "", phone: "", country: "", state: "", city: "",
         zip: "", address1: "", address2: "", company: "", role: "", status: .active, accounts: [], plan: "",
         meter: Meter(assigned: 0, used: 0), level: .ok, createdAt: 0, updatedAt: 0, disabledAt: nil)
 
     /// This record with every given (non-nil) field replaced.
-    func merged(with f: ClientFields) -> ClientRecord {
+    package func merged(with f: ClientFields) -> ClientRecord {
         var r = self
         for field in ProfileField.allCases { if let v = f[field] { r[field] = v } }
         return r

@@ -29,7 +29,7 @@ public struct ClientFields: Sendable, Equatable {
     }
 
     /// Each field with its snake_case name, in form order, for events, diffs and the CLI.
-    var named: [(name: String, value: String?)] { ProfileField.allCases.map { ($0.rawValue, self[$0]) } }
+    package var named: [(name: String, value: String?)] { ProfileField.allCases.map { ($0.rawValue, self[$0]) } }
 }
 
 extension ProfileField {
@@ -199,6 +199,13 @@ public struct LevelChange: Sendable, Equatable {
     public var from: Level
     public var to: Level
     public var meter: Meter
+
+    package init(username: String, from: Level, to: Level, meter: Meter) {
+        self.username = username
+        self.from = from
+        self.to = to
+        self.meter = meter
+    }
 }
 
 /// What a commit did.
@@ -214,6 +221,16 @@ public struct BatchOutcome: Sendable, Equatable {
     /// Client id → number of CDRs newly charged in this batch (same keys as `costByClient`).
     public var countByClient: [Int64: Int]
 
+    package init(charged: Int, duplicates: Int, quarantined: Int, levelChanges: [LevelChange],
+                 costByClient: [Int64: Int64], countByClient: [Int64: Int]) {
+        self.charged = charged
+        self.duplicates = duplicates
+        self.quarantined = quarantined
+        self.levelChanges = levelChanges
+        self.costByClient = costByClient
+        self.countByClient = countByClient
+    }
+
     /// µcr newly charged in this batch across all clients, summed wide: each client's total fits Int64,
     /// their sum need not.
     public var totalCost: Int128 { costByClient.values.reduce(Int128(0)) { $0 + Int128($1) } }
@@ -225,6 +242,13 @@ public struct AccountOwner: Sendable, Equatable {
     public var username: String
     public var plan: String
     public var status: ClientStatus
+
+    package init(clientID: Int64, username: String, plan: String, status: ClientStatus) {
+        self.clientID = clientID
+        self.username = username
+        self.plan = plan
+        self.status = status
+    }
 }
 
 /// Why a ledger operation failed; each description is one line naming the field or rule.
@@ -245,6 +269,9 @@ public enum LedgerError: Error, CustomStringConvertible, Equatable {
     case schemaTooNew(path: String, found: Int32, known: Int32)
     case passwordHash(String)
     case sqlite(code: Int32, message: String, context: String)
+    case postgres(sqlstate: String, message: String, context: String)
+    /// No connection to the PostgreSQL server could be made (down, refused, authentication failed).
+    case unreachable(String)
 
     public var description: String {
         switch self {
@@ -263,6 +290,8 @@ public enum LedgerError: Error, CustomStringConvertible, Equatable {
             return "ledger database \(path) has schema version \(found), newer than this creditmeter knows (\(known)); upgrade creditmeter"
         case .passwordHash(let why): return "password hashing failed: \(why)"
         case .sqlite(let code, let message, let context): return "sqlite error \(code) while \(context): \(message)"
+        case .postgres(let sqlstate, let message, let context): return "postgresql error \(sqlstate) while \(context): \(message)"
+        case .unreachable(let why): return "store: cannot reach the PostgreSQL server: \(why)"
         }
     }
 }
