@@ -92,7 +92,7 @@ let package = Package(
             .product(name: "UnixSignals", package: "swift-service-lifecycle"),
         ], path: "Sources/Daemon"),
         .executableTarget(name: "creditmeter", dependencies: [
-            "MeterCore", "CDRSource", "CDRParser", "CDRGen", "Rater", "MeterConfig", "Ledger", "Ingest",
+            "MeterCore", "CDRSource", "CDRParser", "CDRGen", "Rater", "MeterConfig", "Ledger", "LedgerPostgres", "Ingest",
             "Outbox", "Delivery", "API", "Daemon",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -4,6 +4,7 @@ import Delivery
 import Foundation
 import Ingest
 import Ledger
+import LedgerPostgres
 import MeterConfig
 import MeterCore
 import Rater
@@ -51,7 +52,7 @@ func explain(_ error: any Error) -> (ExitStatus, String) {
 
 func ledgerStatus(_ e: LedgerError) -> ExitStatus {
     switch e {
-    case .sqlite, .open: return .ioError
+    case .sqlite, .open, .postgres, .unreachable: return .ioError
     case .noStore: return .noInput
     default: return .dataError
     }
@@ -179,6 +180,6 @@ func rfc3339(_ epoch: Int64) -> String { CivilTime.rfc3339(epoch) }
 /// Opens a PostgreSQL store.
 enum Stores {
     static func postgres(url: String, password: String?, node: String, thresholds: Thresholds) throws -> any MeteringStore {
-        throw CLIError(.config, "store.url: PostgreSQL support is not in this build")
+        try PostgresLedger(settings: PostgresSettings(url: url, password: password, node: node), thresholds: thresholds)
     }
 }
