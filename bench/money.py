@@ -10,3 +10,11 @@ def micro(text):
     whole, _, frac = text.partition(".")
     value = int(whole or "0") * 1_000_000 + int((frac + "000000")[:6] or "0")
     return -value if neg else value
+
+
+def wrong_clients(expected_path, clients_path):
+    """The clients whose Used in `clients list --json` (at clients_path) is not the corpus's expected cost."""
+    import json
+    expected = json.load(open(expected_path))["cost"]
+    got = {c["username"]: micro(c["used"]) for c in json.load(open(clients_path))}
+    return [u for u in expected if got.get(u, 0) != expected[u]]

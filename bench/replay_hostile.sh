@@ -61,10 +61,8 @@ n, size, secs, rss, m0, m1, exp_path, got_path, summary_path, usr, sys_ = sys.ar
 cpu = float(usr) + float(sys_)
 n, size, secs, rss, mawk = int(n), int(size), float(secs), int(rss), float(m1) - float(m0)
 sys.path.insert(0, "bench")
-from money import micro
-expected = json.load(open(exp_path))["cost"]
-got = {c["username"]: micro(c["used"]) for c in json.load(open(got_path))}
-bad = [u for u in expected if got.get(u, 0) != expected[u]]
+from money import wrong_clients
+bad = wrong_clients(exp_path, got_path)
 s = json.load(open(summary_path))
 print(f"replay {n:>9,} lines ({size/2**20:6.1f} MiB; {s['charged']:,} charged, {s['duplicates']:,} duplicates, "
       f"{s['quarantined']:,} quarantined): {secs:6.2f} s (CPU {cpu:5.2f} s) = {n/secs:>9,.0f} lines/s, peak RSS {rss/1024:5.1f} MiB; "

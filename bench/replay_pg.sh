@@ -60,10 +60,8 @@ import json, sys
 n, size, secs, rss, usr, sys_, exp_path, got_path, summary_path = sys.argv[1:]
 n, size, secs, rss = int(n), int(size), float(secs), int(rss)
 sys.path.insert(0, "bench")
-from money import micro
-expected = json.load(open(exp_path))["cost"]
-got = {c["username"]: micro(c["used"]) for c in json.load(open(got_path))}
-bad = [u for u in expected if got.get(u, 0) != expected[u]]
+from money import wrong_clients
+bad = wrong_clients(exp_path, got_path)
 s = json.load(open(summary_path))
 print(f"replay into PostgreSQL {n:>9,} lines ({size/2**20:6.1f} MiB; {s['charged']:,} charged, {s['duplicates']:,} duplicates, "
       f"{s['quarantined']:,} quarantined): {secs:6.2f} s = {n/secs:>8,.0f} lines/s, {s['charged']/secs:>8,.0f} CDRs charged/s; "
