@@ -45,7 +45,7 @@ import TestSupport
         for i in ids.indices { _ = try setup.recharge(username: "cli\(i)", amount: 1_000 * credit, key: nil, now: 1) }
         let writers = try (0..<3).map { try db.ledger(node: "pbx\($0)") }
         let batches = 40, perBatch = 60
-        let expected = Failures()   // "client cost" lines, summed below
+        let expected = Sums()
         let failures = try onThreads(writers.count) { w in
             var rng = SplitMix64(seed: UInt64(w + 1))
             var sums: [Int64: Int64] = [:]
@@ -65,14 +65,10 @@ import TestSupport
                     _ = try writers[w].recharge(username: "cli\(b % ids.count)", amount: credit, key: "w\(w)-b\(b)", now: 20)
                 }
             }
-            for (c, v) in sums { expected.add("\(c) \(v)") }
+            expected.add(sums)
         }
         #expect(failures == [])
-        var want: [Int64: Int64] = [:]
-        for line in expected.all {
-            let parts = line.split(separator: " ").compactMap { Int64($0) }
-            want[parts[0], default: 0] += parts[1]
-        }
+        let want = expected.all
         for (i, id) in ids.enumerated() {
             let c = try #require(try setup.client(username: "cli\(i)"))
             #expect(c.meter.used == want[id, default: 0], "client cli\(i)")

@@ -188,3 +188,15 @@ final class Results<T>: @unchecked Sendable {
         return try value?.get()
     }
 }
+
+/// Per-client sums added up from several threads.
+final class Sums: @unchecked Sendable {
+    private let lock = NSLock()
+    private var sums: [Int64: Int64] = [:]
+    func add(_ more: [Int64: Int64]) {
+        lock.lock()
+        defer { lock.unlock() }
+        for (k, v) in more { sums[k, default: 0] += v }
+    }
+    var all: [Int64: Int64] { lock.lock(); defer { lock.unlock() }; return sums }
+}
