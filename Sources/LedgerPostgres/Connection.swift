@@ -47,9 +47,30 @@ struct PGParams {
     }
 
     mutating func text(_ v: String?) {
-        guard let v else { return null(Self.textOID) }
+        guard var v else { return null(Self.textOID) }
         let start = bytes.count
-        begin(); bytes.append(contentsOf: v.utf8); end(Self.textOID, from: start)
+        begin()
+        v.withUTF8 { appendText($0) }
+        end(Self.textOID, from: start)
+    }
+
+    /// PostgreSQL's text cannot hold a NUL byte (SQLSTATE 22021), and a CDR field may: each one is sent as
+    /// U+FFFD instead, so a line with one is charged (always the same way, so a repeat is still a duplicate)
+    /// rather than failing its batch on every retry and holding its source back.
+    static let nulReplacement: [UInt8] = [0xEF, 0xBF, 0xBD]
+
+    /// The byte length `appendText` will write for `u`.
+    private static func textLength(_ u: UnsafeBufferPointer<UInt8>) -> Int {
+        var nuls = 0
+        for b in u where b == 0 { nuls += 1 }
+        return u.count + nuls * (nulReplacement.count - 1)
+    }
+
+    private mutating func appendText(_ u: UnsafeBufferPointer<UInt8>) {
+        guard u.contains(0) else { return bytes.append(contentsOf: u) }
+        for b in u {
+            if b == 0 { bytes.append(contentsOf: Self.nulReplacement) } else { bytes.append(b) }
+        }
     }
 
     // Arrays in array_send's wire format: dimensions, has-null flag, element type, then length-prefixed items.
@@ -81,7 +102,7 @@ struct PGParams {
         arrayHeader(count: xs.count, hasNull: xs.contains(nil), element: Self.textOID)
         for x in xs {
             guard var s = x else { be32(-1); continue }
-            s.withUTF8 { u in be32(Int32(clamping: u.count)); bytes.append(contentsOf: u) }
+            s.withUTF8 { u in be32(Int32(clamping: Self.textLength(u))); appendText(u) }
         }
         end(Self.textArrayOID, from: start)
     }

@@ -285,6 +285,27 @@ import TestSupport
         #expect(try l.client(username: "ann")?.meter.used == big + 6)
     }
 
+    /// A NUL byte, which a CDR field may hold and PostgreSQL's text cannot, is sent as U+FFFD: the charge
+    /// and the quarantine entry go in (before, the batch failed with 22021 on every retry), and the same
+    /// charge again is a duplicate.
+    @Test func aNulByteInATextIsChargedNotAFailedBatch() throws {
+        let db = try TestDatabase()
+        defer { db.drop() }
+        let l = try db.ledger()
+        let ann = try makeClient(l, "ann")
+        var c = charge("id\u{0}x", client: ann.id, cost: 7, answeredAt: 1_700_000_001, pricedBy: "row\u{0}1")
+        c.destination = "1555\u{0}"
+        let q = QuarantineEntry(key: "raw:\u{0}", source: "master", position: 1, line: 1, reason: "bad_line",
+                                message: "a \u{0} in it", raw: [0, 1], startKey: nil)
+        let out = try l.commit(batch([c], quarantined: [q]), now: 1)
+        #expect(out.charged == 1 && out.quarantined == 1)
+        #expect(try l.commit(batch([c], quarantined: [q]), now: 2).duplicates == 1)
+        #expect(try db.int("SELECT count(*) FROM usage WHERE identity = 'id\u{FFFD}x' AND destination = '1555\u{FFFD}'") == 1)
+        #expect(try db.int("SELECT count(*) FROM pricings WHERE text = 'row\u{FFFD}1'") == 1)
+        #expect(try db.int("SELECT count(*) FROM quarantine WHERE message = 'a \u{FFFD} in it'") == 1)
+        #expect(try l.client(username: "ann")?.meter.used == 7)
+    }
+
     /// The figure the brief asks for; not a pass/fail threshold (a shared 2-core machine).
     @Test func aBatchOf5000Charges() throws {
         let db = try TestDatabase()
