@@ -42,12 +42,20 @@ public struct ReplaySummary: Sendable, Equatable {
 
 /// Feeds whole files through `Metering` into the ledger in batches, each batch one transaction.
 ///
-/// Reading and rating run on the calling thread while a second thread commits the previous batch, so
-/// the parsing (a fifth or so of the work) overlaps SQLite's. Batches are committed one at a time, in
-/// file order, exactly as they would be on one thread.
+/// Reading and rating run on the calling thread while other threads commit the batches already read, so
+/// the parsing overlaps the store's work. On SQLite one thread commits them one at a time, in file order;
+/// on a store with several writers (PostgreSQL) `writers` threads, each on its own connection, commit
+/// batches side by side, and the store's uniqueness of identity makes a CDR repeated in two batches
+/// committed at once a duplicate all the same.
 public struct Replayer {
     public var batchSize: Int
-    public init(batchSize: Int = 5_000) { self.batchSize = batchSize }
+    /// How many batches may commit at once, on a store that has more than one writer (PostgreSQL); SQLite
+    /// commits one at a time whatever this says, and so does a dry run (its transaction is one connection's).
+    public var writers: Int
+    public init(batchSize: Int = 5_000, writers: Int = 1) {
+        self.batchSize = batchSize
+        self.writers = max(1, writers)
+    }
 
     /// Progress callback: (file, bytes done, bytes total, lines read so far).
     public typealias Progress = (String, Int64, Int64, Int) -> Void
@@ -60,23 +68,26 @@ public struct Replayer {
         summary.dryRun = dryRun
         summary.files = files
 
-        let pipe = CommitPipe()
-        let committer = Thread {
-            do {
-                try ledger.withBulkIngest {
-                    // A dry run's transaction belongs to the thread that opened it: this one.
-                    if dryRun {
-                        try ledger.dryRun { try pipe.drain(into: ledger, now: now) }
-                    } else {
-                        try pipe.drain(into: ledger, now: now)
+        let stores = [ledger] + (dryRun ? [] : try ledger.moreWriters(writers - 1))
+        let pipe = CommitPipe(committers: stores.count)
+        for store in stores {
+            let committer = Thread {
+                do {
+                    try store.withBulkIngest {
+                        // A dry run's transaction belongs to the thread that opened it: this one.
+                        if dryRun {
+                            try store.dryRun { try pipe.drain(into: store, now: now) }
+                        } else {
+                            try pipe.drain(into: store, now: now)
+                        }
                     }
+                    pipe.finish(nil)
+                } catch {
+                    pipe.finish(error)
                 }
-                pipe.finish(nil)
-            } catch {
-                pipe.finish(error)
             }
+            committer.start()
         }
-        committer.start()
         var readFailure: (any Error)?
         do {
             for file in files {
@@ -130,9 +141,12 @@ public struct Replayer {
     }
 }
 
-/// Hands batches from the reading thread to the committing thread and the totals back.
+/// Hands batches from the reading thread to the committing threads and the totals back.
 ///
-/// At most one batch waits while another commits, so a replay holds two batches at a time.
+/// One batch waits while each committer commits one, so a replay holds one batch more than it has
+/// committers (two with SQLite's single writer). A committer's failure stops the others after the batch
+/// they hold and the reader at its next batch; the batches committed before stay committed, as a kill would
+/// leave them, and a replay run again charges only what they did not.
 /// `@unchecked Sendable`: every field is read and written under `condition`.
 private final class CommitPipe: @unchecked Sendable {
     struct Totals {
@@ -145,33 +159,36 @@ private final class CommitPipe: @unchecked Sendable {
 
     private let condition = NSCondition()
     private var next: ChargeBatch?
-    private var busy = false
     private var closed = false
-    private var done = false
+    /// Committer threads that have not finished.
+    private var running: Int
     private var totals = Totals()
 
-    /// Queues a batch once the previous one has been committed; throws the committer's error instead
-    /// when it has stopped, so the reader stops too.
+    init(committers: Int) { running = committers }
+
+    /// Queues a batch once a committer has taken the previous one; throws a committer's error instead
+    /// when one has stopped, so the reader stops too.
     func put(_ batch: ChargeBatch) throws {
         condition.lock()
         defer { condition.unlock() }
-        while (next != nil || busy) && !done { condition.wait() }
-        if done { throw totals.failure ?? CancellationError() }
+        while next != nil && totals.failure == nil && running > 0 { condition.wait() }
+        if totals.failure != nil || running == 0 { throw totals.failure ?? CancellationError() }
         next = batch
         condition.broadcast()
     }
 
-    /// No more batches: waits for the committer to finish and returns what it did.
+    /// No more batches: waits for every committer to finish and returns what they did.
     func close() -> Totals {
         condition.lock()
         defer { condition.unlock() }
         closed = true
         condition.broadcast()
-        while !done { condition.wait() }
+        while running > 0 { condition.wait() }
         return totals
     }
 
-    /// The committer's loop: commits every batch as it arrives until the reader closes the pipe.
+    /// A committer's loop: commits batches as they arrive until the reader closes the pipe or another
+    /// committer fails.
     func drain(into ledger: any MeteringStore, now: Int64) throws {
         while let batch = take() { record(try ledger.commit(batch, now: now)) }
     }
@@ -179,21 +196,18 @@ private final class CommitPipe: @unchecked Sendable {
     func finish(_ failure: (any Error)?) {
         condition.lock()
         defer { condition.unlock() }
-        totals.failure = failure
-        done = true
-        busy = false
+        if totals.failure == nil, let failure { totals.failure = failure }
+        running -= 1
         condition.broadcast()
     }
 
     private func take() -> ChargeBatch? {
         condition.lock()
         defer { condition.unlock() }
-        busy = false
-        condition.broadcast()
-        while next == nil && !closed { condition.wait() }
-        guard let batch = next else { return nil }
+        while next == nil && !closed && totals.failure == nil { condition.wait() }
+        guard totals.failure == nil, let batch = next else { return nil }
         next = nil
-        busy = true
+        condition.broadcast()
         return batch
     }
 

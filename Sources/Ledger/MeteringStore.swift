@@ -28,6 +28,10 @@ public protocol MeteringStore: AnyObject, Sendable {
     func withBulkIngest<T>(_ body: () throws -> T) throws -> T
     /// Everything `body` commits through this store is rolled back at the end.
     func dryRun<T>(_ body: () throws -> T) throws -> T
+    /// Up to `count` more connections to the same store, each committing batches of its own at the same
+    /// time as this one (a replay's batches then commit side by side). A store with one writer at a time,
+    /// such as SQLite's, returns none.
+    func moreWriters(_ count: Int) throws(LedgerError) -> [any MeteringStore]
 
     /// Rows and µcr in usage, entries in quarantine.
     func totals() throws(LedgerError) -> (usageRows: Int, usageCost: Int64, quarantined: Int)
@@ -35,4 +39,7 @@ public protocol MeteringStore: AnyObject, Sendable {
     func outboxEvents(limit: Int) throws(LedgerError) -> [(eventID: String, type: String, username: String, body: String)]
 }
 
-extension Ledger: MeteringStore {}
+extension Ledger: MeteringStore {
+    /// SQLite lets one connection write at a time: a second writer would only wait for the first.
+    public func moreWriters(_ count: Int) throws(LedgerError) -> [any MeteringStore] { [] }
+}

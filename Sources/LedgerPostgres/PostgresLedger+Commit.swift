@@ -35,16 +35,6 @@ extension PostgresLedger {
         var outcome = BatchOutcome(charged: 0, duplicates: 0, quarantined: 0, levelChanges: [], costByClient: [:], countByClient: [:])
         let charges = batch.charges
 
-        if !charges.isEmpty {
-            // Every writer locks its clients in ascending id before anything else, so two hosts charging
-            // overlapping clients queue instead of deadlocking; the usage foreign key's KEY SHARE locks
-            // are then on rows this transaction already holds.
-            var p = PGParams()
-            p.int8Array(Set(charges.map(\.clientID)).sorted())
-            try db.query("SELECT id FROM clients WHERE id = ANY($1::int8[]) ORDER BY id FOR UPDATE", p,
-                         "locking the batch's clients")
-        }
-
         if !batch.quarantined.isEmpty { outcome.quarantined = try quarantine(batch.quarantined, now: now) }
 
         if !charges.isEmpty {
@@ -82,6 +72,15 @@ extension PostgresLedger {
 
         let costs = outcome.costByClient.filter { $0.value > 0 }.sorted { $0.key < $1.key }
         if !costs.isEmpty {
+            // The clients are locked only now, in ascending id, so that writers charging the same clients
+            // (several hosts, or one replay's parallel batches) insert their usage rows at the same time
+            // and queue only for this short tail, and queue in one order instead of deadlocking. FOR NO KEY
+            // UPDATE, what the UPDATE below takes anyway, does not conflict with the KEY SHARE locks the
+            // usage foreign key takes.
+            var lock = PGParams()
+            lock.int8Array(costs.map(\.key))
+            try db.query("SELECT id FROM clients WHERE id = ANY($1::int8[]) ORDER BY id FOR NO KEY UPDATE", lock,
+                         "locking the batch's clients")
             // Used and balance_dirty for every client of the batch in one statement. bigint overflows are
             // errors (22003), never a silent wrap or a float.
             var p = PGParams()

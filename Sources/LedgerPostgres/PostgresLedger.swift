@@ -29,6 +29,8 @@ public final class PostgresLedger: MeteringStore, @unchecked Sendable {
     let node: String
     private let lock = NSRecursiveLock()
     private var currentThresholds: Thresholds
+    /// Kept for `moreWriters`; the password in it is never logged or shown.
+    private let settings: PostgresSettings
     /// Open transactions and savepoints on the connection; under the lock.
     private var depth = 0
     /// Transactions run again after a deadlock or serialization failure, for tests; under the lock.
@@ -37,6 +39,7 @@ public final class PostgresLedger: MeteringStore, @unchecked Sendable {
     /// Connects and migrates. A connection that cannot be made is `.unreachable`.
     public init(settings: PostgresSettings, thresholds: Thresholds = .default) throws(LedgerError) {
         db = try PGConnection(url: settings.url, password: settings.password)
+        self.settings = settings
         node = settings.node
         currentThresholds = thresholds
         try migrate(url: settings.url)
@@ -165,6 +168,14 @@ public final class PostgresLedger: MeteringStore, @unchecked Sendable {
 
     /// Everything `body` does through this store (any number of commits, each then a savepoint) is rolled
     /// back at the end; the values it returns describe what would have happened.
+    /// New connections with this one's settings and thresholds: PostgreSQL runs their transactions side by
+    /// side, and batches charging the same clients queue only for the short update of Used.
+    public func moreWriters(_ count: Int) throws(LedgerError) -> [any MeteringStore] {
+        var out: [any MeteringStore] = []
+        for _ in 0..<max(0, count) { out.append(try PostgresLedger(settings: settings, thresholds: thresholds)) }
+        return out
+    }
+
     public func dryRun<T>(_ body: () throws -> T) throws -> T {
         lock.lock()
         defer { lock.unlock() }
@@ -358,7 +369,7 @@ public final class PostgresLedger: MeteringStore, @unchecked Sendable {
     private func loadClient(username: String, forUpdate: Bool) throws(LedgerError) -> ClientRecord? {
         var p = PGParams()
         p.text(username)
-        let s = try db.query("SELECT \(Ledger.clientColumns) FROM clients WHERE username = $1\(forUpdate ? " FOR UPDATE" : "")",
+        let s = try db.query("SELECT \(Ledger.clientColumns) FROM clients WHERE username = $1\(forUpdate ? " FOR NO KEY UPDATE" : "")",
                              p, "reading a client")
         guard s.rows > 0 else { return nil }
         var r = Self.readClient(s, 0)

@@ -37,12 +37,17 @@ struct ReplayCommand: ParsableCommand {
     var dryRun = false
     @Flag(help: "Print the summary as JSON (pretty-printed, keys sorted).")
     var json = false
+    @Option(help: ArgumentHelp(
+        "On a PostgreSQL store: how many batches commit at once, each on its own connection (1 to 16).",
+        discussion: "SQLite commits one batch at a time whatever this says, and so do --dry-run and freeswitch-json documents.", valueName: "n"))
+    var connections = 3
     @Argument(help: ArgumentHelp("CDR files to replay (with --format freeswitch-json, also directories).", valueName: "file"))
     var files: [String]
 
     func validate() throws {
         if files.isEmpty { throw ValidationError("give at least one FILE to replay") }
         if format != nil && source != nil { throw ValidationError("give --format or --source, not both") }
+        if !(1...16).contains(connections) { throw ValidationError("--connections must be from 1 to 16 (got \(connections))") }
     }
 
     func run() throws {
@@ -69,7 +74,7 @@ struct ReplayCommand: ParsableCommand {
             let progress = ProgressLine(enabled: Console.stderrIsTTY && !json)
             let summary: ReplaySummary
             do {
-                summary = try Replayer().replay(
+                summary = try Replayer(writers: connections).replay(
                     files: files, source: settings, metering: metering, ledger: ledger, dryRun: dryRun,
                     now: nowEpoch(), progress: progress.update)
             } catch let e as LineReader.OpenError {
