@@ -78,13 +78,7 @@ struct PGParams {
         be32(1); be32(hasNull ? 1 : 0); be32(Int32(bitPattern: element)); be32(Int32(clamping: count)); be32(1)
     }
 
-    mutating func int8Array(_ xs: [Int64]) {
-        let start = bytes.count
-        begin()
-        arrayHeader(count: xs.count, hasNull: false, element: Self.int8OID)
-        for x in xs { be32(8); be64(x) }
-        end(Self.int8ArrayOID, from: start)
-    }
+    mutating func int8Array(_ xs: [Int64]) { int8Array(xs.map { Optional($0) }) }
 
     mutating func int8Array(_ xs: [Int64?]) {
         let start = bytes.count

@@ -40,6 +40,28 @@ import Testing
         #expect(p.terminationStatus == 0, "python3 \(args.joined(separator: " "))")
     }
 
+    /// Starts `runs` replays of `file` one after another and SIGKILLs each that is still running at a random
+    /// moment in `dyingAfter` (µs); returns how many it killed.
+    static func killReplays(_ h: Harness, _ file: String, runs: Int, dyingAfter: ClosedRange<UInt32>) throws -> Int {
+        var rng = SystemRandomNumberGenerator()
+        var killed = 0
+        for _ in 0..<runs {
+            let p = Process()
+            Harness.command(p, ["replay", "--config", h.configPath, "--format", "asterisk-csv", "--timezone", "UTC", file], umask: nil)
+            p.standardOutput = FileHandle.nullDevice
+            p.standardError = FileHandle.nullDevice
+            try p.run()
+            // A random moment to die at, not a wait for anything: the run is meant to be cut short.
+            usleep(UInt32.random(in: dyingAfter, using: &rng))
+            if p.isRunning {
+                kill(p.processIdentifier, SIGKILL)
+                killed += 1
+            }
+            p.waitUntilExit()
+        }
+        return killed
+    }
+
     static func expectUsed(_ h: Harness, _ expected: [String: Int64], _ comment: Comment) throws {
         let meters = try h.meters()
         for (user, cost) in expected {
@@ -64,22 +86,7 @@ import Testing
     // and run again each time; only the final, uninterrupted run is left to finish.
     @Test func replayKilledAtRandomMomentsChargesEachCallOnce() throws {
         let (h, file, expected) = try Self.corpus(lines: 60_000, clients: 6, seed: 22)
-        var rng = SystemRandomNumberGenerator()
-        var killed = 0
-        for _ in 0..<6 {
-            let p = Process()
-            Harness.command(p, ["replay", "--config", h.configPath, "--format", "asterisk-csv", "--timezone", "UTC", file], umask: nil)
-            p.standardOutput = FileHandle.nullDevice
-            p.standardError = FileHandle.nullDevice
-            try p.run()
-            // A random moment to die at, not a wait for anything: the run is meant to be cut short.
-            usleep(UInt32.random(in: 20_000...700_000, using: &rng))
-            if p.isRunning {
-                kill(p.processIdentifier, SIGKILL)
-                killed += 1
-            }
-            p.waitUntilExit()
-        }
+        let killed = try Self.killReplays(h, file, runs: 6, dyingAfter: 20_000...700_000)
         #expect(killed >= 1, "at least one replay was killed before it finished")
         let r = try h.run(["replay", "--format", "asterisk-csv", "--timezone", "UTC", file])
         #expect(r.status == 0, "\(r.stderr)")

@@ -68,22 +68,7 @@ struct PostgresCLITests {
         let db = try TestDatabase()
         defer { db.drop() }
         let (h, _, file, expected) = try Self.twoHosts(db, lines: 40_000, clients: 5, seed: 32)
-        var rng = SystemRandomNumberGenerator()
-        var killed = 0
-        for _ in 0..<4 {
-            let p = Process()
-            Harness.command(p, ["replay", "--config", h.configPath, "--format", "asterisk-csv", "--timezone", "UTC", file], umask: nil)
-            p.standardOutput = FileHandle.nullDevice
-            p.standardError = FileHandle.nullDevice
-            try p.run()
-            // A random moment to die at, not a wait for anything: the run is meant to be cut short.
-            usleep(UInt32.random(in: 50_000...900_000, using: &rng))
-            if p.isRunning {
-                kill(p.processIdentifier, SIGKILL)
-                killed += 1
-            }
-            p.waitUntilExit()
-        }
+        let killed = try HostileReplayTests.killReplays(h, file, runs: 4, dyingAfter: 50_000...900_000)
         #expect(killed >= 1, "at least one replay was killed before it finished")
         _ = try Self.replay(h, file)
         try HostileReplayTests.expectUsed(h, expected, "after \(killed) kill -9s and a full replay")
