@@ -44,7 +44,7 @@ public struct Preflight: Sendable {
         }
         if config.store.url != nil {
             add("store.url", "run keeps its ledger in SQLite in this version (a PostgreSQL store serves replay and "
-                + "clients create, recharge, list and show); remove url to run")
+                + "clients create, recharge, list and show, and quarantine list); remove url to run")
         } else if let problem = storeProblem(config.store.path) {
             add("store.path", problem)
         }

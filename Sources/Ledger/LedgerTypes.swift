@@ -175,6 +175,12 @@ public struct QuarantineItem: Sendable, Equatable {
     public var id: Int64
     public var entry: QuarantineEntry
     public var at: Int64
+
+    package init(id: Int64, entry: QuarantineEntry, at: Int64) {
+        self.id = id
+        self.entry = entry
+        self.at = at
+    }
 }
 
 /// What one read of a source produced, committed atomically with the source's new position.

@@ -33,6 +33,11 @@ public protocol MeteringStore: AnyObject, Sendable {
     /// such as SQLite's, returns none.
     func moreWriters(_ count: Int) throws(LedgerError) -> [any MeteringStore]
 
+    /// This host's quarantined lines, oldest first; `limit` nil means all, `reason` filters by exact reason.
+    func quarantine(limit: Int?, reason: String?) throws(LedgerError) -> [QuarantineItem]
+    /// How many lines this host has in quarantine.
+    func quarantineCount() throws(LedgerError) -> Int
+
     /// Rows and µcr in usage, entries in quarantine.
     func totals() throws(LedgerError) -> (usageRows: Int, usageCost: Int64, quarantined: Int)
     /// The oldest `limit` events of the outbox, in the order they were queued.

@@ -133,6 +133,38 @@ extension PostgresLedger {
         return outcome
     }
 
+    /// This node's quarantined lines, oldest first, as `Ledger.quarantine` lists them.
+    public func quarantine(limit: Int?, reason: String?) throws(LedgerError) -> [QuarantineItem] {
+        try reading { () throws(LedgerError) -> [QuarantineItem] in
+            var p = PGParams()
+            p.text(node)
+            p.text(reason)
+            // NULL is no limit; a negative limit is none too, as SQLite reads it.
+            p.int8(limit.flatMap { $0 < 0 ? nil : Int64($0) })
+            let r = try db.query("""
+                SELECT id, key, source, position, line, reason, message, raw, at, start_key, length, sha256 FROM quarantine
+                WHERE node = $1 AND ($2::text IS NULL OR reason = $2) ORDER BY id LIMIT $3
+                """, p, "listing the quarantine")
+            return (0..<r.rows).map { i in
+                QuarantineItem(id: r.int64(i, 0),
+                               entry: QuarantineEntry(key: r.text(i, 1), source: r.text(i, 2), position: r.int64(i, 3),
+                                                      line: r.int64(i, 4), reason: r.text(i, 5), message: r.text(i, 6),
+                                                      raw: r.bytes(i, 7), startKey: r.optionalInt64(i, 9),
+                                                      length: r.optionalInt64(i, 10), sha256: r.optionalText(i, 11)),
+                               at: r.int64(i, 8))
+            }
+        }
+    }
+
+    public func quarantineCount() throws(LedgerError) -> Int {
+        try reading { () throws(LedgerError) -> Int in
+            var p = PGParams()
+            p.text(node)
+            let r = try db.query("SELECT count(*) FROM quarantine WHERE node = $1", p, "counting the quarantine")
+            return Int(r.int64(0, 0))
+        }
+    }
+
     /// Inserts the entries in one statement and returns how many were new. An identity this node already
     /// charged is accounted for: quarantining it again would only make noise.
     private func quarantine(_ entries: [QuarantineEntry], now: Int64) throws(LedgerError) -> Int {

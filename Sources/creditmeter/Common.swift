@@ -83,7 +83,7 @@ struct ConfigOptions: ParsableArguments {
         let config = try load()
         if config.store.url != nil {
             throw CLIError(.config, "store.url: this command reads a SQLite store only in this version; on a PostgreSQL "
-                           + "store use replay and clients create, recharge, list and show")
+                           + "store use replay and clients create, recharge, list and show, and quarantine list")
         }
         let ledger = try Ledger(path: config.store.path, thresholds: config.thresholds, create: creating)
         return (config, ledger)

@@ -41,7 +41,7 @@ struct QuarantineCommand: ParsableCommand {
                 if let reason, !Metering.quarantineReasons.contains(reason) {
                     throw CLIError(.usage, "--reason: '\(reason)' is not a quarantine reason (one of \(Metering.quarantineReasons.joined(separator: ", ")))")
                 }
-                let (config, ledger) = try options.open()
+                let (config, ledger) = try options.openStore()
                 let items = try ledger.quarantine(limit: limit, reason: reason)
                 // The store keeps the source's name only; a configured source's file is in the config.
                 let files = Dictionary(config.sources.map { ($0.name, $0.path) }, uniquingKeysWith: { a, _ in a })

@@ -84,7 +84,7 @@ struct ReplayCommand: ParsableCommand {
             if json {
                 Console.json(Self.json(summary))
             } else {
-                Console.out(Self.describe(summary, sqlite: ledger is Ledger))
+                Console.out(Self.describe(summary))
             }
         }
     }
@@ -114,7 +114,7 @@ struct ReplayCommand: ParsableCommand {
         } catch let e as DocumentReplayer.ReadFailure {
             throw CLIError(.ioError, e.description)
         }
-        if json { Console.json(Self.json(summary)) } else { Console.out(Self.describe(summary, sqlite: ledger is Ledger)) }
+        if json { Console.json(Self.json(summary)) } else { Console.out(Self.describe(summary)) }
     }
 
     private func resolveSource(_ config: Config) throws -> SourceSettings {
@@ -169,17 +169,14 @@ struct ReplayCommand: ParsableCommand {
         ])
     }
 
-    /// `sqlite`: the store is SQLite's, whose quarantine `quarantine list` reads (a PostgreSQL store's
-    /// quarantine is kept all the same, but that command does not read it in this version).
-    static func describe(_ s: ReplaySummary, sqlite: Bool = true) -> String {
+    static func describe(_ s: ReplaySummary) -> String {
         var lines: [String] = []
         lines.append((s.dryRun ? "dry run (nothing written): " : "") +
             "read \(s.read), charged \(s.charged) (\(s.cost) credits), not billable \(s.notBillable), " +
             "filtered \(s.filtered), duplicates \(s.duplicates), quarantined \(s.quarantined)")
         if !s.quarantinedByReason.isEmpty {
             lines.append("quarantine: " + s.quarantinedByReason.sorted { $0.key < $1.key }
-                .map { "\($0.key) \($0.value)" }.joined(separator: ", ")
-                + (sqlite ? " — see `creditmeter quarantine list`" : " — kept in the store with each line's reason and position"))
+                .map { "\($0.key) \($0.value)" }.joined(separator: ", ") + " — see `creditmeter quarantine list`")
         }
         for (name, t) in s.clients.sorted(by: { $0.key < $1.key }) {
             lines.append("  \(name): \(t.cdrs) CDRs, \(t.cost) credits")

@@ -61,6 +61,18 @@ struct PostgresCLITests {
         // Another host with colliding call identities: its own calls, each charged.
         let other = try Self.replay(h, file, config: pbx2)
         #expect(other["charged"] as? Int == firstCharged)
+        // Each host's `quarantine list` shows the lines its replay quarantined: once each (a repeated line
+        // with an unknown account is one entry, as on SQLite), the same on both hosts.
+        let quarantined = try #require(first["quarantined"] as? Int)
+        var listed: [Int] = []
+        for config in [h.configPath, pbx2] {
+            let r = try h.run(["quarantine", "list", "--json", "--config", config], config: false)
+            #expect(r.status == 0, "\(r.stderr)")
+            let items = (try? JSONSerialization.jsonObject(with: Data(r.stdout.utf8))) as? [[String: Any]] ?? []
+            listed.append(items.count)
+            #expect(Set(items.compactMap { $0["reason"] as? String }).isSuperset(of: ["unknown_account", "bad_line"]))
+        }
+        #expect(listed[0] == listed[1] && listed[0] > quarantined * 9 / 10 && listed[0] <= quarantined, "\(listed) of \(quarantined)")
         try HostileReplayTests.expectUsed(h, expected.mapValues { $0 * 2 }, "after pbx2 replayed the same file")
     }
 

@@ -153,6 +153,16 @@ enum Contract {
         let t = try s.totals()
         #expect(t.usageRows == 6 && t.usageCost == 12_508 + 3 * credit + 11 && t.quarantined == 2)
         log.append("\(t)")
+
+        // What `quarantine list` shows: the entries left, oldest first, filtered and limited alike.
+        let kept = try s.quarantine(limit: nil, reason: nil)
+        #expect(kept.map(\.entry.key) == ["q1", "raw:abc"])
+        #expect(kept.first?.entry == entry("q1") && kept.first?.at == 3_000)
+        #expect(try s.quarantine(limit: 1, reason: nil).map(\.entry.key) == ["q1"])
+        #expect(try s.quarantine(limit: -1, reason: "unknown_account").count == 2)
+        #expect(try s.quarantine(limit: nil, reason: "no_rate").isEmpty)
+        #expect(try s.quarantineCount() == 2)
+        log += kept.map { "\($0.entry) at \($0.at)" }
         return log + (try events(s))
     }
 

@@ -33,6 +33,9 @@ import TestSupport
         #expect(try db.ledger(node: "pbx3").sourcePosition(name: "master") == nil)
         #expect(try pbx2.client(username: "ann")?.meter.used == 7)
         #expect(try pbx1.totals() == (2, 7, 2))
+        // Each host lists its own quarantine.
+        #expect(try pbx1.quarantineCount() == 1 && pbx2.quarantineCount() == 1)
+        #expect(try pbx2.quarantine(limit: nil, reason: nil).map(\.entry.key) == ["q"])
     }
 
     /// Three hosts charging overlapping clients at once, with recharges in between: every client's Used
