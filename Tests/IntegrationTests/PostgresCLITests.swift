@@ -86,6 +86,38 @@ struct PostgresCLITests {
         try HostileReplayTests.expectUsed(h, expected, "after \(killed) kill -9s and a full replay")
     }
 
+    /// A failover as the agent sees it: the server restarts (fast shutdown cuts every connection) while a
+    /// replay commits on three connections. The replay exits 74 in one line, what it committed stays, and
+    /// the same replay run again charges the rest: Used exact to the µcr. On a server of the test's own.
+    @Test func aServerRestartMidReplayLosesNothing() throws {
+        let own = try OwnServer()
+        defer { own.stop() }
+        let db = try TestDatabase(serverDir: own.dir)
+        defer { db.drop() }
+        let (h, file, expected) = try HostileReplayTests.corpus(lines: 150_000, clients: 6, seed: 33,
+                                                                 store: Self.store(db, node: "pbx1"),
+                                                                 files: ["pg.password": (db.password ?? "") + "\n"])
+        let p = Process()
+        Harness.command(p, ["replay", "--config", h.configPath, "--format", "asterisk-csv", "--timezone", "UTC", file], umask: nil)
+        p.standardOutput = FileHandle.nullDevice
+        let err = Pipe()
+        p.standardError = err
+        try p.run()
+        // Restart as soon as the first batches are in, well before the file's end.
+        try eventually("the replay's first charges", timeout: 60, every: 0.02) { (try? db.int("SELECT count(*) FROM usage")).flatMap { $0 } ?? 0 > 0 }
+        let before = try #require(try db.int("SELECT count(*) FROM usage"))
+        try own.restart()
+        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 74, "the replay outlived the restart: exit \(p.terminationStatus), \(stderr)")
+        #expect(stderr.split(separator: "\n").count == 1 && stderr.contains("PostgreSQL"), "\(stderr)")
+        let kept = try #require(try db.int("SELECT count(*) FROM usage"))
+        #expect(kept >= before, "committed charges were lost: \(before) before the restart, \(kept) after")
+
+        _ = try Self.replay(h, file)
+        try HostileReplayTests.expectUsed(h, expected, "after a restart mid-replay and a second replay")
+    }
+
     @Test func theRefusalsAUserMeetsFirst() throws {
         let db = try TestDatabase()
         defer { db.drop() }

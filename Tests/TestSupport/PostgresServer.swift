@@ -12,8 +12,10 @@ public enum PGEnv {
     /// The PostgreSQL cases run when a server is given, and when one is required (so that they fail).
     public static let enabled = dir != nil || required
 
-    public static func server() throws -> (url: String, password: String?) {
-        guard let dir else {
+    /// The URL and password of the server in `dir` (a `scripts/pg-server start` directory), by default
+    /// the one `CREDITMETER_TEST_PG_DIR` names.
+    public static func server(in given: String? = nil) throws -> (url: String, password: String?) {
+        guard let dir = given ?? dir else {
             throw TestFailure("""
                 CREDITMETER_REQUIRE_PG=1 but CREDITMETER_TEST_PG_DIR is not set: start a server with \
                 scripts/pg-server start DIR and set CREDITMETER_TEST_PG_DIR=DIR
@@ -21,7 +23,7 @@ public enum PGEnv {
         }
         let base = URL(fileURLWithPath: dir)
         guard let url = try? String(contentsOf: base.appendingPathComponent("url"), encoding: .utf8) else {
-            throw TestFailure("CREDITMETER_TEST_PG_DIR=\(dir) has no readable url file (made by scripts/pg-server start)")
+            throw TestFailure("\(dir) has no readable url file (made by scripts/pg-server start)")
         }
         let password = try? String(contentsOf: base.appendingPathComponent("password"), encoding: .utf8)
         return (url.trimmingCharacters(in: .whitespacesAndNewlines),
@@ -37,8 +39,9 @@ public final class TestDatabase: @unchecked Sendable {
     public let password: String?
     private let serverURL: String
 
-    public init() throws {
-        let s = try PGEnv.server()
+    /// On the test server, or on the server in `serverDir` (an `OwnServer`'s).
+    public init(serverDir: String? = nil) throws {
+        let s = try PGEnv.server(in: serverDir)
         serverURL = s.url
         password = s.password
         name = "cm_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(20)
@@ -71,3 +74,38 @@ public final class TestDatabase: @unchecked Sendable {
     }
 }
 
+
+/// A server of one test's own, for what must not touch the shared one (a restart cuts every connection):
+/// `scripts/pg-server start` in a fresh directory, stopped and removed by `stop()`. Takes a few seconds.
+public final class OwnServer: @unchecked Sendable {
+    public let dir: String
+    static let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("scripts/pg-server").path
+
+    public init() throws {
+        dir = FileManager.default.temporaryDirectory.appendingPathComponent("cm-pg-\(UUID().uuidString.prefix(8))").path
+        try Self.run(["start", dir])
+    }
+
+    /// A fast restart: the server cuts every connection and comes back on the same port.
+    public func restart() throws { try Self.run(["restart", dir]) }
+
+    public func stop() {
+        try? Self.run(["stop", dir])
+        try? FileManager.default.removeItem(atPath: dir)
+    }
+
+    static func run(_ args: [String]) throws {
+        // system(3), not Process: the server pg_ctl starts inherits the child's descriptors, and Foundation's
+        // Process was seen never to return from waitUntilExit for a script that had left one behind.
+        let log = FileManager.default.temporaryDirectory.appendingPathComponent("cm-pg-server-\(UUID().uuidString).err").path
+        defer { try? FileManager.default.removeItem(atPath: log) }
+        let quoted = ([script] + args + [log]).map { "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" }
+        let command = "/bin/bash \(quoted[0]) \(quoted[1..<(quoted.count - 1)].joined(separator: " ")) </dev/null >/dev/null 2>\(quoted[quoted.count - 1])"
+        let status = system(command)
+        guard status == 0 else {
+            let e = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+            throw TestFailure("scripts/pg-server \(args.joined(separator: " ")) failed (status \(status)): \(e)")
+        }
+    }
+}
