@@ -77,7 +77,6 @@ public struct Preflight: Sendable {
     static func secretWarnings(_ config: Config) -> [SecretWarning] {
         var files: [(key: String, file: String)] = []
         if let f = config.api.adminTokenFile { files.append(("api.admin_token_file", f)) }
-        if let f = config.store.passwordFile { files.append(("store.password_file", f)) }
         for r in config.receivers { files.append(("source[\(r.name)].token_file", r.tokenFile)) }
         for (i, e) in config.endpoints.enumerated() {
             if let f = e.secretFile { files.append(("endpoint[\(i)].secret_file", f)) }

@@ -431,19 +431,25 @@ public final class Ledger: @unchecked Sendable {
 
     /// Compares the meter's level with the stored latch; on a change writes the latch and one alert event.
     func relatch(clientID: Int64, username: String, meter: Meter, stored: Level, now: Int64) throws(LedgerError) -> LevelChange? {
-        let t = currentThresholds
-        let level = meter.level(t)
-        guard level != stored else { return nil }
+        guard let move = Self.latchMove(username: username, meter: meter, stored: stored, currentThresholds, now: now) else { return nil }
         let s = try store.statement("UPDATE clients SET level = ?2 WHERE id = ?1", "latching a client's level")
         defer { s.reset() }
         try s.bind(1, clientID)
-        try s.bind(2, level.rawValue)
+        try s.bind(2, move.change.to.rawValue)
         try s.run()
+        try insertEvent(type: move.type, clientID: clientID, username: username, body: move.body, now: now)
+        return move.change
+    }
+
+    /// Where a client's latch moves for its new meter, and the alert that says so; nil when it stays.
+    /// The one rule both stores latch by.
+    package static func latchMove(username: String, meter: Meter, stored: Level, _ t: Thresholds, now: Int64)
+        -> (change: LevelChange, type: String, body: String)? {
+        let level = meter.level(t)
+        guard level != stored else { return nil }
         let type = EventFactory.alertType(from: stored, to: level)
-        try insertEvent(type: type, clientID: clientID, username: username,
-                        body: EventFactory.body(type: type, now: now, data: EventFactory.alertData(username: username, meter: meter, from: stored, t)),
-                        now: now)
-        return LevelChange(username: username, from: stored, to: level, meter: meter)
+        let body = EventFactory.body(type: type, now: now, data: EventFactory.alertData(username: username, meter: meter, from: stored, t))
+        return (LevelChange(username: username, from: stored, to: level, meter: meter), type, body)
     }
 
     /// Records that the client's balance changed, for the coalesced balance.updated; keeps the earliest time.

@@ -447,14 +447,10 @@ public final class PostgresLedger: MeteringStore, @unchecked Sendable {
         var changes: [LevelChange] = [], ids: [Int64] = []
         var events: [(type: String, clientID: Int64?, username: String, body: String)] = []
         for c in clients {
-            let level = c.meter.level(t)
-            guard level != c.stored else { continue }
-            let type = EventFactory.alertType(from: c.stored, to: level)
-            let body = EventFactory.body(type: type, now: now,
-                                         data: EventFactory.alertData(username: c.username, meter: c.meter, from: c.stored, t))
-            changes.append(LevelChange(username: c.username, from: c.stored, to: level, meter: c.meter))
+            guard let move = Ledger.latchMove(username: c.username, meter: c.meter, stored: c.stored, t, now: now) else { continue }
+            changes.append(move.change)
             ids.append(c.id)
-            events.append((type, c.id, c.username, body))
+            events.append((move.type, c.id, c.username, move.body))
         }
         return (changes, ids, events)
     }
