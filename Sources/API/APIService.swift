@@ -40,7 +40,6 @@ public struct APIService: Service {
     ///     `[store] path` are read once here: changing them takes a restart.
     ///   - settings: the current generation's `[authorize]`, thresholds, plans and rate decks, read on
     ///     every request so a SIGHUP reload applies at once.
-    ///   - reservations: the book the daemon releases call ids into after each committed batch.
     ///   - ready: set by the daemon when its sources are open (`/readyz`).
     ///   - registry: from `APIMetrics.bootstrap()`, rendered by `/metrics`.
     /// - Throws: `APIStartupError` naming `api.listen` (unresolvable, or non-loopback without a token file),
@@ -49,8 +48,7 @@ public struct APIService: Service {
     ///     sources; default: the ones `config` starts with.
     ///   - onCDRCommit: called after each committed transaction of posted CDRs (charged count, level
     ///     changes), after the holds of the charged calls were released.
-    public init(config: Config, settings: @escaping @Sendable () -> APISettings, reservations: ReservationBook,
-                ready: ReadyFlag, registry: PrometheusCollectorRegistry, logger: Logger,
+    public init(config: Config, settings: @escaping @Sendable () -> APISettings, ready: ReadyFlag, registry: PrometheusCollectorRegistry, logger: Logger,
                 pollInterval: Duration = .milliseconds(50), rating: (@Sendable () -> ReceiverRating)? = nil,
                 onCDRCommit: @escaping @Sendable (_ charged: Int, _ levelChanges: Int) -> Void = { _, _ in },
                 routes: @escaping @Sendable (APIHandler, Router<APIContext>) -> Void = { _, _ in }) throws(APIStartupError) {
@@ -59,9 +57,15 @@ public struct APIService: Service {
         let receiving = try CDRReceiver.sources(config.receivers)
         let ledger: Ledger
         let cache: BalanceCache
+        let reservations: ReservationBook
         do {
             ledger = try Ledger(path: config.store.path, thresholds: config.thresholds)
             cache = try BalanceCache(ledger: ledger)
+            // Holds on a connection of their own: a check-and-reserve never waits behind an admin write.
+            let holds = try Ledger(path: config.store.path, thresholds: config.thresholds)
+            try holds.skipSyncPerCommit()
+            holds.waitForWriters(milliseconds: 1000)
+            reservations = ReservationBook(ledger: holds)
         } catch {
             throw APIStartupError(key: "store.path", message: "the API cannot open the ledger: \(error)")
         }
@@ -77,8 +81,7 @@ public struct APIService: Service {
             let start = ReceiverRating(generation: 0, accountField: config.accounts.cdrField, decks: settings().decks,
                                        maxBillsec: config.rating.maxBillsec)
             let committer = CDRCommitter(ledger: cdrLedger, rating: rating ?? { start }, logger: logger, committed: { done in
-                reservations.release(done.callIDs)
-                do { try authorizer.cache.refresh(book: authorizer.book) } catch {
+                do { try authorizer.cache.refresh() } catch {
                     logger.error("api: balance cache refresh failed: \(error)")
                 }
                 onCDRCommit(done.charged, done.levelChanges)
@@ -103,7 +106,7 @@ public struct APIService: Service {
     /// Reloads the balances now if the store changed; the daemon may call it right after a commit
     /// (the poll loop would otherwise notice within `pollInterval`). Blocks for the reload.
     public func refreshBalances() {
-        do { try authorizer.cache.refresh(book: authorizer.book) } catch {
+        do { try authorizer.cache.refresh() } catch {
             logger.error("api: balance cache refresh failed: \(error)")
         }
     }
@@ -205,7 +208,11 @@ public struct APIService: Service {
                 let sweep = ticks % 20 == 0
                 await handler.onLedger { [service] in
                     service.refreshBalances()
-                    if sweep { service.authorizer.book.sweep() }
+                    if sweep {
+                        do { try service.authorizer.book.sweep() } catch {
+                            service.logger.error("api: dropping expired holds failed: \(error)")
+                        }
+                    }
                 }
             }
         }

@@ -39,12 +39,10 @@ final class CDRCommitter: Sendable {
     struct Committed: Sendable {
         var charged = 0
         var levelChanges = 0
-        var callIDs: [HoldKey] = []
 
         mutating func add(_ o: Committed) {
             charged += o.charged
             levelChanges += o.levelChanges
-            callIDs += o.callIDs
         }
     }
 
@@ -110,7 +108,7 @@ final class CDRCommitter: Sendable {
         hookQueue.async {
             while true {
                 let next = self.unreported.withLock { u -> Committed? in
-                    guard u.pending.charged > 0 || u.pending.levelChanges > 0 || !u.pending.callIDs.isEmpty else {
+                    guard u.pending.charged > 0 || u.pending.levelChanges > 0 else {
                         u.scheduled = false
                         return nil
                     }
@@ -216,7 +214,7 @@ final class CDRCommitter: Sendable {
     private func transaction(_ rated: [Rated]) -> Result<Committed, LedgerError> {
         transactionCount.add(1, ordering: .relaxed)
         let batch = ChargeBatch(source: "http", position: nil, charges: rated.flatMap(\.charges),
-                                quarantined: rated.flatMap(\.quarantined))
+                                quarantined: rated.flatMap(\.quarantined), releases: rated.flatMap(\.callIDs))
         do throws(LedgerError) {
             let outcome = try commitBatch(batch)
             var bySource: [String: Received] = [:]
@@ -228,8 +226,7 @@ final class CDRCommitter: Sendable {
                 MeterMetrics.batch(source: source, read: r.cdrs, charged: one ? outcome.charged : r.charges,
                                    quarantined: r.quarantined, microcredits: one ? Int64(clamping: outcome.totalCost) : 0)
             }
-            return .success(Committed(charged: outcome.charged, levelChanges: outcome.levelChanges.count,
-                                      callIDs: rated.flatMap(\.callIDs)))
+            return .success(Committed(charged: outcome.charged, levelChanges: outcome.levelChanges.count))
         } catch {
             MeterMetrics.storeFailure(source: "http")
             return .failure(error)

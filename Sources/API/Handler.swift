@@ -26,6 +26,9 @@ public final class APIHandler: Sendable {
     package let dummyHash: String
     let ledgerQueue = DispatchQueue(label: "creditmeter.api.ledger")
     let passwordQueue = DispatchQueue(label: "creditmeter.api.password")
+    /// Check-and-reserve is a store transaction that may wait for another writer: off the event loop,
+    /// on a queue of its own so it never waits behind an admin write either.
+    let holdsQueue = DispatchQueue(label: "creditmeter.api.holds")
     /// `POST /v1/cdr/{source}`; nil when no `[[source]]` has `receive = "http"`.
     let receiver: CDRReceiver?
 
@@ -61,7 +64,7 @@ public final class APIHandler: Sendable {
         router.route("healthz", [.get: { _, _ in Reply.plain(.ok, "ok") }])
         router.route("readyz", [.get: { [self] _, _ in readiness() }])
         router.route("metrics", [.get: { [self] _, _ in await metricsResponse() }])
-        router.route("v1/authorize", [.get: { [self] request, _ in authorize(request) }])
+        router.route("v1/authorize", [.get: { [self] request, _ in await authorize(request) }])
         router.route("v1/me", [.get: { [self] request, _ in try await me(request) }])
         addAdminRoutes(router.group("v1/clients").add(middleware: AdminAuthMiddleware(handler: self)))
         receiver?.addRoutes(router)
@@ -79,13 +82,14 @@ public final class APIHandler: Sendable {
     func metricsResponse() async -> Response {
         let quarantined = await onLedger { [ledger] in try? ledger.quarantineCount() }
         MeterMetrics.beforeScrape(quarantined: quarantined)
-        counters.beforeScrape(liveReservations: authorizer.book.liveCount, ready: ready.notReadyReasons.isEmpty)
+        let live = await withCheckedContinuation { c in holdsQueue.async { [authorizer] in c.resume(returning: authorizer.book.liveCount) } }
+        counters.beforeScrape(liveReservations: live, ready: ready.notReadyReasons.isEmpty)
         return Reply.make(.ok, "text/plain; version=0.0.4; charset=utf-8", metrics(), [])
     }
 
     // MARK: authorize
 
-    func authorize(_ r: Request) -> Response {
+    func authorize(_ r: Request) async -> Response {
         let start = ContinuousClock.now
         defer { counters.took(ContinuousClock.now - start) }
         let q = URLText.query(r.uri.query.map { Substring($0) })
@@ -102,7 +106,12 @@ public final class APIHandler: Sendable {
         var call = q["call"]
         if call?.isEmpty == true { call = nil }
         if let call, call.utf8.count > 128 { return bad("call", "must be at most 128 bytes") }
-        let d = authorizer.authorize(account: account, destination: dst, call: call, settings: settings())
+        let now = settings()
+        let d = await withCheckedContinuation { c in
+            holdsQueue.async { [authorizer, call] in
+                c.resume(returning: authorizer.authorize(account: account, destination: dst, call: call, settings: now))
+            }
+        }
         counters.count(d.reason.rawValue)
         return text ? Reply.plain(.ok, d.text) : Reply.json(.ok, d.json)
     }
@@ -123,7 +132,7 @@ public final class APIHandler: Sendable {
         await onLedger { [ledger, authorizer, logger] in
             do throws(LedgerError) {
                 let v = try body(ledger)
-                do { try authorizer.cache.refresh(force: true, book: authorizer.book) } catch {
+                do { try authorizer.cache.refresh(force: true) } catch {
                     logger.error("api: balance cache reload failed after a write: \(error)")
                 }
                 return .success(v)

@@ -212,8 +212,9 @@ final class AuthorizeCounters: Sendable {
     func took(_ d: Duration) { duration.record(d) }
 
     /// Gauges that are cheaper to read at scrape time than to keep current.
-    func beforeScrape(liveReservations: Int, ready isReady: Bool) {
-        reservations.record(Int64(liveReservations))
+    /// `liveReservations` nil (the store did not answer) leaves the gauge at its last reading.
+    func beforeScrape(liveReservations: Int?, ready isReady: Bool) {
+        if let liveReservations { reservations.record(Int64(liveReservations)) }
         ready.record(Int64(isReady ? 1 : 0))
     }
 }

@@ -50,14 +50,13 @@ public struct Daemon {
             services.append(("delivery", delivery))
         }
         // The local HTTP API (SPEC 9): its own ledger connection; charged calls release their holds.
-        let reservations = ReservationBook()
         let runtime = self.runtime
         // The web console and portal (`[console]`) on the same listener, over the API's handler.
         let console = config.console.enabled ? try Console(config: config) : nil
         let api = try APIService(
             config: config,
             settings: { let g = runtime.generation; return APISettings(config: g.config, decks: g.decks) },
-            reservations: reservations, ready: ready, registry: APIMetrics.bootstrap(), logger: logger,
+            ready: ready, registry: APIMetrics.bootstrap(), logger: logger,
             // Refreshed after every commit of ours; the poll only finds changes made by the CLI.
             pollInterval: .milliseconds(500),
             rating: {
@@ -65,15 +64,12 @@ public struct Daemon {
                 return ReceiverRating(generation: g.number, accountField: g.config.accounts.cdrField, decks: g.decks,
                                       maxBillsec: g.config.rating.maxBillsec)
             },
-            // Posted CDRs released their holds already; this wakes delivery for their events.
+            // Posted CDRs released their holds in their own transaction; this wakes delivery for their events.
             onCDRCommit: { charged, changes in
-                runtime.committed(CommitInfo(source: "http", charged: charged, levelChanges: changes, callIDs: []))
+                runtime.committed(CommitInfo(source: "http", charged: charged, levelChanges: changes))
             },
             routes: { handler, router in console?.register(on: router, handler: handler) })
-        runtime.onCommit { info in
-            reservations.release(info.callIDs)
-            api.refreshBalances()
-        }
+        runtime.onCommit { _ in api.refreshBalances() }
         services.append(("api", api))
         services += try extraServices(runtime, ledger).map { ("\(type(of: $0))", $0) }
         services.append(("purge", PurgeService(runtime: runtime, ledger: ledger)))

@@ -65,9 +65,6 @@ public struct CommitInfo: Sendable {
     public var source: String
     public var charged: Int
     public var levelChanges: Int
-    /// PBX call ids (Asterisk uniqueid, FreeSWITCH uuid) of the CDRs charged in the batch, each with
-    /// the client it was charged to: a hold is released only for the client that holds it.
-    public var callIDs: [HoldKey]
 }
 
 /// What one source has done since start, for STATUS= lines, the watchdog and `/readyz`. The line

@@ -119,8 +119,7 @@ public final class SourceService: Service, @unchecked Sendable {
                 lastCommitted = cp
                 if let outcome, outcome.charged > 0 || !outcome.levelChanges.isEmpty {
                     runtime.committed(CommitInfo(source: name, charged: outcome.charged,
-                                                 levelChanges: outcome.levelChanges.count,
-                                                 callIDs: lines.calls.map { HoldKey(clientID: $0.clientID, call: $0.callID) }))
+                                                 levelChanges: outcome.levelChanges.count))
                 }
             }
             // Counted even when nothing was committed (no file at the path yet): the event is not repeated.

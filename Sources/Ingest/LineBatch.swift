@@ -24,24 +24,18 @@ public struct IngestCounts: Sendable, Equatable {
     }
 }
 
-/// A charged CDR's PBX call id and the client it was charged to: once the charge commits, that
-/// client's authorization hold for the call is released (and only that client's).
-public struct ChargedCall: Sendable, Equatable {
-    public var clientID: Int64
-    public var callID: String
-}
-
 /// The one per-line step of the data flow, used by `replay` and by each source of `run`: a line is
 /// stripped of its CR, skipped when empty, classified by `Metering` and gathered into the next
 /// ledger batch; a line longer than the source allows is quarantined in its place.
 public struct LineBatch {
     public let metering: Metering
     public let source: SourceSettings
-    /// Whether charged CDRs' call ids are gathered in `calls` (the daemon's holds need them; replay's do not).
+    /// Whether charged CDRs' call ids are gathered in `calls`, the authorize holds the batch's commit
+    /// releases (the daemon's sources take holds; a replay's do not).
     public let gathersCalls: Bool
     public private(set) var charges: [Charge] = []
     public private(set) var quarantined: [QuarantineEntry] = []
-    public private(set) var calls: [ChargedCall] = []
+    public private(set) var calls: [HoldKey] = []
     /// Lines of this batch so far; `quarantined` counts only the ones in `self.quarantined`.
     public private(set) var counts = IngestCounts()
 
@@ -65,7 +59,7 @@ public struct LineBatch {
         switch outcome {
         case .charge(let c):
             charges.append(c)
-            if let callID { calls.append(ChargedCall(clientID: c.clientID, callID: callID)) }
+            if let callID { calls.append(HoldKey(clientID: c.clientID, call: callID)) }
         case .notBillable: counts.notBillable += 1
         case .filtered: counts.filtered += 1
         case .quarantine(let q): quarantine(q)
@@ -85,7 +79,7 @@ public struct LineBatch {
 
     /// The ledger batch of what was gathered, with the reader's position after it (nil for replay).
     public func batch(position: Checkpoint?) -> ChargeBatch {
-        ChargeBatch(source: source.name, position: position, charges: charges, quarantined: quarantined)
+        ChargeBatch(source: source.name, position: position, charges: charges, quarantined: quarantined, releases: calls)
     }
 
     /// Starts the next batch, keeping nothing of this one.

@@ -22,8 +22,10 @@ extension Ledger {
     /// On any error nothing of the batch is kept, position included.
     public func commit(_ batch: ChargeBatch, now: Int64) throws(LedgerError) -> BatchOutcome {
         try write("charging a batch from \(batch.source)") { () throws(LedgerError) -> BatchOutcome in
-            try apply(charges: batch.charges, quarantined: batch.quarantined,
-                      position: batch.position.map { (batch.source, $0) }, now: now)
+            let outcome = try apply(charges: batch.charges, quarantined: batch.quarantined,
+                                    position: batch.position.map { (batch.source, $0) }, now: now)
+            try releaseHolds(batch.releases)
+            return outcome
         }
     }
 

@@ -190,12 +190,30 @@ public struct ChargeBatch: Sendable {
     public var position: Checkpoint?
     public var charges: [Charge]
     public var quarantined: [QuarantineEntry]
+    /// The authorize holds these charges settle: deleted in the batch's own transaction, so a call's
+    /// cost is never counted twice (charged and still held) nor not at all, by any agent.
+    public var releases: [HoldKey]
 
-    public init(source: String, position: Checkpoint?, charges: [Charge], quarantined: [QuarantineEntry]) {
+    public init(source: String, position: Checkpoint?, charges: [Charge], quarantined: [QuarantineEntry],
+                releases: [HoldKey] = []) {
         self.source = source
         self.position = position
         self.charges = charges
         self.quarantined = quarantined
+        self.releases = releases
+    }
+}
+
+/// A hold's identity: the client it was allowed for and the PBX call id it names (Asterisk `uniqueid`,
+/// FreeSWITCH `uuid`). Two accounts may name the same call id, by accident or on purpose; their holds
+/// never meet.
+public struct HoldKey: Hashable, Sendable {
+    public var clientID: Int64
+    public var call: String
+
+    public init(clientID: Int64, call: String) {
+        self.clientID = clientID
+        self.call = call
     }
 }
 

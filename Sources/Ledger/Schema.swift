@@ -290,5 +290,20 @@ enum Schema {
             DROP INDEX usage_client;
             CREATE INDEX usage_client_moment ON usage (client_id, coalesce(answered_at, started_at));
             """),
+        // Authorize's holds live in the store, not in one agent's memory: every agent sharing the file
+        // sees every hold, and check-and-reserve is one write transaction, so agents taking holds at the
+        // same moment for one client wait for each other instead of each spending the same credit. A hold
+        // belongs to (client, call id); `expires_at` is unix milliseconds, a clock every agent shares.
+        // The charge that releases a hold deletes it in its own batch's transaction.
+        Migration(version: 8, name: "holds", sql: """
+            CREATE TABLE holds (
+                client_id INTEGER NOT NULL REFERENCES clients (id) ON DELETE CASCADE,
+                call TEXT NOT NULL,
+                cost INTEGER NOT NULL CHECK (cost >= 0),
+                expires_at INTEGER NOT NULL,
+                PRIMARY KEY (client_id, call)
+            ) STRICT, WITHOUT ROWID;
+            CREATE INDEX holds_expiry ON holds (expires_at);
+            """),
     ]
 }

@@ -195,6 +195,8 @@ package final class Store {
     }
     package var lastInsertRowID: Int64 { sqlite3_last_insert_rowid(db) }
 
+    package func busyTimeout(milliseconds: Int32) { sqlite3_busy_timeout(db, milliseconds) }
+
     package func error(_ rc: Int32, _ context: String) -> LedgerError {
         .sqlite(code: rc, message: String(cString: sqlite3_errmsg(db)), context: context)
     }

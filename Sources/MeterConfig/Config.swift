@@ -491,15 +491,27 @@ public struct AuthorizeConfig: Sendable, Equatable {
     /// reservation must outlive the longest call it allows, plus the time the PBX takes to write
     /// the CDR and the agent to charge it. A smaller value is refused (it would let calls overdraw).
     public var reservationSeconds: Int64
+    /// What authorize answers while the store cannot be read or written (`when_store_down`).
+    public var whenStoreDown: StoreDownPolicy
 
     public init(denyDisabled: Bool = false, maxCallSeconds: Int64 = 14400, maxConcurrentCalls: Int? = nil,
-                reservationSeconds: Int64? = nil, maxHoldsPerClient: Int = 64) {
+                reservationSeconds: Int64? = nil, maxHoldsPerClient: Int = 64, whenStoreDown: StoreDownPolicy = .deny) {
+        self.whenStoreDown = whenStoreDown
         self.denyDisabled = denyDisabled
         self.maxCallSeconds = maxCallSeconds
         self.maxConcurrentCalls = maxConcurrentCalls
         self.maxHoldsPerClient = maxHoldsPerClient
         self.reservationSeconds = reservationSeconds ?? maxCallSeconds + 60
     }
+}
+
+/// `[authorize] when_store_down`: a call asked about while the store is unreachable is denied
+/// (`store_unavailable`), or answered from the balances last read, its hold kept by this agent and
+/// written to the store once it answers again (`cached`: calls go on through an outage, at the risk of
+/// agents spending the same credit until then).
+public enum StoreDownPolicy: String, Sendable, Equatable, CaseIterable {
+    case deny
+    case cached
 }
 
 /// `[retention]`: how long disabled clients are kept.

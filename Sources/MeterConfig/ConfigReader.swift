@@ -437,8 +437,13 @@ struct ConfigReader {
 
     mutating func readAuthorize(_ t: TOMLTable, into c: inout Config) {
         checkKeys(t, path: "authorize", allowed: ["deny_disabled", "max_call_seconds", "max_concurrent_calls",
-                                                  "reservation_seconds", "max_holds_per_client"])
+                                                  "reservation_seconds", "max_holds_per_client", "when_store_down"])
         if let b = bool(t, "deny_disabled", in: "authorize") { c.authorize.denyDisabled = b }
+        if let w = string(t, "when_store_down", in: "authorize") {
+            if let p = StoreDownPolicy(rawValue: w) { c.authorize.whenStoreDown = p } else {
+                issue("authorize.when_store_down", "must be \"deny\" or \"cached\", not \"\(w)\"")
+            }
+        }
         let maxCall = int(t, "max_call_seconds", in: "authorize", range: 1 ... 7 * 86_400)
         if let maxCall { c.authorize.maxCallSeconds = maxCall }
         if let m = int(t, "max_concurrent_calls", in: "authorize", range: 1 ... 100_000) {

@@ -46,7 +46,7 @@ struct ServerTests {
         let ready = ReadyFlag()
         let settings = try Fixtures.settings(AuthorizeConfig(maxCallSeconds: 300))
         let service = try APIService(config: config(s, port: port, tokenFile: tokenFile), settings: { settings },
-                                     reservations: ReservationBook(), ready: ready, registry: APIMetrics.bootstrap(),
+                                     ready: ready, registry: APIMetrics.bootstrap(),
                                      logger: Logger(label: "test"))
         let group = ServiceGroup(services: [service], logger: Logger(label: "test"))
         let running = Task { try await group.run() }
@@ -92,7 +92,7 @@ struct ServerTests {
         let s = try Store()
         let settings = try Fixtures.settings()
         func make(_ c: Config) throws(APIStartupError) -> APIService {
-            try APIService(config: c, settings: { settings }, reservations: ReservationBook(), ready: ReadyFlag(),
+            try APIService(config: c, settings: { settings }, ready: ReadyFlag(),
                            registry: APIMetrics.bootstrap(), logger: Logger(label: "test"))
         }
         do {

@@ -40,11 +40,13 @@ enum Fixtures {
     }
 }
 
-/// A scratch store with two connections: `writer` plays the daemon and the CLI, `api` is the API's own.
+/// A scratch store with three connections: `writer` plays the daemon and the CLI, `api` is the API's own,
+/// `holds` the reservation book's.
 final class Store: @unchecked Sendable {
     let dir: URL
     let writer: Ledger
     let api: Ledger
+    let holds: Ledger
     let clock = ManualClock()
     let cache: BalanceCache
     let book: ReservationBook
@@ -57,8 +59,10 @@ final class Store: @unchecked Sendable {
         let path = dir.appendingPathComponent("store.db").path
         writer = try Ledger(path: path)
         api = try Ledger(path: path)
+        holds = try Ledger(path: path)
+        try holds.skipSyncPerCommit()
         cache = try BalanceCache(ledger: api)
-        book = ReservationBook(clock: clock.now)
+        book = ReservationBook(ledger: holds, clock: clock.now)
         authorizer = Authorizer(cache: cache, book: book)
     }
 
@@ -77,15 +81,17 @@ final class Store: @unchecked Sendable {
     }
 
     /// Charges `cost` µcr to `client` as if the daemon had committed a CDR.
-    func charge(_ client: ClientRecord, cost: Int64) throws {
+    /// `releasing` names the call ids whose holds the batch settles, as the daemon's sources pass them.
+    func charge(_ client: ClientRecord, cost: Int64, releasing calls: [String] = []) throws {
         nextIdentity += 1
         let c = Charge(identity: "test-\(nextIdentity)", clientID: client.id, account: client.accounts.first ?? client.username,
                        source: "test", position: 0, line: Int64(nextIdentity), destination: "441", prefix: "44",
                        billsec: 60, chargedSeconds: 60, cost: cost, startedAt: 1_700_000_000)
-        _ = try writer.commit(ChargeBatch(source: "test", position: nil, charges: [c], quarantined: []), now: 1_700_000_000)
+        _ = try writer.commit(ChargeBatch(source: "test", position: nil, charges: [c], quarantined: [],
+                                          releases: calls.map { HoldKey(clientID: client.id, call: $0) }), now: 1_700_000_000)
     }
 
-    func refresh() throws { try cache.refresh(book: book) }
+    func refresh() throws { try cache.refresh() }
 
     func authorize(_ account: String, _ dst: String, call: String? = nil,
                    _ limits: AuthorizeConfig = AuthorizeConfig()) throws -> AuthorizeDecision {

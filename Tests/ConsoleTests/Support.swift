@@ -43,7 +43,7 @@ final class ConsoleBench: @unchecked Sendable {
         temp = try TempLedger()
         let api = try Ledger(path: temp.path)
         let cache = try BalanceCache(ledger: api)
-        let authorizer = Authorizer(cache: cache, book: ReservationBook())
+        let authorizer = Authorizer(cache: cache, book: ReservationBook(ledger: try Ledger(path: temp.path)))
         var authorize = AuthorizeConfig()
         authorize.denyDisabled = denyDisabled
         let settings = APISettings(authorize: authorize, decks: [:], plans: [])

@@ -1,0 +1,125 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// Agents sharing one store share its holds: authorize's check-and-reserve is a transaction of the
+/// store, not of one agent's memory.
+@Suite("three agents on one SQLite store", .serialized)
+struct SharedStoreHoldsTests {
+    /// 0.05 per minute, 60/60: with max_call_seconds 60 every allowed call holds exactly 0.05.
+    static let deck = """
+        prefix,rate_per_minute,connect_fee,initial_increment,subsequent_increment
+        *,0.05,0,60,60
+
+        """
+
+    /// One agent: its own directory and config, the shared store at an absolute path, its own API port.
+    struct Agent {
+        let h: Harness
+        let port: Int
+        let daemon: DaemonProcess
+    }
+
+    static func agent(store: String, more: String = "") throws -> Agent {
+        let port = try freePort()
+        let h = try Harness(config: """
+            [api]
+            listen = "127.0.0.1:\(port)"
+
+            [authorize]
+            max_call_seconds = 60
+            \(more)
+
+            """, plans: ["default": deck], store: "[store]\npath = \"\(store)\"")
+        return Agent(h: h, port: port, daemon: try DaemonProcess(h))
+    }
+
+    /// `GET path` on each (port, path) at the same moment, one curl process each; the bodies in order.
+    static func getAll(_ requests: [(port: Int, path: String)]) throws -> [String] {
+        var running: [(Process, Pipe)] = []
+        for (port, path) in requests {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+            p.arguments = ["-s", "--max-time", "30", "http://127.0.0.1:\(port)\(path)"]
+            let out = Pipe()
+            p.standardOutput = out
+            p.standardError = FileHandle.nullDevice
+            p.standardInput = FileHandle.nullDevice
+            running.append((p, out))
+        }
+        for (p, _) in running { try p.run() }
+        return running.map { p, out in
+            let data = out.fileHandleForReading.readDataToEndOfFile()
+            p.waitUntilExit()
+            return String(decoding: data, as: UTF8.self)
+        }
+    }
+
+    /// "0.05" → 50000 µcr; nil for anything else than a plain decimal of credits.
+    static func micro(_ text: String) -> Int64? {
+        let parts = text.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count <= 2, let whole = Int64(parts[0]) else { return nil }
+        var frac: Int64 = 0
+        if parts.count == 2 {
+            let f = String(parts[1])
+            guard f.count <= 6, let v = Int64(f + String(repeating: "0", count: 6 - f.count)) else { return nil }
+            frac = v
+        }
+        return whole * 1_000_000 + frac
+    }
+
+    @Test("60 concurrent authorizations spread over three agents never hold more than the client has")
+    func holdsNeverExceedWhatIsAvailable() throws {
+        let shared = FileManager.default.temporaryDirectory.appendingPathComponent("cm-shared-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: shared, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: shared) }
+        let store = shared.appendingPathComponent("store.db").path
+
+        let first = try Harness(plans: ["default": Self.deck], store: "[store]\npath = \"\(store)\"")
+        let created = try first.run(["clients", "create", "--username", "tight", "--first-name", "T", "--last-name", "U",
+                                     "--email", "tight@example.com", "--account", "1001", "--account", "1002",
+                                     "--password-stdin"], stdin: "Passw0rd!\nPassw0rd!\n")
+        #expect(created.status == 0, "\(created.stderr)")
+        let recharged = try first.run(["clients", "recharge", "tight", "0.5"])
+        #expect(recharged.status == 0, "\(recharged.stderr)")
+
+        let agents = try (0 ..< 3).map { _ in try Self.agent(store: store) }
+        defer { for a in agents { _ = a.daemon.terminate() } }
+        for a in agents {
+            let up = holds(within: 30) { (try? Self.getAll([(a.port, "/healthz")]).first) == "ok\n" || !a.daemon.process.isRunning }
+            guard up, a.daemon.process.isRunning else {
+                Issue.record("agent on port \(a.port) never answered: \(a.daemon.log)")
+                return
+            }
+        }
+
+        // Each agent gets 20 distinct calls, alternating the client's two account codes.
+        var requests: [(port: Int, path: String)] = []
+        for n in 0 ..< 60 {
+            let a = agents[n % 3]
+            requests.append((a.port, "/v1/authorize?account=\(n % 2 == 0 ? "1001" : "1002")&dst=15550100&call=call-\(n)"))
+        }
+        let answers = try Self.getAll(requests)
+        var allowed = 0, held: Int64 = 0
+        var reasons: [String: Int] = [:]
+        for body in answers {
+            let json = (try? JSONSerialization.jsonObject(with: Data(body.utf8))) as? [String: Any] ?? [:]
+            let reason = json["reason"] as? String ?? "no answer: \(body)"
+            reasons[reason, default: 0] += 1
+            if json["allow"] as? Bool == true {
+                allowed += 1
+                held += Self.micro(json["hold"] as? String ?? "") ?? Int64.max / 2
+            }
+        }
+        // 0.5 credits hold exactly ten 60-second calls at 0.05; the other fifty are no_credit.
+        #expect(held <= 500_000, "holds granted \(held) µcr against 500000 available: \(reasons)")
+        #expect(allowed == 10 && reasons["no_credit"] == 50, "\(reasons)")
+
+        // Every agent now sees all ten holds: its answer without a call has nothing left.
+        for a in agents {
+            let body = try Self.getAll([(a.port, "/v1/authorize?account=1001&dst=15550100")])[0]
+            let json = (try? JSONSerialization.jsonObject(with: Data(body.utf8))) as? [String: Any] ?? [:]
+            #expect(json["reason"] as? String == "no_credit" && json["reserved"] as? String == "0.5", "port \(a.port): \(body)")
+        }
+    }
+}
