@@ -110,6 +110,7 @@ extension PostgresLedger {
                 outcome.levelChanges = latch.changes
             }
         }
+        try releaseHolds(batch.releases)
 
         if let position = batch.position {
             var p = PGParams()

@@ -149,5 +149,18 @@ enum PostgresSchema {
                 since bigint NOT NULL
             );
             """),
+        // Authorize's holds, shared by every agent on every host: a hold belongs to (client, call id) and
+        // expires at unix milliseconds; `node` is the host that took it (for status, never for lookups).
+        Migration(version: 3, sql: """
+            CREATE TABLE holds (
+                client_id bigint NOT NULL REFERENCES clients (id) ON DELETE CASCADE,
+                call text NOT NULL,
+                cost bigint NOT NULL CHECK (cost >= 0),
+                expires_at bigint NOT NULL,
+                node text NOT NULL,
+                PRIMARY KEY (client_id, call)
+            );
+            CREATE INDEX holds_expiry ON holds (expires_at);
+            """),
     ]
 }

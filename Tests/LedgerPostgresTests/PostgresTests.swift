@@ -1,6 +1,6 @@
 import Foundation
 import Ledger
-import LedgerPostgres
+@testable import LedgerPostgres
 import MeterCore
 import Testing
 import TestSupport
@@ -183,11 +183,12 @@ import TestSupport
             _ = try l.totals()
         }
         #expect(failures == [])
-        #expect(try db.int("SELECT count(*) FROM schema_migrations") == 1)
-        #expect(try db.int("SELECT max(version)::int8 FROM schema_migrations") == 1)
+        let migrations = Int64(PostgresSchema.migrations.count)
+        #expect(try db.int("SELECT count(*) FROM schema_migrations") == migrations)
+        #expect(try db.int("SELECT max(version)::int8 FROM schema_migrations") == Int64(PostgresSchema.latestVersion))
         // And a later start finds nothing to do.
         _ = try db.ledger()
-        #expect(try db.int("SELECT count(*) FROM schema_migrations") == 1)
+        #expect(try db.int("SELECT count(*) FROM schema_migrations") == migrations)
     }
 
     /// An agent may run as a role that reads and writes a migrated store but cannot create tables.
@@ -224,7 +225,7 @@ import TestSupport
         _ = try db.ledger()
         try db.connection().execute("INSERT INTO schema_migrations VALUES (99, 0)", "pretending a newer version ran")
         let e = thrown { try db.ledger() }
-        #expect(e == .schemaTooNew(path: db.url, found: 99, known: 1))
+        #expect(e == .schemaTooNew(path: db.url, found: 99, known: PostgresSchema.latestVersion))
     }
 
     @Test func wrongPasswordIsUnreachableAndNeverShown() throws {

@@ -1,0 +1,122 @@
+import Ledger
+import MeterCore
+
+/// PostgreSQL's holds: rows of `holds`, shared by every agent on every host. Check-and-reserve locks the
+/// client's row (FOR NO KEY UPDATE, as a batch commit does before it adds to Used), so agents asking for
+/// one client at once, and a batch charging it, queue in one order; other clients never wait.
+extension PostgresLedger: HoldStore {
+    public func reserve<T>(account: String, call: String?, now: Int64,
+                           _ decide: (HoldView?) -> (value: T, grant: HoldGrant?)) throws(LedgerError) -> T {
+        guard let call else {
+            return try reading { () throws(LedgerError) -> T in
+                guard var view = try holdClient(account: account, lock: false) else { return decide(nil).value }
+                (view.reserved, view.calls) = try liveHolds(clientID: view.clientID, now: now)
+                return decide(view).value
+            }
+        }
+        return try write("authorizing call \(call)") { () throws(LedgerError) -> T in
+            guard var view = try holdClient(account: account, lock: true) else { return decide(nil).value }
+            var p = PGParams()
+            p.int8(view.clientID)
+            p.int8(now)
+            p.text(call)
+            try db.query("DELETE FROM holds WHERE client_id = $1 AND (expires_at <= $2 OR call = $3)", p,
+                         "dropping a client's expired holds")
+            (view.reserved, view.calls) = try liveHolds(clientID: view.clientID, now: now)
+            let (value, grant) = decide(view)
+            if let grant {
+                var g = PGParams()
+                g.int8(view.clientID)
+                g.text(call)
+                g.int8(grant.cost)
+                g.int8(grant.expiresAt)
+                g.text(node)
+                try db.query("INSERT INTO holds (client_id, call, cost, expires_at, node) VALUES ($1, $2, $3, $4, $5)", g,
+                             "recording a hold")
+            }
+            return value
+        }
+    }
+
+    public func held(clientID: Int64, now: Int64) throws(LedgerError) -> (cost: Int64, calls: Int) {
+        try reading { () throws(LedgerError) -> (cost: Int64, calls: Int) in try liveHolds(clientID: clientID, now: now) }
+    }
+
+    public func liveHoldCount(now: Int64) throws(LedgerError) -> Int {
+        try reading { () throws(LedgerError) -> Int in
+            var p = PGParams()
+            p.int8(now)
+            let r = try db.query("SELECT count(*) FROM holds WHERE expires_at > $1", p, "counting live holds")
+            return Int(r.int64(0, 0))
+        }
+    }
+
+    @discardableResult
+    public func sweepHolds(now: Int64) throws(LedgerError) -> Int {
+        try write("dropping expired holds") { () throws(LedgerError) -> Int in
+            var p = PGParams()
+            p.int8(now)
+            let r = try db.query("WITH d AS (DELETE FROM holds WHERE expires_at <= $1 RETURNING 1) SELECT count(*) FROM d", p,
+                                 "dropping expired holds")
+            return Int(r.int64(0, 0))
+        }
+    }
+
+    public func keepHolds(_ holds: [HoldKey: HoldGrant]) throws(LedgerError) {
+        guard !holds.isEmpty else { return }
+        let items = holds.sorted { ($0.key.clientID, $0.key.call) < ($1.key.clientID, $1.key.call) }
+        try write("keeping holds granted while the store was down") { () throws(LedgerError) in
+            var p = PGParams()
+            p.int8Array(items.map(\.key.clientID))
+            p.textArray(items.map(\.key.call))
+            p.int8Array(items.map(\.value.cost))
+            p.int8Array(items.map(\.value.expiresAt))
+            p.text(node)
+            try db.query("""
+                INSERT INTO holds (client_id, call, cost, expires_at, node)
+                SELECT h.client_id, h.call, h.cost, h.expires_at, $5
+                FROM unnest($1::int8[], $2::text[], $3::int8[], $4::int8[]) AS h(client_id, call, cost, expires_at)
+                WHERE EXISTS (SELECT 1 FROM clients c WHERE c.id = h.client_id)
+                ON CONFLICT (client_id, call) DO UPDATE SET cost = excluded.cost, expires_at = excluded.expires_at
+                """, p, "keeping holds")
+        }
+    }
+
+    /// Deletes the holds a batch's charges settle; call inside the batch's transaction, after its clients
+    /// are locked, so it takes locks in the order check-and-reserve does (client, then its holds).
+    func releaseHolds(_ keys: [HoldKey]) throws(LedgerError) {
+        guard !keys.isEmpty else { return }
+        var p = PGParams()
+        p.int8Array(keys.map(\.clientID))
+        p.textArray(keys.map(\.call))
+        try db.query("""
+            DELETE FROM holds h USING unnest($1::int8[], $2::text[]) AS r(client_id, call)
+            WHERE h.client_id = r.client_id AND h.call = r.call
+            """, p, "releasing charged calls' holds")
+    }
+
+    private func holdClient(account: String, lock: Bool) throws(LedgerError) -> HoldView? {
+        var p = PGParams()
+        p.text(account)
+        let r = try db.query("""
+            SELECT c.id, c.username, c.status, c.plan, c.assigned, c.used
+            FROM accounts a JOIN clients c ON c.id = a.client_id WHERE a.code = $1
+            \(lock ? "FOR NO KEY UPDATE OF c" : "")
+            """, p, "looking up an account for authorize")
+        guard r.rows > 0 else { return nil }
+        // The table's CHECK constraint admits only known statuses; the fallback is never taken.
+        return HoldView(clientID: r.int64(0, 0), username: r.text(0, 1), status: ClientStatus(rawValue: r.text(0, 2)) ?? .active,
+                        plan: r.text(0, 3), meter: Meter(assigned: r.int64(0, 4), used: r.int64(0, 5)), reserved: 0, calls: 0)
+    }
+
+    private func liveHolds(clientID: Int64, now: Int64) throws(LedgerError) -> (cost: Int64, calls: Int) {
+        var p = PGParams()
+        p.int8(clientID)
+        p.int8(now)
+        // sum(bigint) is numeric in PostgreSQL: cast back, an overflow then errors instead of wrapping.
+        let r = try db.query("""
+            SELECT coalesce(sum(cost), 0)::int8, count(*) FROM holds WHERE client_id = $1 AND expires_at > $2
+            """, p, "summing a client's holds")
+        return (r.int64(0, 0), Int(r.int64(0, 1)))
+    }
+}
