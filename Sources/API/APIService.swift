@@ -60,10 +60,11 @@ public struct APIService: Service {
         let reservations: ReservationBook
         do {
             ledger = try Ledger(path: config.store.path, thresholds: config.thresholds)
-            cache = try BalanceCache(ledger: ledger)
+            cache = try BalanceCache(ledger: ledger, wanted: { settings().authorize.whenStoreDown == .cached })
             // Holds on a connection of their own: a check-and-reserve never waits behind an admin write.
             let holds = try Ledger(path: config.store.path, thresholds: config.thresholds)
             try holds.skipSyncPerCommit()
+            try holds.leaveCheckpointsToOthers()
             holds.waitForWriters(milliseconds: 1000)
             reservations = ReservationBook(ledger: holds)
         } catch {
@@ -208,6 +209,10 @@ public struct APIService: Service {
                 let sweep = ticks % 20 == 0
                 await handler.onLedger { [service] in
                     service.refreshBalances()
+                    // The holds connection leaves checkpoints to this one, so no answer waits for the sync.
+                    do { try service.handler.ledger.checkpointPassively() } catch {
+                        service.logger.error("api: checkpointing the store failed: \(error)")
+                    }
                     if sweep {
                         do { try service.authorizer.book.sweep() } catch {
                             service.logger.error("api: dropping expired holds failed: \(error)")

@@ -101,9 +101,13 @@ public final class BalanceCache: Sendable {
     private let current: Mutex<BalanceSnapshot>
     /// Serialises refreshes so an older snapshot can never replace a newer one.
     private let refreshing = Mutex<Int64>(-1)
+    /// Whether anything answers from the copy (`when_store_down = "cached"`, read per call so a reload
+    /// applies): reloading every client after every commit costs, and with `deny` nothing reads it.
+    private let wanted: @Sendable () -> Bool
 
-    public init(ledger: Ledger) throws(LedgerError) {
+    public init(ledger: Ledger, wanted: @escaping @Sendable () -> Bool = { true }) throws(LedgerError) {
         self.ledger = ledger
+        self.wanted = wanted
         let version = try ledger.dataVersion()
         current = Mutex(BalanceSnapshot(records: try ledger.clients()))
         refreshing.withLock { $0 = version }
@@ -111,8 +115,9 @@ public final class BalanceCache: Sendable {
 
     public var snapshot: BalanceSnapshot { current.withLock { $0 } }
 
-    /// Reloads when the store changed (or when forced).
+    /// Reloads when the store changed (or when forced), while anything answers from the copy.
     public func refresh(force: Bool = false) throws(LedgerError) {
+        guard wanted() else { return }
         try refreshing.withLock { (seen: inout Int64) throws(LedgerError) in
             let version = try ledger.dataVersion()
             if force || version != seen {

@@ -152,6 +152,23 @@ extension Ledger: HoldStore {
         try locked { () throws(LedgerError) in try store.execute("PRAGMA synchronous=NORMAL", purpose: "setting synchronous=NORMAL") }
     }
 
+    /// This connection's commits never run a WAL checkpoint (SQLite's `wal_autocheckpoint=0`): a checkpoint
+    /// syncs the database file, milliseconds that would hold up the authorize answer whose commit crossed
+    /// the threshold. The caller checkpoints from another connection instead (`checkpointPassively`).
+    public func leaveCheckpointsToOthers() throws(LedgerError) {
+        try locked { () throws(LedgerError) in
+            try store.execute("PRAGMA wal_autocheckpoint=0", purpose: "turning off automatic checkpoints")
+        }
+    }
+
+    /// Copies what the WAL holds back into the database as far as no reader needs it, without waiting
+    /// for or blocking any writer (a PASSIVE checkpoint).
+    public func checkpointPassively() throws(LedgerError) {
+        try locked { () throws(LedgerError) in
+            try store.execute("PRAGMA wal_checkpoint(PASSIVE)", purpose: "checkpointing the WAL")
+        }
+    }
+
     /// How long this connection waits for another writer before a write fails as busy (SQLite's busy
     /// timeout; 5 s unless set). Authorize's connection waits less: a PBX asking before a call cannot wait
     /// long, and `[authorize] when_store_down` answers meanwhile.
