@@ -101,6 +101,11 @@ import TestSupport
             SELECT count(*) FROM usage u JOIN pricings p ON p.id = u.pricing WHERE u.identity = 'legacy-before-v3' AND p.text = 'legacy deck row'
             """) == 1)
         #expect(try db.int("SELECT count(*) FROM usage WHERE node <> 'pbx1'") == 0)
+        // The keys and indexes the copy dropped for its load are back as the migrations made them.
+        let fresh = try TestDatabase()
+        defer { fresh.drop() }
+        _ = try fresh.ledger()
+        #expect(try db.int(Self.schemaHash) == fresh.int(Self.schemaHash))
 
         // Charged on: the same batch on the copied node is all duplicates, positions and Used unmoved.
         let used = try #require(try pg.client(username: Self.ann)?.meter.used)
@@ -121,6 +126,14 @@ import TestSupport
         #expect(try pg.recharge(username: Self.ann, amount: 50 * credit, key: "r-ann-1", now: 3_003).applied == false)
         #expect(thrown { try pg.recharge(username: Self.bob, amount: 50 * credit, key: "r-ann-1", now: 3_004) } != nil)
     }
+
+    /// Every index and constraint definition of the copied tables, as one number.
+    static let schemaHash = """
+        SELECT ('x' || substr(md5(coalesce((SELECT string_agg(indexname || ':' || indexdef, ';' ORDER BY indexname) FROM pg_indexes
+                                            WHERE schemaname = current_schema()), '')
+                               || coalesce((SELECT string_agg(conname || ':' || pg_get_constraintdef(oid), ';' ORDER BY conname)
+                                            FROM pg_constraint WHERE connamespace = current_schema()::regnamespace), '')), 1, 15))::bit(60)::int8
+        """
 
     @Test func aCopyWithoutOldChargesAddsNoTrigger() throws {
         let t = try TempLedger()
