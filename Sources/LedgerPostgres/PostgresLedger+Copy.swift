@@ -172,7 +172,9 @@ extension PostgresLedger {
                         // Only a store with such rows pays a trigger call per charge (see migration 2).
                         try db.execute("""
                             CREATE TRIGGER usage_legacy_duplicate BEFORE INSERT ON usage FOR EACH ROW
-                            WHEN (NEW.start_key <> '\(PostgresSchema.legacyStartKey)'::int8) EXECUTE FUNCTION usage_legacy_duplicate()
+                            WHEN (NEW.start_key <> '\(PostgresSchema.legacyStartKey)'::int8) EXECUTE FUNCTION usage_legacy_duplicate();
+                            CREATE TRIGGER quarantine_legacy_duplicate BEFORE INSERT ON quarantine FOR EACH ROW
+                            EXECUTE FUNCTION quarantine_legacy_duplicate()
                             """, "refusing charges that pre-start-key rows already hold")
                     }
                     try hooks.beforeVerify?(db)

@@ -157,8 +157,9 @@ enum PostgresSchema {
         //
         // SQLite charges made before its version 3 have no start key; PostgreSQL's key needs one. They are
         // copied with the smallest bigint, a start no CDR has, and `usage_legacy_duplicate` refuses a new
-        // charge whose identity such a row of its node holds, as SQLite checks them. The trigger that calls
-        // it is created by the copy, and only when it copies such rows: every other store pays nothing.
+        // charge whose identity such a row of its node holds, as SQLite checks them (and its quarantine twin
+        // a line quarantined under one). The triggers that call them are created by the copy, and only when
+        // it copies such rows: every other store pays nothing.
         Migration(version: 2, sql: """
             CREATE TABLE adjustments (
                 id bigserial PRIMARY KEY,
@@ -228,6 +229,16 @@ enum PostgresSchema {
             BEGIN
                 IF EXISTS (SELECT 1 FROM usage u WHERE u.node = NEW.node AND u.start_key = '-9223372036854775808'::int8
                                                    AND u.identity = NEW.identity) THEN
+                    RETURN NULL;
+                END IF;
+                RETURN NEW;
+            END
+            $$;
+            -- And, as SQLite does, a line is not quarantined under an identity such a charge holds.
+            CREATE FUNCTION quarantine_legacy_duplicate() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                IF EXISTS (SELECT 1 FROM usage u WHERE u.node = NEW.node AND u.start_key = '-9223372036854775808'::int8
+                                                   AND u.identity = NEW.key) THEN
                     RETURN NULL;
                 END IF;
                 RETURN NEW;

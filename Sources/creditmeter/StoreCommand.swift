@@ -24,7 +24,7 @@ struct StoreCommand: ParsableCommand {
 
             Example:
               creditmeter store copy --config /etc/creditmeter/creditmeter.toml \\
-                  --to 'postgresql://creditmeter@db.example.com/creditmeter?sslmode=verify-full' \\
+                  --to postgresql://creditmeter@db.example.com/creditmeter \\
                   --password-file /etc/creditmeter/pg.password --node pbx1
             """
         )
