@@ -89,6 +89,61 @@ struct StoreCopyCLITests {
         #expect(r3.stdout == r2.stdout)
     }
 
+    /// A copy killed (SIGKILL) while it writes the charges leaves the target as it found it: nothing copied,
+    /// the keys it dropped for the load still there; the next copy then goes through.
+    @Test func aCopyKilledMidwayLeavesTheTargetEmpty() throws {
+        let h = try Harness(store: Self.sqliteStore)
+        #expect(try h.createClient("ann", accounts: ["1001"]).status == 0)
+        // 250,000 charges straight into the SQLite ledger (the API would take minutes in a debug build).
+        let sql = """
+            WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 250000)
+            INSERT INTO usage (identity, start_key, client_id, account, source, position, line, destination, prefix, billsec,
+                charged_seconds, cost, started_at, charged_at)
+            SELECT 'id-' || i, 1700000000 + i, (SELECT id FROM clients), '1001', 'master', i * 100, i, '4420', '44', 60, 60, 1000 + i,
+                1700000000 + i, 1700000100 FROM n;
+            UPDATE clients SET used = (SELECT sum(cost) FROM usage);
+            """
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["sqlite3", h.storePath, sql]
+        try p.run()
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 0, "sqlite3 could not fill the ledger")
+        let db = try TestDatabase()
+        defer { db.drop() }
+        try h.write("pg.password", (db.password ?? "") + "\n")
+        let indexes = "SELECT count(*) FROM pg_indexes WHERE tablename = 'usage'"
+
+        let copy = Process()
+        Harness.command(copy, ["store", "copy", "--config", h.configPath, "--to", db.url, "--password-file", h.path("pg.password"),
+                               "--chunk-rows", "1000"], umask: nil)
+        copy.standardOutput = FileHandle.nullDevice
+        let err = Pipe()
+        copy.standardError = err
+        try copy.run()
+        // Killed when it reports the first 100,000 charges written, well before the 250,000th.
+        var seen = Data()
+        while !String(decoding: seen, as: UTF8.self).contains("copying usage: 100000") {
+            let more = err.fileHandleForReading.availableData
+            if more.isEmpty { break }
+            seen.append(more)
+        }
+        let killed = copy.isRunning
+        if killed { kill(copy.processIdentifier, SIGKILL) }
+        copy.waitUntilExit()
+        #expect(killed, "the copy ended before it could be killed: \(String(decoding: seen, as: UTF8.self))")
+        for t in ["clients", "accounts", "usage", "outbox", "balance_dirty"] {
+            #expect(try db.int("SELECT count(*) FROM \(t)") == 0, "\(t) after a killed copy")
+        }
+        #expect(try db.int(indexes) == 3, "usage's indexes after a killed copy")
+
+        let again = try h.run(["store", "copy", "--to", db.url, "--password-file", h.path("pg.password")])
+        #expect(again.status == 0, "\(again.stderr)")
+        #expect(try db.int("SELECT count(*) FROM usage") == 250_000)
+        #expect(try db.int("SELECT sum(cost)::int8 FROM usage") == 250_000 * 1_000 + 250_000 * 250_001 / 2)
+        #expect(try db.int(indexes) == 3)
+    }
+
     @Test func theRefusals() throws {
         let h = try Harness(store: Self.sqliteStore)
         #expect(try h.createClient("ann").status == 0)
