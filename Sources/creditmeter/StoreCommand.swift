@@ -9,6 +9,12 @@ struct StoreCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "store",
         abstract: "Move a ledger between stores.",
+        discussion: """
+        Example:
+          creditmeter store copy \\
+              --to postgresql://creditmeter@db.example.com/creditmeter \\
+              --password-file /etc/creditmeter/pg.password
+        """,
         subcommands: [Copy.self]
     )
 
