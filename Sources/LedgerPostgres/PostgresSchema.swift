@@ -149,6 +149,102 @@ enum PostgresSchema {
                 since bigint NOT NULL
             );
             """),
+        // What a SQLite ledger holds that version 1 had no table for, so `store copy` loses nothing of it:
+        // rating-in-time corrections (SQLite's version 6), per-endpoint delivery state and the coalescing
+        // times of balance pushes (SQLite's version 2), and the given-up tally (version 5), which is a host's
+        // own files and so per node. Deliveries and endpoint state are not per node: the outbox they read
+        // is the store's, and an event is delivered once to an endpoint, not once per host.
+        //
+        // SQLite charges made before its version 3 have no start key; PostgreSQL's key needs one. They are
+        // copied with the smallest bigint, a start no CDR has, and `usage_legacy_duplicate` refuses a new
+        // charge whose identity such a row of its node holds, as SQLite checks them (and its quarantine twin
+        // a line quarantined under one). The triggers that call them are created by the copy, and only when
+        // it copies such rows: every other store pays nothing.
+        Migration(version: 2, sql: """
+            CREATE TABLE adjustments (
+                id bigserial PRIMARY KEY,
+                client_id bigint NOT NULL REFERENCES clients (id) ON DELETE CASCADE,
+                amount bigint NOT NULL CHECK (amount <> 0),
+                reason text NOT NULL CHECK (reason <> ''),
+                idempotency_key text UNIQUE,
+                at bigint NOT NULL
+            );
+            CREATE INDEX adjustments_client ON adjustments (client_id);
+
+            -- A rerate never updates a charge: a charge's current cost is its newest adjustment's new_cost.
+            CREATE TABLE usage_adjustments (
+                id bigserial PRIMARY KEY,
+                usage_id bigint NOT NULL REFERENCES usage (id) ON DELETE CASCADE,
+                client_id bigint NOT NULL REFERENCES clients (id) ON DELETE CASCADE,
+                old_cost bigint NOT NULL,
+                new_cost bigint NOT NULL CHECK (new_cost >= 0),
+                priced_by text,
+                at bigint NOT NULL,
+                CHECK (new_cost <> old_cost)
+            );
+            CREATE INDEX usage_adjustments_usage ON usage_adjustments (usage_id);
+            CREATE INDEX usage_adjustments_client ON usage_adjustments (client_id);
+
+            CREATE TABLE endpoint_state (
+                endpoint text PRIMARY KEY,
+                "cursor" bigint NOT NULL DEFAULT 0,
+                paused_at bigint,
+                pause_reason text NOT NULL DEFAULT '',
+                delivered bigint NOT NULL DEFAULT 0,
+                last_delivered_at bigint
+            );
+
+            -- Times in unix milliseconds, as SQLite's.
+            CREATE TABLE deliveries (
+                event bigint NOT NULL REFERENCES outbox (id) ON DELETE CASCADE,
+                endpoint text NOT NULL,
+                client_id bigint,
+                status text NOT NULL CHECK (status IN ('pending', 'dead')),
+                attempts bigint NOT NULL DEFAULT 0,
+                next_attempt_ms bigint NOT NULL,
+                age_from_ms bigint NOT NULL,
+                last_error text NOT NULL DEFAULT '',
+                updated_ms bigint NOT NULL,
+                PRIMARY KEY (event, endpoint)
+            );
+            CREATE INDEX deliveries_queue ON deliveries (endpoint, client_id, event) WHERE status = 'pending';
+            CREATE INDEX deliveries_due ON deliveries (endpoint, next_attempt_ms) WHERE status = 'pending';
+            CREATE INDEX deliveries_dead ON deliveries (endpoint, event) WHERE status = 'dead';
+
+            CREATE TABLE balance_sent (
+                client_id bigint PRIMARY KEY REFERENCES clients (id) ON DELETE CASCADE,
+                at bigint NOT NULL
+            );
+
+            CREATE TABLE source_given_up (
+                node text NOT NULL,
+                source text NOT NULL,
+                files bigint NOT NULL,
+                bytes bigint NOT NULL,
+                last_at bigint NOT NULL,
+                PRIMARY KEY (node, source)
+            );
+
+            CREATE FUNCTION usage_legacy_duplicate() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                IF EXISTS (SELECT 1 FROM usage u WHERE u.node = NEW.node AND u.start_key = '-9223372036854775808'::int8
+                                                   AND u.identity = NEW.identity) THEN
+                    RETURN NULL;
+                END IF;
+                RETURN NEW;
+            END
+            $$;
+            -- And, as SQLite does, a line is not quarantined under an identity such a charge holds.
+            CREATE FUNCTION quarantine_legacy_duplicate() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                IF EXISTS (SELECT 1 FROM usage u WHERE u.node = NEW.node AND u.start_key = '-9223372036854775808'::int8
+                                                   AND u.identity = NEW.key) THEN
+                    RETURN NULL;
+                END IF;
+                RETURN NEW;
+            END
+            $$;
+            """),
         // Authorize's holds, shared by every agent on every host: a hold belongs to (client, call id) and
         // expires at unix milliseconds; `node` is the host that took it (for status, never for lookups).
         Migration(version: 3, sql: """
@@ -163,4 +259,7 @@ enum PostgresSchema {
             CREATE INDEX holds_expiry ON holds (expires_at);
             """),
     ]
+
+    /// The start key of a copied charge SQLite made before it had start keys (its version 3).
+    static let legacyStartKey = Int64.min
 }

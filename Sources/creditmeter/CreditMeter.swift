@@ -24,7 +24,7 @@ struct CreditMeter: AsyncParsableCommand {
         version: version,
         subcommands: [
             RunCommand.self, ClientsCommand.self, ReplayCommand.self, CDRGenCommand.self, QuarantineCommand.self, OutboxCommand.self,
-            RerateCommand.self, PurgeCommand.self, StatusCommand.self, ConfigCommand.self,
+            RerateCommand.self, PurgeCommand.self, StatusCommand.self, ConfigCommand.self, StoreCommand.self,
         ]
     )
 }
