@@ -11,7 +11,7 @@ import TestSupport
         ["clients", "recharge"], ["clients", "list"], ["clients", "show"],
         ["quarantine"], ["quarantine", "list"], ["quarantine", "retry"],
         ["outbox"], ["outbox", "list"], ["outbox", "retry"],
-        ["config"], ["config", "check"],
+        ["config"], ["config", "check"], ["rerate"], ["store"], ["store", "copy"],
     ]
 
     /// `--help` at a known terminal width (ArgumentParser reads COLUMNS when stdout is not a terminal).
@@ -36,7 +36,7 @@ import TestSupport
 
     @Test func everyCommandsHelpHasAnExample() throws {
         let h = try Harness()
-        #expect(Self.commands.count == 22)
+        #expect(Self.commands.count == 25)
         var without: [String] = []
         for c in Self.commands {
             let r = try Self.help(h, c)
