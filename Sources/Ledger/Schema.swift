@@ -294,7 +294,10 @@ enum Schema {
         // sees every hold, and check-and-reserve is one write transaction, so agents taking holds at the
         // same moment for one client wait for each other instead of each spending the same credit. A hold
         // belongs to (client, call id); `expires_at` is unix milliseconds, a clock every agent shares.
-        // The charge that releases a hold deletes it in its own batch's transaction.
+        // The charge that releases a hold deletes it in its own batch's transaction. `hold_totals` keeps each
+        // client's sum and count, kept by triggers on every insert, update and delete however it happens
+        // (a check-and-reserve, a charge, a sweep, a purge's cascade): an answer reads that row and the
+        // client's expired holds by index, never every hold the client has.
         Migration(version: 8, name: "holds", sql: """
             CREATE TABLE holds (
                 client_id INTEGER NOT NULL REFERENCES clients (id) ON DELETE CASCADE,
@@ -304,6 +307,22 @@ enum Schema {
                 PRIMARY KEY (client_id, call)
             ) STRICT, WITHOUT ROWID;
             CREATE INDEX holds_expiry ON holds (expires_at);
+            CREATE INDEX holds_client_expiry ON holds (client_id, expires_at);
+            CREATE TABLE hold_totals (
+                client_id INTEGER PRIMARY KEY REFERENCES clients (id) ON DELETE CASCADE,
+                cost INTEGER NOT NULL,
+                calls INTEGER NOT NULL
+            ) STRICT;
+            CREATE TRIGGER holds_added AFTER INSERT ON holds BEGIN
+                INSERT INTO hold_totals (client_id, cost, calls) VALUES (new.client_id, new.cost, 1)
+                    ON CONFLICT (client_id) DO UPDATE SET cost = cost + excluded.cost, calls = calls + 1;
+            END;
+            CREATE TRIGGER holds_removed AFTER DELETE ON holds BEGIN
+                UPDATE hold_totals SET cost = cost - old.cost, calls = calls - 1 WHERE client_id = old.client_id;
+            END;
+            CREATE TRIGGER holds_changed AFTER UPDATE OF cost ON holds BEGIN
+                UPDATE hold_totals SET cost = cost - old.cost + new.cost WHERE client_id = new.client_id;
+            END;
             """),
     ]
 }

@@ -247,6 +247,8 @@ enum PostgresSchema {
             """),
         // Authorize's holds, shared by every agent on every host: a hold belongs to (client, call id) and
         // expires at unix milliseconds; `node` is the host that took it (for status, never for lookups).
+        // `hold_totals` is each client's sum and count, kept by a trigger on every change however it happens,
+        // so an answer reads one row and the client's expired holds, never every hold the client has.
         Migration(version: 3, sql: """
             CREATE TABLE holds (
                 client_id bigint NOT NULL REFERENCES clients (id) ON DELETE CASCADE,
@@ -257,6 +259,26 @@ enum PostgresSchema {
                 PRIMARY KEY (client_id, call)
             );
             CREATE INDEX holds_expiry ON holds (expires_at);
+            CREATE INDEX holds_client_expiry ON holds (client_id, expires_at);
+            CREATE TABLE hold_totals (
+                client_id bigint PRIMARY KEY REFERENCES clients (id) ON DELETE CASCADE,
+                cost bigint NOT NULL,
+                calls bigint NOT NULL
+            );
+            CREATE FUNCTION hold_totals_keep() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                IF TG_OP IN ('DELETE', 'UPDATE') THEN
+                    UPDATE hold_totals SET cost = cost - OLD.cost, calls = calls - 1 WHERE client_id = OLD.client_id;
+                END IF;
+                IF TG_OP IN ('INSERT', 'UPDATE') THEN
+                    INSERT INTO hold_totals AS t (client_id, cost, calls) VALUES (NEW.client_id, NEW.cost, 1)
+                        ON CONFLICT (client_id) DO UPDATE SET cost = t.cost + excluded.cost, calls = t.calls + 1;
+                END IF;
+                RETURN NULL;
+            END
+            $$;
+            CREATE TRIGGER holds_totals AFTER INSERT OR UPDATE OR DELETE ON holds
+                FOR EACH ROW EXECUTE FUNCTION hold_totals_keep();
             """),
     ]
 

@@ -101,5 +101,17 @@ import TestSupport
                                  HoldKey(clientID: 999_999, call: "C"): HoldGrant(cost: 1, expiresAt: 9_000)])
         #expect(try agents[0].held(clientID: cyd.id, now: 6_000) == (cost: 7_000, calls: 1))
         #expect(try agents[0].liveHoldCount(now: 6_000) == 1)
+        // Kept again with another cost: replaced, not added (the running totals follow an update too).
+        try agents[2].keepHolds([HoldKey(clientID: cyd.id, call: "B"): HoldGrant(cost: 3_000, expiresAt: 9_000)])
+        #expect(try agents[1].held(clientID: cyd.id, now: 6_000) == (cost: 3_000, calls: 1))
+        // Many expired holds not yet swept: left out of the totals until the next reserve deletes them.
+        for k in 0..<20 {
+            #expect(try agents[k % 3].reserve(account: "cyd", call: "E\(k)", now: 6_000, Self.grant(1_000, expiresAt: 7_000)) == 1_000)
+        }
+        #expect(try agents[0].held(clientID: cyd.id, now: 6_500) == (cost: 23_000, calls: 21))
+        #expect(try agents[0].held(clientID: cyd.id, now: 7_000) == (cost: 3_000, calls: 1))
+        #expect(try agents[1].reserve(account: "cyd", call: "F", now: 7_000, Self.grant(1_000, expiresAt: 9_000)) == 1_000)
+        #expect(try agents[2].held(clientID: cyd.id, now: 7_000) == (cost: 4_000, calls: 2))
+        #expect(try agents[2].liveHoldCount(now: 7_000) == 2)
     }
 }
