@@ -122,4 +122,79 @@ struct SharedStoreHoldsTests {
             #expect(json["reason"] as? String == "no_credit" && json["reserved"] as? String == "0.5", "port \(a.port): \(body)")
         }
     }
+
+    /// An 18-column Asterisk CDR of a 30-second answered call from account 1001, with `uniqueid`.
+    static func cdr(_ uniqueid: String) -> String {
+        """
+        "1001","1001","15550100","from-internal","","SIP/1001-00000001","SIP/trunk-00000002","Dial","SIP/trunk/15550100,60",\
+        "2024-05-01 10:00:00","2024-05-01 10:00:05","2024-05-01 10:00:35",35,30,"ANSWERED","DOCUMENTATION","\(uniqueid)",""
+        """
+    }
+
+    /// The client's available and reserved as an answer without a call shows them, in µcr.
+    static func figures(port: Int) throws -> (available: Int64, reserved: Int64)? {
+        let body = try getAll([(port, "/v1/authorize?account=1001&dst=15550100")])[0]
+        let json = (try? JSONSerialization.jsonObject(with: Data(body.utf8))) as? [String: Any] ?? [:]
+        guard let a = (json["available"] as? String).flatMap(micro), let r = (json["reserved"] as? String).flatMap(micro) else { return nil }
+        return (a, r)
+    }
+
+    @Test("a call's hold goes exactly when its charge commits, through SIGKILLs between the CDRs")
+    func holdsSettleExactlyThroughKills() throws {
+        let port = try freePort()
+        let h = try Harness(config: """
+            [api]
+            listen = "127.0.0.1:\(port)"
+
+            [authorize]
+            max_call_seconds = 60
+
+            [[source]]
+            name = "pbx"
+            path = "Master.csv"
+            format = "asterisk-csv"
+            timezone = "UTC"
+            start_at = "beginning"
+
+            """, plans: ["default": Self.deck])
+        try h.write("Master.csv", "")
+        #expect(try h.run(["clients", "create", "--username", "kit", "--first-name", "K", "--last-name", "T",
+                           "--email", "kit@example.com", "--account", "1001", "--password-stdin"],
+                          stdin: "Passw0rd!\nPassw0rd!\n").status == 0)
+        #expect(try h.run(["clients", "recharge", "kit", "1"]).status == 0)
+        var daemon = try DaemonProcess(h)
+        defer { _ = daemon.terminate() }
+        func up() -> Bool { holds(within: 30) { (try? Self.figures(port: port)) != nil || !daemon.process.isRunning } }
+        guard up() else { Issue.record("the agent never answered: \(daemon.log)"); return }
+        // Twenty calls of 60 s at 0.05/min hold the whole credit: 20 × 0.05 = 1.
+        let answers = try Self.getAll((0..<20).map { (port, "/v1/authorize?account=1001&dst=15550100&call=call-\($0)") })
+        #expect(answers.allSatisfy { $0.contains("\"allow\":true") }, "\(answers)")
+        #expect(try Self.figures(port: port).map { $0 == (1_000_000, 1_000_000) } == true)
+
+        // Their CDRs (30 s, charged as 60 s: 0.05 each) arrive in chunks; the agent is killed after each.
+        var rng = SplitMix64(seed: 11)
+        var next = 0
+        while next < 20 {
+            let chunk = min(20 - next, 1 + Int(rng.next() % 4))
+            try h.append((next..<(next + chunk)).map { Self.cdr("call-\($0)") }[...])
+            next += chunk
+            // Killed at once or after a moment, so some kills land mid-batch and some after it.
+            if rng.next() % 2 == 0 { _ = holds(within: Double(rng.next() % 50) / 1000) { false } }
+            daemon.kill9()
+            daemon = try DaemonProcess(h)
+            guard up() else { Issue.record("the agent never came back: \(daemon.log)"); return }
+            // Each call is either charged or still held, never both and never neither: the holds outlive
+            // the agent that took them, and a charge and its release commit together.
+            if let f = try Self.figures(port: port) {
+                #expect((1_000_000 - f.available) + f.reserved == 1_000_000, "used + held should be the whole credit: \(f)")
+            }
+        }
+        // Every call charged once, and no hold left.
+        var last: (available: Int64, reserved: Int64)?
+        let settled = holds(within: 20) {
+            last = try? Self.figures(port: port)
+            return last.map { $0 == (0, 0) } == true
+        }
+        #expect(settled, "available and reserved should both be 0: \(String(describing: last))")
+    }
 }
