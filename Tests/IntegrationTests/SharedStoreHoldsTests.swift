@@ -20,7 +20,9 @@ struct SharedStoreHoldsTests {
         let daemon: DaemonProcess
     }
 
-    static func agent(store: String, more: String = "") throws -> Agent {
+    /// An agent's directory and config (API port, 60 s calls); `store` nil keeps the store in that
+    /// directory, `tailing` adds a source on its Master.csv.
+    static func harness(store: String?, tailing: Bool = false) throws -> (h: Harness, port: Int) {
         let port = try freePort()
         let h = try Harness(config: """
             [api]
@@ -28,9 +30,15 @@ struct SharedStoreHoldsTests {
 
             [authorize]
             max_call_seconds = 60
-            \(more)
 
-            """, plans: ["default": deck], store: "[store]\npath = \"\(store)\"")
+            \(tailing ? "[[source]]\nname = \"pbx\"\npath = \"Master.csv\"\nformat = \"asterisk-csv\"\ntimezone = \"UTC\"\nstart_at = \"beginning\"\n" : "")
+            """, plans: ["default": deck], store: store.map { "[store]\npath = \"\($0)\"" })
+        if tailing { try h.write("Master.csv", "") }
+        return (h, port)
+    }
+
+    static func agent(store: String) throws -> Agent {
+        let (h, port) = try harness(store: store)
         return Agent(h: h, port: port, daemon: try DaemonProcess(h))
     }
 
@@ -141,23 +149,7 @@ struct SharedStoreHoldsTests {
 
     @Test("a call's hold goes exactly when its charge commits, through SIGKILLs between the CDRs")
     func holdsSettleExactlyThroughKills() throws {
-        let port = try freePort()
-        let h = try Harness(config: """
-            [api]
-            listen = "127.0.0.1:\(port)"
-
-            [authorize]
-            max_call_seconds = 60
-
-            [[source]]
-            name = "pbx"
-            path = "Master.csv"
-            format = "asterisk-csv"
-            timezone = "UTC"
-            start_at = "beginning"
-
-            """, plans: ["default": Self.deck])
-        try h.write("Master.csv", "")
+        let (h, port) = try Self.harness(store: nil, tailing: true)
         #expect(try h.run(["clients", "create", "--username", "kit", "--first-name", "K", "--last-name", "T",
                            "--email", "kit@example.com", "--account", "1001", "--password-stdin"],
                           stdin: "Passw0rd!\nPassw0rd!\n").status == 0)
