@@ -158,6 +158,26 @@ extension Ledger: HoldStore {
         try locked { () throws(LedgerError) in try store.execute("PRAGMA synchronous=NORMAL", purpose: "setting synchronous=NORMAL") }
     }
 
+    /// Live holds of every client at `now` and the µcr they reserve (saturating, for a report).
+    public func heldTotal(now: Int64) throws(LedgerError) -> (cost: Int64, calls: Int) {
+        try locked { () throws(LedgerError) -> (cost: Int64, calls: Int) in
+            // Summed per client first (exact, each fits), then across clients in Int128.
+            let s = try store.statement("""
+                SELECT t.cost - coalesce((SELECT sum(h.cost) FROM holds h WHERE h.client_id = t.client_id AND h.expires_at <= ?1), 0),
+                       t.calls - (SELECT count(*) FROM holds h WHERE h.client_id = t.client_id AND h.expires_at <= ?1)
+                FROM hold_totals t WHERE t.calls > 0
+                """, "summing every client's holds")
+            defer { s.reset() }
+            try s.bind(1, now)
+            var cost: Int128 = 0, calls = 0
+            while try s.step() {
+                cost += Int128(s.int64(0))
+                calls += Int(s.int64(1))
+            }
+            return (Int64(clamping: cost), calls)
+        }
+    }
+
     /// This connection's commits never run a WAL checkpoint (SQLite's `wal_autocheckpoint=0`): a checkpoint
     /// syncs the database file, milliseconds that would hold up the authorize answer whose commit crossed
     /// the threshold. The caller checkpoints from another connection instead (`checkpointPassively`).

@@ -9,7 +9,7 @@ struct StatusCommand: ParsableCommand {
         commandName: "status",
         abstract: "Where each source is read up to, what was charged today, and the quarantine.",
         discussion: """
-        Per [[source]]: its file, inode, committed offset, size, lag in bytes and the start of the newest charged CDR; then the CDRs and credits charged today (UTC) and the number of quarantined lines.
+        Per [[source]]: its file, inode, committed offset, size, lag in bytes and the start of the newest charged CDR; then the CDRs and credits charged today (UTC), the number of quarantined lines, and the live authorize holds (of every agent sharing the store) with the credits they reserve.
 
         Examples:
           creditmeter status
@@ -24,6 +24,7 @@ struct StatusCommand: ParsableCommand {
             startOfDay -= startOfDay % 86_400
             let today = try ledger.chargedSince(startOfDay)
             let quarantined = try ledger.quarantineCount()
+            let held = try ledger.heldTotal(now: nowEpoch() * 1000)
             var sources: [JSONValue] = []
             var lines: [String] = []
             for s in config.sources {
@@ -53,6 +54,7 @@ struct StatusCommand: ParsableCommand {
                     ("store", .string(config.store.path)), ("sources", .array(sources)),
                     ("charged_today", .object([("cdrs", .int(Int64(today.count))), ("cost", .string(Money.format(today.cost)))])),
                     ("quarantined", .int(Int64(quarantined))),
+                    ("holds", .object([("calls", .int(Int64(held.calls))), ("reserved", .string(Money.format(held.cost)))])),
                 ]))
                 return
             }
@@ -61,6 +63,7 @@ struct StatusCommand: ParsableCommand {
             lines.forEach(Console.out)
             Console.out("charged today (UTC): \(today.count) CDRs, \(Money.format(today.cost)) credits")
             Console.out("quarantined: \(quarantined)")
+            Console.out("holds: \(held.calls) live calls reserving \(Money.format(held.cost)) credits")
         }
     }
 }

@@ -123,6 +123,13 @@ struct SharedStoreHoldsTests {
         #expect(held <= 500_000, "holds granted \(held) µcr against 500000 available: \(reasons)")
         #expect(allowed == 10 && reasons["no_credit"] == 50, "\(reasons)")
 
+        // status counts every agent's holds.
+        let status = try first.run(["status", "--json"])
+        let json = (try? JSONSerialization.jsonObject(with: Data(status.stdout.utf8))) as? [String: Any] ?? [:]
+        let holdsShown = json["holds"] as? [String: Any] ?? [:]
+        #expect(holdsShown["calls"] as? Int == 10 && holdsShown["reserved"] as? String == "0.5", "\(status.stdout) \(status.stderr)")
+        #expect(try first.run(["status"]).stdout.contains("holds: 10 live calls reserving 0.5 credits"))
+
         // Every agent now sees all ten holds: its answer without a call has nothing left.
         for a in agents {
             let body = try Self.getAll([(a.port, "/v1/authorize?account=1001&dst=15550100")])[0]
