@@ -4,28 +4,59 @@ import MeterCore
 /// PostgreSQL's holds: rows of `holds`, shared by every agent on every host. Check-and-reserve locks the
 /// client's row (FOR NO KEY UPDATE, as a batch commit does before it adds to Used), so agents asking for
 /// one client at once, and a batch charging it, queue in one order; other clients never wait.
+///
+/// A transaction that only writes holds commits without waiting for the server's WAL flush
+/// (synchronous_commit off, for that transaction alone): it is visible to every other agent the moment it
+/// commits, as any commit is, and what a server crash can lose is its newest holds, never a charge, as
+/// with SQLite's holds connection. The flush would otherwise be most of each answer's time.
 extension PostgresLedger: HoldStore {
+    /// For a transaction that writes holds only; sent with its BEGIN.
+    static let holdsOnly = "SET LOCAL synchronous_commit TO off"
+
     public func reserve<T>(account: String, call: String?, now: Int64,
                            _ decide: (HoldView?) -> (value: T, grant: HoldGrant?)) throws(LedgerError) -> T {
         guard let call else {
             return try reading { () throws(LedgerError) -> T in
-                guard var view = try holdClient(account: account, lock: false) else { return decide(nil).value }
+                guard var view = try holdClient(account: account) else { return decide(nil).value }
                 (view.reserved, view.calls) = try liveHolds(clientID: view.clientID, now: now)
                 return decide(view).value
             }
         }
-        return try write("authorizing call \(call)") { () throws(LedgerError) -> T in
-            guard var view = try holdClient(account: account, lock: true) else { return decide(nil).value }
+        // Five round trips: BEGIN with its setting; the client locked and read; its expired holds and this
+        // call's earlier one deleted and what is left read, in one statement; the new hold; COMMIT.
+        return try write("authorizing call \(call)", settings: Self.holdsOnly) { () throws(LedgerError) -> T in
             var p = PGParams()
-            p.int8(view.clientID)
-            p.int8(now)
-            p.text(call)
-            // One statement, each half by its own index: an OR would read every hold of the client.
-            try db.query("""
-                WITH e AS (DELETE FROM holds WHERE client_id = $1 AND expires_at <= $2 RETURNING 1)
-                DELETE FROM holds WHERE client_id = $1 AND call = $3 AND expires_at > $2
-                """, p, "dropping a client's expired holds and the call's earlier one")
-            (view.reserved, view.calls) = try liveHolds(clientID: view.clientID, now: now)
+            p.text(account)
+            // Its own statement: one that waits for the lock keeps the snapshot it started with, and would
+            // not see the holds the agent it waited for has just committed.
+            let r = try db.query("""
+                SELECT c.id, c.username, c.status, c.plan, c.assigned, c.used
+                FROM accounts a JOIN clients c ON c.id = a.client_id WHERE a.code = $1
+                FOR NO KEY UPDATE OF c
+                """, p, "locking an account's client for authorize")
+            guard r.rows > 0 else { return decide(nil).value }
+            let id = r.int64(0, 0)
+            var q = PGParams()
+            q.int8(id)
+            q.int8(now)
+            q.text(call)
+            // With the client locked nobody else adds its holds. The parts see one snapshot, from before
+            // these deletes (their trigger's updates to hold_totals are not visible yet), so the deleted
+            // rows are taken off the totals here.
+            let t = try db.query("""
+                WITH expired AS (
+                    DELETE FROM holds WHERE client_id = $1 AND expires_at <= $2 RETURNING cost
+                ), again AS (
+                    DELETE FROM holds WHERE client_id = $1 AND call = $3 AND expires_at > $2 RETURNING cost
+                ), gone AS (SELECT cost FROM expired UNION ALL SELECT cost FROM again)
+                SELECT (coalesce((SELECT cost FROM hold_totals WHERE client_id = $1), 0)
+                            - coalesce((SELECT sum(cost) FROM gone), 0))::int8,
+                       coalesce((SELECT calls FROM hold_totals WHERE client_id = $1), 0) - (SELECT count(*) FROM gone)
+                """, q, "dropping a client's expired holds and the call's earlier one")
+            // The table's CHECK constraint admits only known statuses; the fallback is never taken.
+            let view = HoldView(clientID: id, username: r.text(0, 1), status: ClientStatus(rawValue: r.text(0, 2)) ?? .active,
+                                plan: r.text(0, 3), meter: Meter(assigned: r.int64(0, 4), used: r.int64(0, 5)),
+                                reserved: t.int64(0, 0), calls: Int(t.int64(0, 1)))
             let (value, grant) = decide(view)
             if let grant {
                 var g = PGParams()
@@ -56,7 +87,7 @@ extension PostgresLedger: HoldStore {
 
     @discardableResult
     public func sweepHolds(now: Int64) throws(LedgerError) -> Int {
-        try write("dropping expired holds") { () throws(LedgerError) -> Int in
+        try write("dropping expired holds", settings: Self.holdsOnly) { () throws(LedgerError) -> Int in
             var p = PGParams()
             p.int8(now)
             let r = try db.query("WITH d AS (DELETE FROM holds WHERE expires_at <= $1 RETURNING 1) SELECT count(*) FROM d", p,
@@ -68,7 +99,12 @@ extension PostgresLedger: HoldStore {
     public func keepHolds(_ holds: [HoldKey: HoldGrant]) throws(LedgerError) {
         guard !holds.isEmpty else { return }
         let items = holds.sorted { ($0.key.clientID, $0.key.call) < ($1.key.clientID, $1.key.call) }
-        try write("keeping holds granted while the store was down") { () throws(LedgerError) in
+        try write("keeping holds granted while the store was down", settings: Self.holdsOnly) { () throws(LedgerError) in
+            // Locked as check-and-reserve locks them, so no answer in flight misses these holds.
+            var lock = PGParams()
+            lock.int8Array(Array(Set(items.map(\.key.clientID))).sorted())
+            try db.query("SELECT id FROM clients WHERE id = ANY($1::int8[]) ORDER BY id FOR NO KEY UPDATE", lock,
+                         "locking the clients of kept holds")
             var p = PGParams()
             p.int8Array(items.map(\.key.clientID))
             p.textArray(items.map(\.key.call))
@@ -98,13 +134,12 @@ extension PostgresLedger: HoldStore {
             """, p, "releasing charged calls' holds")
     }
 
-    private func holdClient(account: String, lock: Bool) throws(LedgerError) -> HoldView? {
+    private func holdClient(account: String) throws(LedgerError) -> HoldView? {
         var p = PGParams()
         p.text(account)
         let r = try db.query("""
             SELECT c.id, c.username, c.status, c.plan, c.assigned, c.used
             FROM accounts a JOIN clients c ON c.id = a.client_id WHERE a.code = $1
-            \(lock ? "FOR NO KEY UPDATE OF c" : "")
             """, p, "looking up an account for authorize")
         guard r.rows > 0 else { return nil }
         // The table's CHECK constraint admits only known statuses; the fallback is never taken.

@@ -109,15 +109,18 @@ public final class PostgresLedger: MeteringStore, @unchecked Sendable {
 
     /// Runs `body` under the lock in one transaction (a savepoint inside a dry run), retried whole on
     /// the SQLSTATEs in `retryOn`.
-    func write<T>(_ purpose: String, retryOn: Set<String> = transient, _ body: () throws(LedgerError) -> T) throws(LedgerError) -> T {
-        try locked { () throws(LedgerError) -> T in try transaction(purpose, retryOn: retryOn, body) }
+    /// `settings` (SET LOCAL statements) go to the server with the BEGIN, in the same round trip.
+    func write<T>(_ purpose: String, retryOn: Set<String> = transient, settings: String? = nil,
+                  _ body: () throws(LedgerError) -> T) throws(LedgerError) -> T {
+        try locked { () throws(LedgerError) -> T in try transaction(purpose, retryOn: retryOn, settings: settings, body) }
     }
 
     /// Call with the lock held.
-    private func transaction<T>(_ purpose: String, retryOn: Set<String>, _ body: () throws(LedgerError) -> T) throws(LedgerError) -> T {
+    private func transaction<T>(_ purpose: String, retryOn: Set<String>, settings: String? = nil,
+                                _ body: () throws(LedgerError) -> T) throws(LedgerError) -> T {
         var attempt = 1
         while true {
-            try open(purpose)
+            try open(purpose, settings: settings)
             do {
                 let value = try body()
                 try close(purpose)
@@ -135,12 +138,13 @@ public final class PostgresLedger: MeteringStore, @unchecked Sendable {
         }
     }
 
-    private func open(_ purpose: String) throws(LedgerError) {
+    private func open(_ purpose: String, settings: String? = nil) throws(LedgerError) {
+        let also = settings.map { "; " + $0 } ?? ""
         if depth == 0 {
             try db.ensureConnected()
-            try db.execute("BEGIN", "starting a transaction for \(purpose)")
+            try db.execute("BEGIN" + also, "starting a transaction for \(purpose)")
         } else {
-            try db.execute("SAVEPOINT sp\(depth)", "opening a savepoint for \(purpose)")
+            try db.execute("SAVEPOINT sp\(depth)" + also, "opening a savepoint for \(purpose)")
         }
         depth += 1
     }
