@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Check-and-reserve latency in the store, on SQLite and on PostgreSQL (a throw-away local server,
-# scripts/pg-server): two agents' holds connections, set up as `run` sets its own, ask at a paced rate
+# scripts/pg-server): three agents' holds connections, set up as `run` sets its own, ask at a paced rate
 # (HOLDS_RATE per second in all, default 1000, for HOLDS_SECONDS, default 10) for 1,000 clients with four
 # live calls each, each answer one check-and-reserve transaction; latency is counted from when the answer
 # was due. A third connection plays the API's own (on SQLite it checkpoints passively every 500 ms, as
-# `run` does). Then a recharge on one agent and the next answer on the other, 200 times: the time until
+# `run` does). Then a recharge on one agent and the next answer on another, 200 times: the time until
 # an answer shows the recharge.
 # This measures the store's side of authorize (what an agent does per answer, without HTTP); the
 # figures come from the test build (debug), whose Swift is slower than a release build's while the

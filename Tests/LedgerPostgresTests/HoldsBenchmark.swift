@@ -22,10 +22,10 @@ struct HoldsBenchmark {
 
     @Test(arguments: StoreKind.available)
     func pacedReserveLatency(_ kind: StoreKind) throws {
-        let (all, cleanup) = try HoldsContractTests.agents(kind, asAuthorize: true)
+        let (all, cleanup) = try HoldsContractTests.agents(kind, count: 4, asAuthorize: true)
         defer { cleanup() }
         // The first connection plays the API's own (clients, recharges, and on SQLite the passive
-        // checkpoint every 500 ms that the holds connections leave to it); the other two answer, as two agents.
+        // checkpoint every 500 ms that the holds connections leave to it); the other three answer, as three agents.
         let setup = all[0]
         let agents = Array(all[1...])
         let clients = 1_000
@@ -85,10 +85,11 @@ struct HoldsBenchmark {
         for i in 0..<200 {
             let user = String(format: "b%04d", i)
             let t0 = DispatchTime.now().uptimeNanoseconds
-            let after = try agents[i % 2].recharge(username: user, amount: 1, key: nil, now: 2).client.meter.assigned
+            let (from, to) = (i % agents.count, (i + 1) % agents.count)
+            let after = try agents[from].recharge(username: user, amount: 1, key: nil, now: 2).client.meter.assigned
             var got: Int64 = -1
-            _ = try agents[1 - i % 2].reserve(account: user, call: nil, now: 0) { v in got = v?.meter.assigned ?? -1; return (0, nil) }
-            #expect(got == after, "agent \(1 - i % 2) answered with assigned \(got) after a recharge to \(after)")
+            _ = try agents[to].reserve(account: user, call: nil, now: 0) { v in got = v?.meter.assigned ?? -1; return (0, nil) }
+            #expect(got == after, "agent \(to) answered with assigned \(got) after a recharge to \(after) on agent \(from)")
             seen.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6)
         }
         seen.sort()

@@ -9,14 +9,15 @@ import TestSupport
 /// Authorize's holds on either store, through three connections as three agents would have them: the
 /// check-and-reserve is atomic per client across all of them, and a batch's charge settles its hold.
 @Suite struct HoldsContractTests {
-    /// Three connections to one fresh store of `kind` (three agents), and its cleanup. `asAuthorize` sets
-    /// SQLite's connections up as an agent's holds connection is (no sync per commit, checkpoints left to
-    /// another connection, which the caller then runs).
-    static func agents(_ kind: StoreKind, asAuthorize: Bool = false) throws -> (stores: [any HoldStore & MeteringStore], cleanup: () -> Void) {
+    /// `count` connections to one fresh store of `kind` (agents), and its cleanup. `asAuthorize` sets
+    /// SQLite's connections after the first up as an agent's holds connection is (no sync per commit,
+    /// checkpoints left to another connection, which the caller then runs).
+    static func agents(_ kind: StoreKind, count: Int = 3, asAuthorize: Bool = false) throws
+        -> (stores: [any HoldStore & MeteringStore], cleanup: () -> Void) {
         switch kind {
         case .sqlite:
             let t = try TempLedger()
-            let more = try (1..<3).map { _ in try Ledger(path: t.path) }
+            let more = try (1..<count).map { _ in try Ledger(path: t.path) }
             if asAuthorize {
                 for l in more {
                     try l.skipSyncPerCommit()
@@ -27,7 +28,7 @@ import TestSupport
         case .postgres:
             let db = try TestDatabase()
             do {
-                return (try (1...3).map { try db.ledger(node: "pbx\($0)") }, { db.drop() })
+                return (try (1...count).map { try db.ledger(node: "pbx\($0)") }, { db.drop() })
             } catch {
                 db.drop()
                 throw error
