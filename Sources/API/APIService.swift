@@ -8,6 +8,7 @@ import MeterCore
 import NIOCore
 import Prometheus
 import ServiceLifecycle
+import Synchronization
 
 /// Why the API refused to start: the config key at fault and what to do about it.
 public struct APIStartupError: Error, CustomStringConvertible, Sendable {
@@ -66,7 +67,18 @@ public struct APIService: Service {
             try holds.skipSyncPerCommit()
             try holds.leaveCheckpointsToOthers()
             holds.waitForWriters(milliseconds: 1000)
-            reservations = ReservationBook(ledger: holds)
+            let said = Mutex<Int64>(0)
+            let policy: @Sendable () -> StoreDownPolicy = { settings().authorize.whenStoreDown }
+            reservations = ReservationBook(ledger: holds, storeFailed: { error in
+                // Once every 10 s at most: a store that is down fails every answer.
+                let now = ReservationBook.unixMillis()
+                guard said.withLock({ last in
+                    guard now - last >= 10_000 else { return false }
+                    last = now
+                    return true
+                }) else { return }
+                logger.error("authorize: the store cannot take holds (answering as when_store_down = \(policy().rawValue)): \(error)")
+            })
         } catch {
             throw APIStartupError(key: "store.path", message: "the API cannot open the ledger: \(error)")
         }

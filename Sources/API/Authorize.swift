@@ -148,14 +148,18 @@ public final class ReservationBook: Sendable {
     let wallClock: @Sendable () -> Int64
     /// Holds granted from cached balances while the store was down, written once it answers again.
     private let pending = Mutex<[HoldKey: HoldGrant]>([:])
+    /// Told of each answer the store could not give (the daemon logs it, at most every 10 s).
+    private let storeFailed: @Sendable (LedgerError) -> Void
 
     /// `ledger` should be a connection of the book's own: each answer with a call is a transaction.
     /// Tests pass manual clocks.
     public init(ledger: any HoldStore, clock: @escaping @Sendable () -> Int64 = ReservationBook.unixMillis,
-                wallClock: @escaping @Sendable () -> Int64 = ReservationBook.unixSeconds) {
+                wallClock: @escaping @Sendable () -> Int64 = ReservationBook.unixSeconds,
+                storeFailed: @escaping @Sendable (LedgerError) -> Void = { _ in }) {
         self.ledger = ledger
         now = clock
         self.wallClock = wallClock
+        self.storeFailed = storeFailed
     }
 
     public static func unixSeconds() -> Int64 { Int64(Date().timeIntervalSince1970.rounded(.down)) }
@@ -208,6 +212,7 @@ public final class ReservationBook: Sendable {
                             answeredAt: answeredAt, now: t)
             }
         } catch {
+            storeFailed(error)
             var d = AuthorizeDecision(reason: .storeUnavailable, maxSeconds: 0, account: account, username: nil,
                                       available: nil, reserved: 0, hold: 0, call: call, prefix: nil)
             guard settings.authorize.whenStoreDown == .cached else { return d }

@@ -3,6 +3,7 @@ import Ledger
 import MeterConfig
 import MeterCore
 import Rater
+import Synchronization
 import Testing
 
 @Suite("authorize arithmetic against a brute-force oracle")
@@ -415,6 +416,15 @@ struct StoreDownTests {
             #expect(d.reason == .storeUnavailable && !d.allow && d.text == "DENY store_unavailable" && d.hold == 0)
         }
         #expect(s.book.liveCount == 0 && s.book.pendingCount == 0)
+        // The daemon is told of every answer the store could not give (it logs them, rate-limited).
+        let told = Mutex<[String]>([])
+        let book = ReservationBook(ledger: s.holds, clock: s.clock.now, storeFailed: { e in told.withLock { $0.append("\(e)") } })
+        try Self.locked(s) {
+            let d = book.decide(account: "nia", destination: "4420", call: "c-2", settings: try Fixtures.settings(), cached: nil)
+            #expect(d.reason == .storeUnavailable)
+        }
+        #expect(told.withLock { $0.count } == 1 && told.withLock { $0.first?.contains("authorizing call c-2") } == true,
+                "\(told.withLock { $0 })")
         // Once the lock is gone the same call is answered from the store.
         #expect(try s.authorize("nia", "4420", call: "c-1", AuthorizeConfig(maxCallSeconds: 60)).hold == 31_000)
     }
