@@ -82,9 +82,11 @@ public final class OwnServer: @unchecked Sendable {
     static let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().appendingPathComponent("scripts/pg-server").path
 
-    public init() throws {
+    /// `tls`: TCP takes TLS only, and the server's URL asks for sslmode=verify-full against the CA in
+    /// `dir/ca.crt` (`dir/other-ca.crt` signed nothing).
+    public init(tls: Bool = false) throws {
         dir = FileManager.default.temporaryDirectory.appendingPathComponent("cm-pg-\(UUID().uuidString.prefix(8))").path
-        try Self.run(["start", dir])
+        try Self.run(["start", dir], environment: tls ? "PG_SERVER_TLS=1 " : "")
     }
 
     /// A fast restart: the server cuts every connection and comes back on the same port.
@@ -95,13 +97,13 @@ public final class OwnServer: @unchecked Sendable {
         try? FileManager.default.removeItem(atPath: dir)
     }
 
-    static func run(_ args: [String]) throws {
+    static func run(_ args: [String], environment: String = "") throws {
         // system(3), not Process: the server pg_ctl starts inherits the child's descriptors, and Foundation's
         // Process was seen never to return from waitUntilExit for a script that had left one behind.
         let log = FileManager.default.temporaryDirectory.appendingPathComponent("cm-pg-server-\(UUID().uuidString).err").path
         defer { try? FileManager.default.removeItem(atPath: log) }
         let quoted = ([script] + args + [log]).map { "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" }
-        let command = "/bin/bash \(quoted[0]) \(quoted[1..<(quoted.count - 1)].joined(separator: " ")) </dev/null >/dev/null 2>\(quoted[quoted.count - 1])"
+        let command = environment + "/bin/bash \(quoted[0]) \(quoted[1..<(quoted.count - 1)].joined(separator: " ")) </dev/null >/dev/null 2>\(quoted[quoted.count - 1])"
         let status = system(command)
         guard status == 0 else {
             let e = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
