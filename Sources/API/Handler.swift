@@ -82,7 +82,7 @@ public final class APIHandler: Sendable {
     func metricsResponse() async -> Response {
         let quarantined = await onLedger { [ledger] in try? ledger.quarantineCount() }
         MeterMetrics.beforeScrape(quarantined: quarantined)
-        let live = await withCheckedContinuation { c in holdsQueue.async { [authorizer] in c.resume(returning: authorizer.book.liveCount) } }
+        let live = await onHolds { [authorizer] in authorizer.book.liveCount }
         counters.beforeScrape(liveReservations: live, ready: ready.notReadyReasons.isEmpty)
         return Reply.make(.ok, "text/plain; version=0.0.4; charset=utf-8", metrics(), [])
     }
@@ -107,10 +107,8 @@ public final class APIHandler: Sendable {
         if call?.isEmpty == true { call = nil }
         if let call, call.utf8.count > 128 { return bad("call", "must be at most 128 bytes") }
         let now = settings()
-        let d = await withCheckedContinuation { c in
-            holdsQueue.async { [authorizer, call] in
-                c.resume(returning: authorizer.authorize(account: account, destination: dst, call: call, settings: now))
-            }
+        let d = await onHolds { [authorizer, call] in
+            authorizer.authorize(account: account, destination: dst, call: call, settings: now)
         }
         counters.count(d.reason.rawValue)
         return text ? Reply.plain(.ok, d.text) : Reply.json(.ok, d.json)
@@ -120,6 +118,10 @@ public final class APIHandler: Sendable {
 
     package func onLedger<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
         await withCheckedContinuation { c in ledgerQueue.async { c.resume(returning: body()) } }
+    }
+
+    func onHolds<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
+        await withCheckedContinuation { c in holdsQueue.async { c.resume(returning: body()) } }
     }
 
     package func onPassword<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {

@@ -50,14 +50,19 @@ public protocol HoldStore: AnyObject, Sendable {
                     _ decide: (HoldView?) -> (value: T, grant: HoldGrant?)) throws(LedgerError) -> T
     /// µcr held and live holds of one client at `now` (unix milliseconds).
     func held(clientID: Int64, now: Int64) throws(LedgerError) -> (cost: Int64, calls: Int)
-    /// Live holds of every client at `now`.
-    func liveHoldCount(now: Int64) throws(LedgerError) -> Int
+    /// Live holds of every client at `now` and the µcr they reserve (saturating, for a report).
+    func heldTotal(now: Int64) throws(LedgerError) -> (cost: Int64, calls: Int)
     /// Deletes every hold expired at `now`; returns how many.
     @discardableResult
     func sweepHolds(now: Int64) throws(LedgerError) -> Int
     /// Writes holds granted elsewhere (while the store was unreachable, from cached balances); a client
     /// deleted meanwhile is skipped.
     func keepHolds(_ holds: [HoldKey: HoldGrant]) throws(LedgerError)
+}
+
+extension HoldStore {
+    /// Live holds of every client at `now`.
+    public func liveHoldCount(now: Int64) throws(LedgerError) -> Int { try heldTotal(now: now).calls }
 }
 
 /// SQLite's holds: rows of `holds`, shared by every agent that opens the same file.
@@ -110,16 +115,6 @@ extension Ledger: HoldStore {
         }
     }
 
-    public func liveHoldCount(now: Int64) throws(LedgerError) -> Int {
-        try locked { () throws(LedgerError) -> Int in
-            let s = try store.statement("SELECT count(*) FROM holds WHERE expires_at > ?1", "counting live holds")
-            defer { s.reset() }
-            try s.bind(1, now)
-            _ = try s.step()
-            return Int(s.int64(0))
-        }
-    }
-
     @discardableResult
     public func sweepHolds(now: Int64) throws(LedgerError) -> Int {
         try write("dropping expired holds") { () throws(LedgerError) -> Int in
@@ -158,7 +153,6 @@ extension Ledger: HoldStore {
         try locked { () throws(LedgerError) in try store.execute("PRAGMA synchronous=NORMAL", purpose: "setting synchronous=NORMAL") }
     }
 
-    /// Live holds of every client at `now` and the µcr they reserve (saturating, for a report).
     public func heldTotal(now: Int64) throws(LedgerError) -> (cost: Int64, calls: Int) {
         try locked { () throws(LedgerError) -> (cost: Int64, calls: Int) in
             // Summed per client first (exact, each fits), then across clients in Int128.

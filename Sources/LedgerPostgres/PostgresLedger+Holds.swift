@@ -76,12 +76,20 @@ extension PostgresLedger: HoldStore {
         try reading { () throws(LedgerError) -> (cost: Int64, calls: Int) in try liveHolds(clientID: clientID, now: now) }
     }
 
-    public func liveHoldCount(now: Int64) throws(LedgerError) -> Int {
-        try reading { () throws(LedgerError) -> Int in
+    public func heldTotal(now: Int64) throws(LedgerError) -> (cost: Int64, calls: Int) {
+        try reading { () throws(LedgerError) -> (cost: Int64, calls: Int) in
             var p = PGParams()
             p.int8(now)
-            let r = try db.query("SELECT count(*) FROM holds WHERE expires_at > $1", p, "counting live holds")
-            return Int(r.int64(0, 0))
+            // As SQLite's: each client's running totals less its expired holds, summed as numeric and
+            // clamped, since the sum over clients may pass what one client can hold.
+            let r = try db.query("""
+                SELECT least(coalesce(sum(t.cost - coalesce(e.cost, 0)), 0), 9223372036854775807)::int8,
+                       coalesce(sum(t.calls - coalesce(e.calls, 0)), 0)::int8
+                FROM hold_totals t LEFT JOIN (
+                    SELECT client_id, sum(cost) AS cost, count(*) AS calls FROM holds WHERE expires_at <= $1 GROUP BY client_id
+                ) e ON e.client_id = t.client_id
+                """, p, "summing every client's holds")
+            return (r.int64(0, 0), Int(r.int64(0, 1)))
         }
     }
 

@@ -64,6 +64,7 @@ import TestSupport
         let id = try #require(try agents[1].client(username: "tight")).id
         for a in agents { #expect(try a.held(clientID: id, now: 1_000) == (cost: 500_000, calls: 10)) }
         #expect(try agents[2].liveHoldCount(now: 1_000) == 10)
+        #expect(try agents[0].heldTotal(now: 1_000) == (cost: 500_000, calls: 10))
     }
 
     @Test(arguments: StoreKind.available)
