@@ -49,7 +49,8 @@ public struct APIService: Service {
     ///     sources; default: the ones `config` starts with.
     ///   - onCDRCommit: called after each committed transaction of posted CDRs (charged count, level
     ///     changes), after the holds of the charged calls were released.
-    public init(config: Config, settings: @escaping @Sendable () -> APISettings, ready: ReadyFlag, registry: PrometheusCollectorRegistry, logger: Logger,
+    public init(config: Config, settings: @escaping @Sendable () -> APISettings, ready: ReadyFlag,
+                registry: PrometheusCollectorRegistry, logger: Logger,
                 pollInterval: Duration = .milliseconds(50), rating: (@Sendable () -> ReceiverRating)? = nil,
                 onCDRCommit: @escaping @Sendable (_ charged: Int, _ levelChanges: Int) -> Void = { _, _ in },
                 routes: @escaping @Sendable (APIHandler, Router<APIContext>) -> Void = { _, _ in }) throws(APIStartupError) {
