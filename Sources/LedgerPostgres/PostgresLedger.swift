@@ -370,7 +370,7 @@ public final class PostgresLedger: MeteringStore, @unchecked Sendable {
         return c
     }
 
-    private func loadClient(username: String, forUpdate: Bool) throws(LedgerError) -> ClientRecord? {
+    func loadClient(username: String, forUpdate: Bool) throws(LedgerError) -> ClientRecord? {
         var p = PGParams()
         p.text(username)
         let s = try db.query("SELECT \(Ledger.clientColumns) FROM clients WHERE username = $1\(forUpdate ? " FOR NO KEY UPDATE" : "")",
@@ -385,7 +385,7 @@ public final class PostgresLedger: MeteringStore, @unchecked Sendable {
         return r
     }
 
-    private func requireClient(username: String, forUpdate: Bool) throws(LedgerError) -> ClientRecord {
+    func requireClient(username: String, forUpdate: Bool) throws(LedgerError) -> ClientRecord {
         guard let r = try loadClient(username: username, forUpdate: forUpdate) else { throw .unknownClient(username) }
         return r
     }
@@ -397,24 +397,30 @@ public final class PostgresLedger: MeteringStore, @unchecked Sendable {
         return r.rows > 0 ? r.int64(0, 0) : nil
     }
 
-    /// The username holding `email` (case-insensitively); empty emails never collide.
-    private func emailOwner(_ email: String) throws(LedgerError) -> String? {
+    /// The username holding `email` (case-insensitively), other than `excluding`; empty emails never collide.
+    func emailOwner(_ email: String, excluding: Int64? = nil) throws(LedgerError) -> String? {
         guard !email.isEmpty else { return nil }
         var p = PGParams()
         p.text(email)
+        p.int8(excluding)
         // Spelled like the partial index so it is used.
         let fold = "'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz'"
-        let r = try db.query("SELECT username FROM clients WHERE translate(email, \(fold)) = translate($1, \(fold)) AND email <> ''",
-                             p, "checking an email is free")
+        let r = try db.query("""
+            SELECT username FROM clients WHERE translate(email, \(fold)) = translate($1, \(fold)) AND email <> ''
+                AND id IS DISTINCT FROM $2
+            """, p, "checking an email is free")
         return r.rows > 0 ? r.text(0, 0) : nil
     }
 
-    private func checkAccountsFree(_ codes: [String]) throws(LedgerError) {
+    /// The first of `codes` (in their order) held by a client other than `clientID`, as SQLite reports it.
+    func checkAccountsFree(_ codes: [String], for clientID: Int64? = nil) throws(LedgerError) {
         var p = PGParams()
         p.textArray(codes)
+        p.int8(clientID)
         let r = try db.query("""
             SELECT a.code, c.username FROM unnest($1::text[]) WITH ORDINALITY AS x(code, ord)
-            JOIN accounts a ON a.code = x.code JOIN clients c ON c.id = a.client_id ORDER BY x.ord LIMIT 1
+            JOIN accounts a ON a.code = x.code JOIN clients c ON c.id = a.client_id
+            WHERE a.client_id IS DISTINCT FROM $2 ORDER BY x.ord LIMIT 1
             """, p, "checking account codes are free")
         if r.rows > 0 { throw .accountTaken(code: r.text(0, 0), owner: r.text(0, 1)) }
     }
