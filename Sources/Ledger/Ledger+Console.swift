@@ -7,12 +7,25 @@ public struct CallRecord: Sendable, Equatable {
     public var destination: String
     public var billsec: Int64
     public var cost: Int64
+
+    /// For the PostgreSQL store, which reads the same rows.
+    package init(at: Int64, destination: String, billsec: Int64, cost: Int64) {
+        self.at = at
+        self.destination = destination
+        self.billsec = billsec
+        self.cost = cost
+    }
 }
 
 /// One recharge as the client portal lists it.
 public struct RechargeRecord: Sendable, Equatable {
     public var at: Int64
     public var amount: Int64
+
+    package init(at: Int64, amount: Int64) {
+        self.at = at
+        self.amount = amount
+    }
 }
 
 /// The reads behind the web console: one page of clients, and a client's recent calls and recharges.
