@@ -35,6 +35,9 @@ public final class PostgresLedger: MeteringStore, @unchecked Sendable {
     private var depth = 0
     /// Transactions run again after a deadlock or serialization failure, for tests; under the lock.
     package private(set) var retriedTransactions = 0
+    /// How many of this node's newest charges `lastChargedStart` reads before it falls back to a scan, as
+    /// `Ledger.lastStartWalk`; tests lower it. Under the lock.
+    package var lastStartWalk: Int64 = 100_000
 
     /// Connects and migrates. A connection that cannot be made is `.unreachable`.
     public init(settings: PostgresSettings, thresholds: Thresholds = .default) throws(LedgerError) {
