@@ -478,3 +478,43 @@ enum AdminContract {
               + "\(admin.retriedTransactions + agent.retriedTransactions) transactions retried")
     }
 }
+
+/// Two agents editing two clients at once towards the same account code or email: the one that commits
+/// second gets SQLite's error, never a unique-violation from the server.
+@Suite(.enabled(if: PGEnv.enabled)) struct PostgresEditRaceTests {
+    @Test func twoAgentsTakingOneCodeOrEmailAtOnceGiveOneWinnerAndSQLitesError() throws {
+        let db = try TestDatabase()
+        defer { db.drop() }
+        let agents = [try db.ledger(node: "pbx1"), try db.ledger(node: "pbx2")]
+        let names = ["ann", "bob"]
+        for n in names { try makeClient(agents[0], n) }
+        let outcomes = Failures()
+        for round in 0..<20 {
+            let results = [Results<ClientRecord>(), Results<ClientRecord>()]
+            // A rendezvous, so the two edits start together.
+            let ready = [DispatchSemaphore(value: 0), DispatchSemaphore(value: 0)]
+            let failures = try onThreads(2) { t in
+                ready[t].signal()
+                ready[1 - t].wait()
+                var f = ClientFields()
+                if round % 2 == 1 { f.email = t == 0 ? "same\(round)@example.org" : "SAME\(round)@Example.org" }
+                let codes = round % 2 == 0 ? [names[t], "x\(round)"] : nil
+                results[t].set(Result { try agents[t].editClient(username: names[t], fields: f, accounts: codes, plan: nil,
+                                                                 passwordHash: nil, now: 2_000 + Int64(round)) })
+            }
+            #expect(failures == [])
+            let got = results.map { r in Result { try r.get() } }
+            let won = got.indices.filter { if case .success(.some) = got[$0] { true } else { false } }
+            #expect(won.count == 1, "round \(round)")
+            guard won.count == 1, let winner = won.first else { continue }
+            let loser = 1 - winner
+            let expected: LedgerError = round % 2 == 0 ? .accountTaken(code: "x\(round)", owner: names[winner])
+                : .duplicateEmail(loser == 0 ? "same\(round)@example.org" : "SAME\(round)@Example.org")
+            if case .failure(let e) = got[loser] {
+                #expect(e as? LedgerError == expected, "round \(round)")
+            }
+            outcomes.add(names[winner])
+        }
+        print("edit race: winners \(outcomes.all), \(agents[0].retriedTransactions + agents[1].retriedTransactions) transactions retried")
+    }
+}
