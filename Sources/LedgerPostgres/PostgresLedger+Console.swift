@@ -12,8 +12,10 @@ extension PostgresLedger {
     /// letters fold (both sides go through `translate` A–Z → a–z and a case-sensitive LIKE), where ILIKE or
     /// lower() would fold by the database's locale, so that "É" and "é" are different on both stores. A
     /// negative `limit` means no limit and a negative `offset` none, as in SQLite (PostgreSQL refuses both).
-    /// Known difference: a NUL character in `search` is sent as U+FFFD (PostgreSQL's text cannot hold
-    /// one), where SQLite would match the NUL.
+    /// Two differences remain, for input the console's form does not make (a hand-made URL could): a NUL
+    /// character in `search` is sent as U+FFFD (PostgreSQL's text cannot hold one), where SQLite's LIKE
+    /// reads the pattern only up to the NUL; and a search of more than about 50,000 bytes, which SQLite refuses ("LIKE or GLOB
+    /// pattern too complex", its SQLITE_MAX_LIKE_PATTERN_LENGTH), is matched here.
     public func clientPage(search: String, limit: Int, offset: Int) throws(LedgerError) -> (total: Int, clients: [ClientRecord]) {
         try reading { () throws(LedgerError) -> (total: Int, clients: [ClientRecord]) in
             var escaped = ""
