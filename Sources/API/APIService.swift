@@ -21,8 +21,8 @@ public struct APIStartupError: Error, CustomStringConvertible, Sendable {
 /// the in-memory balances current (`PRAGMA data_version` every `pollInterval`, 500 ms in the daemon;
 /// expired holds swept every 20th poll, 10 s there).
 ///
-/// It opens its own `Ledger` connection on `config.store.path`, so the daemon's ingest and the API's
-/// admin writes never share a lock; `data_version` tells each side about the other's commits.
+/// It opens its own store connections (admin, holds, posted CDRs), so the daemon's ingest and the API's
+/// admin writes never share a lock; the store's data version tells each side about the other's commits.
 public struct APIService: Service {
     public let handler: APIHandler
     public let authorizer: Authorizer
@@ -37,8 +37,8 @@ public struct APIService: Service {
 
     /// - Parameters:
     ///   - config: the config the daemon started with; `[api]` (listen address, admin token file, read
-    ///     timeout, max connections) and
-    ///     `[store] path` are read once here: changing them takes a restart.
+    ///     timeout, max connections) and the store are read once here: changing them takes a restart.
+    ///   - store: opens the API's connections; nil means the SQLite ledger at `config.store.path`.
     ///   - settings: the current generation's `[authorize]`, thresholds, plans and rate decks, read on
     ///     every request so a SIGHUP reload applies at once.
     ///   - ready: set by the daemon when its sources are open (`/readyz`).
@@ -49,7 +49,7 @@ public struct APIService: Service {
     ///     sources; default: the ones `config` starts with.
     ///   - onCDRCommit: called after each committed transaction of posted CDRs (charged count, level
     ///     changes), after the holds of the charged calls were released.
-    public init(config: Config, settings: @escaping @Sendable () -> APISettings, ready: ReadyFlag,
+    public init(config: Config, store: StoreOpener? = nil, settings: @escaping @Sendable () -> APISettings, ready: ReadyFlag,
                 registry: PrometheusCollectorRegistry, logger: Logger,
                 pollInterval: Duration = .milliseconds(50), rating: (@Sendable () -> ReceiverRating)? = nil,
                 onCDRCommit: @escaping @Sendable (_ charged: Int, _ levelChanges: Int) -> Void = { _, _ in },
@@ -57,17 +57,15 @@ public struct APIService: Service {
         let api = config.api
         let token = try Self.checkStartup(api)
         let receiving = try CDRReceiver.sources(config.receivers)
-        let ledger: Ledger
+        let store = store ?? .sqlite(path: config.store.path, thresholds: config.thresholds)
+        let ledger: any AgentStore
         let cache: BalanceCache
         let reservations: ReservationBook
         do {
-            ledger = try Ledger(path: config.store.path, thresholds: config.thresholds)
+            ledger = try store.open(.api)
             cache = try BalanceCache(ledger: ledger, wanted: { settings().authorize.whenStoreDown == .cached })
             // Holds on a connection of their own: a check-and-reserve never waits behind an admin write.
-            let holds = try Ledger(path: config.store.path, thresholds: config.thresholds)
-            try holds.skipSyncPerCommit()
-            try holds.leaveCheckpointsToOthers()
-            holds.waitForWriters(milliseconds: 1000)
+            let holds = try store.open(.holds)
             let said = Mutex<Int64>(0)
             let policy: @Sendable () -> StoreDownPolicy = { settings().authorize.whenStoreDown }
             reservations = ReservationBook(ledger: holds, storeFailed: { error in
@@ -81,16 +79,16 @@ public struct APIService: Service {
                 logger.error("authorize: the store cannot take holds (answering as when_store_down = \(policy().rawValue)): \(error)")
             })
         } catch {
-            throw APIStartupError(key: "store.path", message: "the API cannot open the ledger: \(error)")
+            throw APIStartupError(key: store.key, message: "the API cannot open the store: \(error)")
         }
         let authorizer = Authorizer(cache: cache, book: reservations)
         self.authorizer = authorizer
         var receiver: CDRReceiver?
         if !receiving.isEmpty {
             // A connection of its own: a group commit never waits behind an admin write or a cache reload.
-            let cdrLedger: Ledger
-            do { cdrLedger = try Ledger(path: config.store.path, thresholds: config.thresholds) } catch {
-                throw APIStartupError(key: "store.path", message: "the CDR receiver cannot open the ledger: \(error)")
+            let cdrLedger: any AgentStore
+            do { cdrLedger = try store.open(.receiver) } catch {
+                throw APIStartupError(key: store.key, message: "the CDR receiver cannot open the store: \(error)")
             }
             let start = ReceiverRating(generation: 0, accountField: config.accounts.cdrField, decks: settings().decks,
                                        maxBillsec: config.rating.maxBillsec)
@@ -222,8 +220,8 @@ public struct APIService: Service {
                 let sweep = ticks % 20 == 0
                 await handler.onLedger { [service] in
                     service.refreshBalances()
-                    // The holds connection leaves checkpoints to this one, so no answer waits for the sync.
-                    do { try service.handler.ledger.checkpointPassively() } catch {
+                    // SQLite's holds connection leaves checkpoints to this one, so no answer waits for the sync.
+                    do { try (service.handler.ledger as? Ledger)?.checkpointPassively() } catch {
                         service.logger.error("api: checkpointing the store failed: \(error)")
                     }
                     if sweep {

@@ -97,7 +97,7 @@ public final class BalanceSnapshot: Sendable {
 /// ingest, the CLI) committed; the API's own writes call `refresh(force: true)`, since a connection
 /// does not see its own commits in `data_version`.
 public final class BalanceCache: Sendable {
-    private let ledger: Ledger
+    private let ledger: any AgentStore
     private let current: Mutex<BalanceSnapshot>
     /// Serialises refreshes so an older snapshot can never replace a newer one.
     private let refreshing = Mutex<Int64>(-1)
@@ -105,7 +105,7 @@ public final class BalanceCache: Sendable {
     /// applies): reloading every client after every commit costs, and with `deny` nothing reads it.
     private let wanted: @Sendable () -> Bool
 
-    public init(ledger: Ledger, wanted: @escaping @Sendable () -> Bool = { true }) throws(LedgerError) {
+    public init(ledger: any AgentStore, wanted: @escaping @Sendable () -> Bool = { true }) throws(LedgerError) {
         self.ledger = ledger
         self.wanted = wanted
         let version = try ledger.dataVersion()

@@ -60,7 +60,7 @@ final class CDRCommitter: Sendable {
 
     private let state = Mutex(State())
     private let queue = DispatchQueue(label: "creditmeter.api.cdr-commit")
-    private let ledger: Ledger
+    private let ledger: any AgentStore
     private let commitBatch: Commit
     private let rating: @Sendable () -> Rating
     private let committed: @Sendable (Committed) -> Void
@@ -72,7 +72,7 @@ final class CDRCommitter: Sendable {
     private let transactionCount = Atomic<Int>(0)
 
     /// - Parameter commit: the transaction; the ledger's own `commit` unless a test stands in for a failing store.
-    init(ledger: Ledger, rating: @escaping @Sendable () -> Rating, logger: Logger,
+    init(ledger: any AgentStore, rating: @escaping @Sendable () -> Rating, logger: Logger,
          commit: Commit? = nil, committed: @escaping @Sendable (Committed) -> Void = { _ in }) {
         self.ledger = ledger
         if let commit {

@@ -13,7 +13,7 @@ import Rater
 /// authorize path runs on; on 2 cores one slow yescrypt per thread would otherwise stall authorize.
 public final class APIHandler: Sendable {
     let authorizer: Authorizer
-    package let ledger: Ledger
+    package let ledger: any AgentStore
     package let settings: @Sendable () -> APISettings
     package let adminToken: [UInt8]?
     let ready: ReadyFlag
@@ -34,7 +34,7 @@ public final class APIHandler: Sendable {
 
     static let maxBody = 64 * 1024
 
-    public init(authorizer: Authorizer, ledger: Ledger, settings: @escaping @Sendable () -> APISettings,
+    public init(authorizer: Authorizer, ledger: any AgentStore, settings: @escaping @Sendable () -> APISettings,
                 adminToken: String?, ready: ReadyFlag, metrics: @escaping @Sendable () -> [UInt8],
                 logger: Logger, clock: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970) },
                 receiver: CDRReceiver? = nil) throws(LedgerError) {
@@ -130,7 +130,7 @@ public final class APIHandler: Sendable {
 
     /// Runs a ledger write on the ledger queue and, when it succeeds, reloads the balance cache
     /// before answering, so an authorize right after a recharge sees the new credit.
-    package func write<T: Sendable>(_ body: @escaping @Sendable (Ledger) throws(LedgerError) -> T) async -> Result<T, LedgerError> {
+    package func write<T: Sendable>(_ body: @escaping @Sendable (any AgentStore) throws(LedgerError) -> T) async -> Result<T, LedgerError> {
         await onLedger { [ledger, authorizer, logger] in
             do throws(LedgerError) {
                 let v = try body(ledger)

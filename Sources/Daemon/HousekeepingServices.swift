@@ -8,10 +8,10 @@ import UnixSignals
 /// Deletes clients disabled for longer than `[retention] disabled_days`: at start, then daily.
 public struct PurgeService: Service {
     let runtime: Runtime
-    let ledger: Ledger
+    let ledger: any AgentStore
     let interval: Duration
 
-    public init(runtime: Runtime, ledger: Ledger, interval: Duration = .seconds(86_400)) {
+    public init(runtime: Runtime, ledger: any AgentStore, interval: Duration = .seconds(86_400)) {
         self.runtime = runtime
         self.ledger = ledger
         self.interval = interval
@@ -33,7 +33,12 @@ public struct PurgeService: Service {
         let days = runtime.generation.config.retention.disabledDays
         do {
             for c in try ledger.purgeCandidates(disabledBefore: now - Int64(days) * 86_400) {
-                try ledger.purge(username: c.username, now: now)
+                do {
+                    try ledger.purge(username: c.username, now: now)
+                } catch .unknownClient, .notDisabled {
+                    // Another agent sharing the store purged it first, or it was enabled meanwhile.
+                    continue
+                }
                 runtime.logger.notice("purged client disabled for more than \(days) days", metadata: ["client": "\(c.username)"])
             }
         } catch {
@@ -45,10 +50,10 @@ public struct PurgeService: Service {
 /// Re-reads the config and rate decks on SIGHUP; a bad new config is refused and the running one kept.
 public struct ReloadService: Service {
     let runtime: Runtime
-    let ledger: Ledger
+    let ledger: any AgentStore
     let configPath: String
 
-    public init(runtime: Runtime, ledger: Ledger, configPath: String) {
+    public init(runtime: Runtime, ledger: any AgentStore, configPath: String) {
         self.runtime = runtime
         self.ledger = ledger
         self.configPath = configPath

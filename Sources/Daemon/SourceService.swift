@@ -11,13 +11,14 @@ import MeterCore
 import ServiceLifecycle
 
 /// Tails one `[[source]]` and charges what it reads: each batch's charges, quarantine entries, level
-/// changes and the source's new read position commit in one SQLite transaction, so a crash at any
-/// moment re-reads exactly the lines whose charges were not committed.
+/// changes and the source's new read position commit in one store transaction, so a crash at any
+/// moment re-reads exactly the lines whose charges were not committed. While the store cannot be
+/// reached the source waits at its last committed position and retries with backoff.
 public final class SourceService: Service, @unchecked Sendable {
     // @unchecked: everything mutable below is touched only on `queue`, one batch at a time.
     private let name: String
     private let runtime: Runtime
-    private let ledger: Ledger
+    private let ledger: any AgentStore
     private let queue: DispatchQueue
     private let watcher: ChangeWatcher
     private let batchSize: Int
@@ -34,7 +35,7 @@ public final class SourceService: Service, @unchecked Sendable {
     private var logLimiter = RateLimiter(every: .seconds(10))
     private var failures = 0
 
-    public init(source: SourceConfig, index: Int, runtime: Runtime, ledger: Ledger, batchSize: Int = 5_000) throws {
+    public init(source: SourceConfig, index: Int, runtime: Runtime, ledger: any AgentStore, batchSize: Int = 5_000) throws {
         name = source.name
         path = source.path
         startAt = source.startAt
@@ -95,7 +96,7 @@ public final class SourceService: Service, @unchecked Sendable {
     /// Reads and commits one batch, and says whether more lines are waiting right now.
     private func step() -> Next {
         do {
-            refresh()
+            try refresh()
             var lines = LineBatch(metering: metering, source: settings, gathersCalls: true,
                                   capacity: min(batchSize, 1024))
             let batch = try tailer.read(maxLines: batchSize, maxLineBytes: settings.maxLineBytes) { line, offset, number in
@@ -174,8 +175,9 @@ public final class SourceService: Service, @unchecked Sendable {
         }
     }
 
-    /// Picks up a reloaded config and clients changed by other processes before each batch.
-    private func refresh() {
+    /// Picks up a reloaded config and clients changed by other processes before each batch. A store that
+    /// cannot say whether anything changed is a failure like a failed commit: the source waits.
+    private func refresh() throws {
         let g = runtime.generation
         if g.number != generation {
             generation = g.number
@@ -187,11 +189,10 @@ public final class SourceService: Service, @unchecked Sendable {
                 settings = s
             }
         }
-        if let v = try? ledger.dataVersion(), v != dataVersion {
-            if let dir = try? ledger.accountDirectory() {
-                metering.directory = dir
-                dataVersion = v
-            }
+        let v = try ledger.dataVersion()
+        if v != dataVersion {
+            metering.directory = try ledger.accountDirectory()
+            dataVersion = v
         }
     }
 
