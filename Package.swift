@@ -86,7 +86,8 @@ let package = Package(
             .product(name: "Crypto", package: "swift-crypto"),
         ], path: "Sources/Console"),
         .target(name: "Daemon", dependencies: [
-            "MeterCore", "CDRSource", "CDRParser", "Rater", "MeterConfig", "Ledger", "Ingest", "Outbox", "Delivery", "API", "Console",
+            "MeterCore", "CDRSource", "CDRParser", "Rater", "MeterConfig", "Ledger", "LedgerPostgres", "Ingest", "Outbox", "Delivery", "API",
+            "Console",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "UnixSignals", package: "swift-service-lifecycle"),

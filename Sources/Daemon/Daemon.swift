@@ -15,11 +15,12 @@ public struct Daemon {
     public let group: ServiceGroup
     /// Tells `/readyz` that the sources are open.
     let ready: ReadyFlag
-    let ledger: Ledger
+    let ledger: any AgentStore
+    let store: StoreOpener
     let sources: Int
 
     public init(configPath: String, config: Config, logger: Logger, version: String, batchSize: Int = 5_000,
-                extraServices: (Runtime, Ledger) throws -> [any Service] = { _, _ in [] }) throws {
+                extraServices: (Runtime, any AgentStore) throws -> [any Service] = { _, _ in [] }) throws {
         let preflight = try Preflight.check(config)
         for w in preflight.warnings {
             logger.warning("secret readable by group or others: \(w)", metadata: ["key": "\(w.key)", "file": "\(w.file)", "mode": "\(w.mode)"])
@@ -33,7 +34,9 @@ public struct Daemon {
                 .map { "source \($0.key) cannot charge (position kept, retrying): \($0.value.failure)" }
         })
         MeterMetrics.buildInfo(version: version)
-        ledger = try Ledger(path: config.store.path, thresholds: config.thresholds)
+        let store = try StoreOpener.configured(config)
+        self.store = store
+        ledger = try store.open(.source)
         var services: [(String, any Service)] = []
         for (i, s) in config.sources.enumerated() {
             services.append(("source \(s.name)", try SourceService(source: s, index: i, runtime: runtime, ledger: ledger, batchSize: batchSize)))
@@ -54,7 +57,7 @@ public struct Daemon {
         // The web console and portal (`[console]`) on the same listener, over the API's handler.
         let console = config.console.enabled ? try Console(config: config) : nil
         let api = try APIService(
-            config: config,
+            config: config, store: store,
             settings: { let g = runtime.generation; return APISettings(config: g.config, decks: g.decks) },
             ready: ready, registry: APIMetrics.bootstrap(), logger: logger,
             // Refreshed after every commit of ours; the poll only finds changes made by the CLI.
@@ -72,7 +75,7 @@ public struct Daemon {
         runtime.onCommit { _ in api.refreshBalances() }
         services.append(("api", api))
         services += try extraServices(runtime, ledger).map { ("\(type(of: $0))", $0) }
-        services.append(("purge", PurgeService(runtime: runtime, ledger: ledger)))
+        services.append(("purge", PurgeService(runtime: runtime, ledger: try store.open(.housekeeping))))
         services.append(("reload", ReloadService(runtime: runtime, ledger: ledger, configPath: configPath)))
         services.append(("watchdog", WatchdogService(runtime: runtime)))
         group = ServiceGroup(configuration: ServiceGroupConfiguration(
@@ -85,7 +88,7 @@ public struct Daemon {
 
     public func run() async throws {
         runtime.logger.notice("creditmeter started", metadata: [
-            "sources": "\(sources)", "store": "\(runtime.generation.config.store.path)", "pid": "\(getpid())",
+            "sources": "\(sources)", "store": "\(store.location)", "pid": "\(getpid())",
         ])
         ready.set()
         runtime.notifier.ready(status: "tailing \(sources) sources")

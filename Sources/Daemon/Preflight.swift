@@ -42,10 +42,7 @@ public struct Preflight: Sendable {
         if config.console.enabled, let logo = config.console.logoFile {
             do { _ = try Console.readLogo(logo) } catch { add(error.key, error.message) }
         }
-        if config.store.url != nil {
-            add("store.url", "run keeps its ledger in SQLite in this version (a PostgreSQL store serves replay and "
-                + "clients create, recharge, list and show, and quarantine list); remove url to run")
-        } else if let problem = storeProblem(config.store.path) {
+        if config.store.url == nil, let problem = storeProblem(config.store.path) {
             add("store.path", problem)
         }
         if let f = config.store.passwordFile {

@@ -27,6 +27,8 @@ public final class SystemdNotifier: Sendable {
     public func status(_ text: String) { send("STATUS=\(text)") }
     public func watchdog() { send("WATCHDOG=1") }
     public func stopping() { send("STOPPING=1") }
+    /// Asks for `seconds` more before the start (READY=1) times out: the agent is waiting for its store.
+    public func extendStartTimeout(seconds: Int) { send("EXTEND_TIMEOUT_USEC=\(seconds * 1_000_000)") }
     public func reloading() {
         var ts = timespec()
         clock_gettime(CLOCK_MONOTONIC, &ts)

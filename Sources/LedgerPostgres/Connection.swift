@@ -183,7 +183,9 @@ package final class PGConnection {
     deinit { PQfinish(conn) }
 
     static func scrub(_ message: String, _ password: String?) -> String {
-        var m = message.trimmingCharacters(in: .whitespacesAndNewlines).replacingOccurrences(of: "\n", with: " ")
+        // One line: libpq indents its second line with a tab ("Connection refused\n\tIs the server running").
+        var m = message.split(whereSeparator: { $0 == "\n" || $0 == "\t" || $0 == "\r" })
+            .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }.joined(separator: " ")
         if let password, !password.isEmpty { m = m.replacingOccurrences(of: password, with: "***") }
         return m
     }
@@ -192,11 +194,29 @@ package final class PGConnection {
 
     var isConnected: Bool { PQstatus(conn) == CONNECTION_OK }
 
+    /// How many times the connection was made again: a new session has lost its LISTENs.
+    private(set) var resets = 0
+
     /// Reconnects a connection the server or network dropped; `.unreachable` while it cannot.
     func ensureConnected() throws(LedgerError) {
         guard !isConnected else { return }
         PQreset(conn)
         guard isConnected else { throw .unreachable(errorMessage) }
+        resets += 1
+    }
+
+    /// Takes the notifications (NOTIFY) the server sent since the last call, without waiting for any;
+    /// returns how many. A dropped connection is `.unreachable`.
+    func drainNotifications() throws(LedgerError) -> Int {
+        if PQconsumeInput(conn) == 0 || !isConnected {
+            throw .unreachable("lost the connection while reading notifications: \(errorMessage)")
+        }
+        var n = 0
+        while let note = PQnotifies(conn) {
+            PQfreemem(note)
+            n += 1
+        }
+        return n
     }
 
     private func check(_ r: OpaquePointer?, _ context: String) throws(LedgerError) -> PGResult {
@@ -237,15 +257,60 @@ package final class PGConnection {
     /// One statement with binary parameters and binary results.
     @discardableResult
     func query(_ sql: String, _ params: PGParams, _ context: String) throws(LedgerError) -> PGResult {
-        let r: OpaquePointer? = params.bytes.withUnsafeBufferPointer { buf in
+        let r: OpaquePointer? = withValues(params) { values, formats in
+            PQexecParams(conn, sql, Int32(params.count), params.types, values, params.lengths, formats, 1)
+        }
+        return try check(r, context)
+    }
+
+    private func withValues<T>(_ params: PGParams,
+                               _ body: ([UnsafePointer<CChar>?], [Int32]) -> T) -> T {
+        params.bytes.withUnsafeBufferPointer { buf in
             // Never nil: the buffer starts with one byte.
             let base = UnsafeRawPointer(buf.baseAddress)
             let values: [UnsafePointer<CChar>?] = params.offsets.map { offset in
                 offset.flatMap { base?.advanced(by: $0).assumingMemoryBound(to: CChar.self) }
             }
-            let formats = [Int32](repeating: 1, count: params.count)
-            return PQexecParams(conn, sql, Int32(params.count), params.types, values, params.lengths, formats, 1)
+            return body(values, [Int32](repeating: 1, count: params.count))
         }
-        return try check(r, context)
+    }
+
+    /// Sends every statement before reading any answer (libpq's pipeline mode): one round trip to the
+    /// server however many there are. They run in order, each as if sent alone; after a failure the rest
+    /// are skipped by the server, and the first error is thrown once every answer has been read.
+    func pipeline(_ statements: [(sql: String, params: PGParams, context: String)]) throws(LedgerError) -> [PGResult] {
+        guard PQenterPipelineMode(conn) == 1 else {
+            throw .postgres(sqlstate: "", message: errorMessage, context: "entering pipeline mode")
+        }
+        defer { PQexitPipelineMode(conn) }
+        for s in statements {
+            let sent = withValues(s.params) { values, formats in
+                PQsendQueryParams(conn, s.sql, Int32(s.params.count), s.params.types, values, s.params.lengths, formats, 1)
+            }
+            guard sent == 1 else { throw lost(s.context) }
+        }
+        guard PQpipelineSync(conn) == 1 else { throw lost("sending a pipeline") }
+        var results: [PGResult] = []
+        var failure: LedgerError?
+        for s in statements {
+            // Each statement's answer, then a NULL that ends it.
+            guard let r = PQgetResult(conn) else { throw lost(s.context) }
+            if PQresultStatus(r) == PGRES_PIPELINE_ABORTED {
+                PQclear(r)
+            } else {
+                do { results.append(try check(r, s.context)) } catch { failure = failure ?? error }
+            }
+            while let extra = PQgetResult(conn) { PQclear(extra) }
+        }
+        // The sync point's own result.
+        guard let sync = PQgetResult(conn) else { throw lost("reading a pipeline's end") }
+        PQclear(sync)
+        if let failure { throw failure }
+        return results
+    }
+
+    private func lost(_ context: String) -> LedgerError {
+        isConnected ? .postgres(sqlstate: "", message: errorMessage, context: context)
+            : .unreachable("lost the connection while \(context): \(errorMessage)")
     }
 }

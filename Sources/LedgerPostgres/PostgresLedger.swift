@@ -38,6 +38,10 @@ public final class PostgresLedger: MeteringStore, @unchecked Sendable {
     /// How many of this node's newest charges `lastChargedStart` reads before it falls back to a scan, as
     /// `Ledger.lastStartWalk`; tests lower it. Under the lock.
     package var lastStartWalk: Int64 = 100_000
+    /// For `dataVersion`, under the lock: the notifications counted so far, and the connection session
+    /// (`PGConnection.resets`) whose LISTEN they came through; -1 before the first LISTEN.
+    var changeCount: Int64 = 0
+    var listenedSession = -1
 
     /// Connects and migrates. A connection that cannot be made is `.unreachable`.
     public init(settings: PostgresSettings, thresholds: Thresholds = .default) throws(LedgerError) {
@@ -137,6 +141,50 @@ public final class PostgresLedger: MeteringStore, @unchecked Sendable {
                 usleep(base + UInt32.random(in: 0...base))
                 attempt += 1
                 retriedTransactions += 1
+            }
+        }
+    }
+
+    /// One statement of a pipelined transaction.
+    typealias Statement = (sql: String, params: PGParams, context: String)
+
+    /// A transaction in two round trips, for the short ones a latency budget is kept for (authorize):
+    /// BEGIN, `settings` and `first` sent together; `then` reads their results and returns its value and
+    /// the statements to send with the COMMIT. Retried whole as `write` is. Inside a dry run (a savepoint)
+    /// the same statements run one at a time.
+    func pipelinedWrite<T>(_ purpose: String, settings: String, first: [Statement],
+                           then: ([PGResult]) throws(LedgerError) -> (value: T, finish: [Statement])) throws(LedgerError) -> T {
+        try locked { () throws(LedgerError) -> T in
+            if depth > 0 {
+                return try transaction(purpose, retryOn: Self.transient, settings: settings) { () throws(LedgerError) -> T in
+                    var results: [PGResult] = []
+                    for s in first { results.append(try db.query(s.sql, s.params, s.context)) }
+                    let (value, finish) = try then(results)
+                    for s in finish { try db.query(s.sql, s.params, s.context) }
+                    return value
+                }
+            }
+            var attempt = 1
+            while true {
+                try db.ensureConnected()
+                do throws(LedgerError) {
+                    let begin: [Statement] = [("BEGIN", PGParams(), "starting a transaction for \(purpose)"),
+                                              (settings, PGParams(), "setting up the transaction for \(purpose)")]
+                    let results = try db.pipeline(begin + first)
+                    let (value, finish) = try then(Array(results.dropFirst(begin.count)))
+                    _ = try db.pipeline(finish + [("COMMIT", PGParams(), "committing the transaction for \(purpose)")])
+                    return value
+                } catch {
+                    // Nothing to undo after a failed COMMIT or a lost connection; the error is dropped then.
+                    try? db.execute("ROLLBACK", "rolling back")
+                    guard attempt < Self.attempts, case .postgres(let state, _, _) = error, Self.transient.contains(state) else {
+                        throw error
+                    }
+                    let base = UInt32(5_000 << min(attempt - 1, 5))
+                    usleep(base + UInt32.random(in: 0...base))
+                    attempt += 1
+                    retriedTransactions += 1
+                }
             }
         }
     }

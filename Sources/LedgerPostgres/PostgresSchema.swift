@@ -280,6 +280,21 @@ enum PostgresSchema {
             CREATE TRIGGER holds_totals AFTER INSERT OR UPDATE OR DELETE ON holds
                 FOR EACH ROW EXECUTE FUNCTION hold_totals_keep();
             """),
+        // Every change to clients or accounts, made by any agent or by hand in psql, notifies the agents at
+        // its commit (NOTIFY is transactional and folds repeats within one transaction): they reload their
+        // account directory and cached balances when told, rather than polling the tables.
+        Migration(version: 4, sql: """
+            CREATE FUNCTION notify_changes() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                PERFORM pg_notify('creditmeter_changes', '');
+                RETURN NULL;
+            END
+            $$;
+            CREATE TRIGGER clients_changed AFTER INSERT OR UPDATE OR DELETE ON clients
+                FOR EACH STATEMENT EXECUTE FUNCTION notify_changes();
+            CREATE TRIGGER accounts_changed AFTER INSERT OR UPDATE OR DELETE ON accounts
+                FOR EACH STATEMENT EXECUTE FUNCTION notify_changes();
+            """),
     ]
 
     /// The start key of a copied charge SQLite made before it had start keys (its version 3).

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Daemon
 import Foundation
+import Ledger
 import Logging
 import MeterConfig
 
@@ -43,17 +44,44 @@ struct RunCommand: AsyncParsableCommand {
         // SIGHUP's default action ends the process; until the reload service traps it (once the service
         // group runs), a `systemctl reload` during start-up must not kill the agent.
         signal(SIGHUP, SIG_IGN)
-        let daemon: Daemon
-        do {
-            let config = try options.load()
-            let logger = Logger(label: "creditmeter") { JournalLogHandler(label: $0, level: level) }
-            daemon = try Daemon(configPath: path, config: config, logger: logger, version: CreditMeter.version, batchSize: batchLines)
-        } catch {
-            let (status, message) = explain(error)
-            Console.error(message)
-            throw ExitCode(status.rawValue)
+        var daemon: Daemon?
+        var wait = 1
+        while daemon == nil {
+            do {
+                let config = try options.load()
+                let logger = Logger(label: "creditmeter") { JournalLogHandler(label: $0, level: level) }
+                do {
+                    daemon = try Daemon(configPath: path, config: config, logger: logger, version: CreditMeter.version,
+                                        batchSize: batchLines)
+                } catch LedgerError.unreachable(let why) where config.store.url != nil && Self.mayComeBack(why) {
+                    // A shared store restarting or failing over when the agent starts: wait for it rather than
+                    // exit, which systemd would retry only a few times before giving up on the unit. Nothing
+                    // is read meanwhile; tailing starts from the committed positions once it answers.
+                    logger.error("the PostgreSQL store cannot be reached: \(why); retrying in \(wait) s")
+                    let notifier = SystemdNotifier()
+                    notifier.status("waiting for the PostgreSQL store: \(why)")
+                    notifier.extendStartTimeout(seconds: wait + 30)
+                    try await Task.sleep(for: .seconds(wait))
+                    wait = min(30, wait * 2)
+                }
+            } catch {
+                let (status, message) = explain(error)
+                Console.error(message)
+                throw ExitCode(status.rawValue)
+            }
         }
-        try await daemon.run()
+        try await daemon?.run()
+    }
+}
+
+extension RunCommand {
+    /// Whether a failed connection is one that waiting can cure (refused, timed out, the server starting,
+    /// stopping or in recovery) rather than a setting to fix (password, role, database, certificate),
+    /// which exits at once with libpq's message.
+    static func mayComeBack(_ why: String) -> Bool {
+        let fix = ["authentication failed", "password", "does not exist", "certificate", "SSL", "pg_hba.conf",
+                   "permission denied", "invalid", "unsupported"]
+        return !fix.contains { why.localizedCaseInsensitiveContains($0) }
     }
 }
 
