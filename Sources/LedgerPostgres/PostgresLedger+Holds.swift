@@ -22,53 +22,55 @@ extension PostgresLedger: HoldStore {
                 return decide(view).value
             }
         }
-        // Five round trips: BEGIN with its setting; the client locked and read; its expired holds and this
-        // call's earlier one deleted and what is left read, in one statement; the new hold; COMMIT.
-        return try write("authorizing call \(call)", settings: Self.holdsOnly) { () throws(LedgerError) -> T in
-            var p = PGParams()
-            p.text(account)
+        // Two round trips: BEGIN with its setting, the client locked and read, its expired holds and this
+        // call's earlier one deleted and what is left read, all sent at once; then the new hold with the COMMIT.
+        var p = PGParams()
+        p.text(account)
+        var q = PGParams()
+        q.text(account)
+        q.int8(now)
+        q.text(call)
+        let first: [Statement] = [
             // Its own statement: one that waits for the lock keeps the snapshot it started with, and would
-            // not see the holds the agent it waited for has just committed.
-            let r = try db.query("""
-                SELECT c.id, c.username, c.status, c.plan, c.assigned, c.used
-                FROM accounts a JOIN clients c ON c.id = a.client_id WHERE a.code = $1
-                FOR NO KEY UPDATE OF c
-                """, p, "locking an account's client for authorize")
-            guard r.rows > 0 else { return decide(nil).value }
-            let id = r.int64(0, 0)
-            var q = PGParams()
-            q.int8(id)
-            q.int8(now)
-            q.text(call)
+            // not see the holds the agent it waited for has just committed. The next one starts after it.
+            ("""
+             SELECT c.id, c.username, c.status, c.plan, c.assigned, c.used
+             FROM accounts a JOIN clients c ON c.id = a.client_id WHERE a.code = $1
+             FOR NO KEY UPDATE OF c
+             """, p, "locking an account's client for authorize"),
             // With the client locked nobody else adds its holds. The parts see one snapshot, from before
             // these deletes (their trigger's updates to hold_totals are not visible yet), so the deleted
-            // rows are taken off the totals here.
-            let t = try db.query("""
-                WITH expired AS (
-                    DELETE FROM holds WHERE client_id = $1 AND expires_at <= $2 RETURNING cost
-                ), again AS (
-                    DELETE FROM holds WHERE client_id = $1 AND call = $3 AND expires_at > $2 RETURNING cost
-                ), gone AS (SELECT cost FROM expired UNION ALL SELECT cost FROM again)
-                SELECT (coalesce((SELECT cost FROM hold_totals WHERE client_id = $1), 0)
-                            - coalesce((SELECT sum(cost) FROM gone), 0))::int8,
-                       coalesce((SELECT calls FROM hold_totals WHERE client_id = $1), 0) - (SELECT count(*) FROM gone)
-                """, q, "dropping a client's expired holds and the call's earlier one")
+            // rows are taken off the totals here. An account nobody owns matches no client: nothing.
+            ("""
+             WITH owner AS (SELECT client_id AS id FROM accounts WHERE code = $1), expired AS (
+                 DELETE FROM holds WHERE client_id = (SELECT id FROM owner) AND expires_at <= $2 RETURNING cost
+             ), again AS (
+                 DELETE FROM holds WHERE client_id = (SELECT id FROM owner) AND call = $3 AND expires_at > $2 RETURNING cost
+             ), gone AS (SELECT cost FROM expired UNION ALL SELECT cost FROM again)
+             SELECT (coalesce((SELECT cost FROM hold_totals WHERE client_id = (SELECT id FROM owner)), 0)
+                         - coalesce((SELECT sum(cost) FROM gone), 0))::int8,
+                    coalesce((SELECT calls FROM hold_totals WHERE client_id = (SELECT id FROM owner)), 0) - (SELECT count(*) FROM gone)
+             """, q, "dropping a client's expired holds and the call's earlier one"),
+        ]
+        return try pipelinedWrite("authorizing call \(call)", settings: Self.holdsOnly, first: first) {
+            (results) throws(LedgerError) -> (value: T, finish: [Statement]) in
+            let r = results[0], t = results[1]
+            guard r.rows > 0 else { return (decide(nil).value, []) }
             // The table's CHECK constraint admits only known statuses; the fallback is never taken.
-            let view = HoldView(clientID: id, username: r.text(0, 1), status: ClientStatus(rawValue: r.text(0, 2)) ?? .active,
-                                plan: r.text(0, 3), meter: Meter(assigned: r.int64(0, 4), used: r.int64(0, 5)),
+            let view = HoldView(clientID: r.int64(0, 0), username: r.text(0, 1),
+                                status: ClientStatus(rawValue: r.text(0, 2)) ?? .active, plan: r.text(0, 3),
+                                meter: Meter(assigned: r.int64(0, 4), used: r.int64(0, 5)),
                                 reserved: t.int64(0, 0), calls: Int(t.int64(0, 1)))
             let (value, grant) = decide(view)
-            if let grant {
-                var g = PGParams()
-                g.int8(view.clientID)
-                g.text(call)
-                g.int8(grant.cost)
-                g.int8(grant.expiresAt)
-                g.text(node)
-                try db.query("INSERT INTO holds (client_id, call, cost, expires_at, node) VALUES ($1, $2, $3, $4, $5)", g,
-                             "recording a hold")
-            }
-            return value
+            guard let grant else { return (value, []) }
+            var g = PGParams()
+            g.int8(view.clientID)
+            g.text(call)
+            g.int8(grant.cost)
+            g.int8(grant.expiresAt)
+            g.text(node)
+            return (value, [("INSERT INTO holds (client_id, call, cost, expires_at, node) VALUES ($1, $2, $3, $4, $5)", g,
+                             "recording a hold")])
         }
     }
 
