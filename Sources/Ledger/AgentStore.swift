@@ -10,6 +10,12 @@ public protocol AgentStore: MeteringStore, HoldStore {
     func dataVersion() throws(LedgerError) -> Int64
     /// Counts files of `source` that were given up (provably gone with lines unread), for `status`.
     func recordGivenUp(source: String, files: Int, bytes: Int64, now: Int64) throws(LedgerError)
+    /// This host's given-up tally for `source`.
+    func givenUp(source: String) throws(LedgerError) -> (files: Int64, bytes: Int64)
+    /// This host's charges since `since` (unix seconds): how many and their cost.
+    func chargedSince(_ since: Int64) throws(LedgerError) -> (count: Int, cost: Int64)
+    /// The start time of the newest CDR this host charged from `source`.
+    func lastChargedStart(source: String) throws(LedgerError) -> Int64?
 
     /// Changes the given fields; `accounts` replaces the whole set (empty means `[username]`).
     func editClient(username: String, fields: ClientFields, accounts: [String]?, plan: String?,

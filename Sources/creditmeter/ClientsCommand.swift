@@ -165,7 +165,7 @@ struct ClientsCommand: ParsableCommand {
             try guarded {
                 let violations = fields.violations(creating: false)
                 if !violations.isEmpty { throw fail(violations) }
-                let (config, ledger) = try options.open()
+                let (config, ledger) = try options.openStore()
                 if let plan = fields.plan, !config.plans.isEmpty, config.plan(named: plan) == nil {
                     throw CLIError(.dataError, "plan: '\(plan)' is not a [[plan]] in \(config.file)")
                 }
@@ -212,7 +212,7 @@ struct ClientsCommand: ParsableCommand {
 
     /// `disable` and `enable`: the client's new status, printed as `show` prints it.
     static func setDisabled(_ username: String, _ disabled: Bool, _ options: ConfigOptions) throws {
-        try options.guardedOpen { config, ledger in
+        try options.guardedOpenStore { config, ledger in
             ClientsCommand.print(try ledger.setDisabled(username: username, disabled, now: nowEpoch()), config: config, json: false)
         }
     }

@@ -83,7 +83,8 @@ struct ConfigOptions: ParsableArguments {
         let config = try load()
         if config.store.url != nil {
             throw CLIError(.config, "store.url: this command reads a SQLite store only in this version; on a PostgreSQL "
-                           + "store use replay and clients create, recharge, list and show, and quarantine list")
+                           + "store every other command works (clients adjust and statement, quarantine retry, outbox and "
+                           + "rerate are SQLite's only)")
         }
         let ledger = try Ledger(path: config.store.path, thresholds: config.thresholds, create: creating)
         return (config, ledger)
@@ -91,7 +92,7 @@ struct ConfigOptions: ParsableArguments {
 
     /// The config and the store it names: the SQLite ledger at `path`, or the PostgreSQL database at `url`
     /// with the password of `password_file`, as this host's `[node] name`.
-    func openStore(creating: Bool = false) throws -> (Config, any MeteringStore) {
+    func openStore(creating: Bool = false) throws -> (Config, any AgentStore) {
         let config = try load()
         guard let url = config.store.url else {
             return (config, try Ledger(path: config.store.path, thresholds: config.thresholds, create: creating))
@@ -101,7 +102,7 @@ struct ConfigOptions: ParsableArguments {
     }
 
     /// `openStore` under `guarded`, for commands that read (a missing SQLite store is exit 66).
-    func guardedOpenStore(_ body: (Config, any MeteringStore) throws -> Void) throws {
+    func guardedOpenStore(_ body: (Config, any AgentStore) throws -> Void) throws {
         try guarded {
             let (config, store) = try openStore()
             try body(config, store)
@@ -179,7 +180,7 @@ func rfc3339(_ epoch: Int64) -> String { CivilTime.rfc3339(epoch) }
 
 /// Opens a PostgreSQL store.
 enum Stores {
-    static func postgres(url: String, password: String?, node: String, thresholds: Thresholds) throws -> any MeteringStore {
+    static func postgres(url: String, password: String?, node: String, thresholds: Thresholds) throws -> any AgentStore {
         try PostgresLedger(settings: PostgresSettings(url: url, password: password, node: node), thresholds: thresholds)
     }
 }

@@ -23,7 +23,7 @@ struct PurgeCommand: ParsableCommand {
     @Flag(help: "Print JSON (pretty-printed, keys sorted).") var json = false
 
     func run() throws {
-        try options.guardedOpen { config, ledger in
+        try options.guardedOpenStore { config, ledger in
             let now = try asOf.map { try parseDate($0, option: "--as-of") } ?? nowEpoch()
             let cutoff = now - Int64(config.retention.disabledDays) * 86_400
             let doomed = try ledger.purgeCandidates(disabledBefore: cutoff)

@@ -19,7 +19,8 @@ struct StatusCommand: ParsableCommand {
     @Flag(help: "Print JSON (pretty-printed, keys sorted).") var json = false
 
     func run() throws {
-        try options.guardedOpen { config, ledger in
+        try options.guardedOpenStore { config, ledger in
+            let store = config.store.url.map(StoreConfig.redacted) ?? config.store.path
             var startOfDay = nowEpoch()
             startOfDay -= startOfDay % 86_400
             let today = try ledger.chargedSince(startOfDay)
@@ -51,14 +52,14 @@ struct StatusCommand: ParsableCommand {
             }
             if json {
                 Console.json(JSONValue.object([
-                    ("store", .string(config.store.path)), ("sources", .array(sources)),
+                    ("store", .string(store)), ("sources", .array(sources)),
                     ("charged_today", .object([("cdrs", .int(Int64(today.count))), ("cost", .string(Money.format(today.cost)))])),
                     ("quarantined", .int(Int64(quarantined))),
                     ("holds", .object([("calls", .int(Int64(held.calls))), ("reserved", .string(Money.format(held.cost)))])),
                 ]))
                 return
             }
-            Console.out("store: \(config.store.path)")
+            Console.out("store: \(store)")
             Console.out(config.sources.isEmpty ? "sources: none configured" : "sources:")
             lines.forEach(Console.out)
             Console.out("charged today (UTC): \(today.count) CDRs, \(Money.format(today.cost)) credits")

@@ -129,9 +129,15 @@ struct PostgresCLITests {
         let check = try h.run(["config", "check"])
         #expect(check.status == 0, "\(check.stderr)")
         // A command that reads only SQLite in this version says so in one line.
+        let statement = try h.run(["clients", "statement", "ann"])
+        #expect(statement.status == 78, "\(statement.stderr)")
+        #expect(statement.stderr.contains("store.url"))
+        // status, edit, disable and enable work on it, the URL shown without credentials.
         let status = try h.run(["status"])
-        #expect(status.status == 78, "\(status.stderr)")
-        #expect(status.stderr.contains("store.url"))
+        #expect(status.status == 0 && status.stdout.contains("store: postgresql://"), "\(status.stdout) \(status.stderr)")
+        #expect(try h.run(["clients", "edit", "ann", "--company", "Ann Ltd"]).status == 0)
+        #expect(try h.run(["clients", "disable", "ann"]).stdout.contains("disabled"))
+        #expect(try h.run(["clients", "enable", "ann"]).stdout.contains("active"))
 
         // A wrong password: exit 74, one line, and the password never printed.
         try h.write("pg.password", "not-the-password\n")
