@@ -1,0 +1,180 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// Three agents (pbx1–pbx3), each tailing its own CDR file, sharing one PostgreSQL database and one set of
+/// clients: killed at random moments, the server restarted under them, and still every call charged once
+/// per host and every alert delivered once, in order.
+@Suite(.serialized, .enabled(if: PGEnv.enabled, "no PostgreSQL server: set CREDITMETER_TEST_PG_DIR"))
+struct MultiHostTests {
+    static let secret = WebhookTests.secret
+
+    /// One host: its directory and config (store, node, source, API port, the shared receiver).
+    static func host(_ db: TestDatabase, node: String, receiver: PythonReceiver, deck: String) throws -> Harness {
+        let port = try freePort()
+        let h = try Harness(config: """
+            [api]
+            listen = "127.0.0.1:\(port)"
+
+            [delivery]
+            balance_interval_seconds = 1
+
+            [[endpoint]]
+            name = "receiver"
+            url = "\(receiver.url)"
+            events = ["credit.*"]
+            secret = "\(secret)"
+            timeout_seconds = 5
+
+            [[source]]
+            name = "pbx"
+            path = "Master.csv"
+            format = "asterisk-csv"
+            timezone = "UTC"
+            start_at = "beginning"
+            """, plans: [:], store: PostgresCLITests.store(db, node: node))
+        try h.write("pg.password", (db.password ?? "") + "\n")
+        try h.write("rates-default.csv", deck)
+        var toml = try String(contentsOfFile: h.configPath, encoding: .utf8)
+        toml += "\n[[plan]]\nname = \"default\"\nrates = \"rates-default.csv\"\n"
+        try h.write("creditmeter.toml", toml)
+        try h.write("Master.csv", "")
+        return h
+    }
+
+    /// The level an alert moves the client to.
+    static func level(_ type: String) -> String {
+        type == "credit.recovered" ? "ok" : String(type.dropFirst("credit.".count))
+    }
+
+    @Test("3 agents, 30 SIGKILLs and a server restart: Used exact to the µcr, alerts once each and in order")
+    func threeAgentsThroughKillsAndARestart() throws {
+        let server = try OwnServer()
+        defer { server.stop() }
+        let db = try TestDatabase(serverDir: server.dir)
+        let rxDir = FileManager.default.temporaryDirectory.appendingPathComponent("cm-rx-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: rxDir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: rxDir) }
+        let receiver = try PythonReceiver(dir: rxDir, name: "rx", secret: Self.secret)
+        defer { receiver.stop() }
+
+        // Hostile corpora (random identities, repeats, bad lines, unknown accounts, clients with two codes):
+        // pbx1 and pbx2 write the very same file, whose calls each host charges once; pbx3 its own.
+        let clients = 9
+        let (first, file1, expected1) = try HostileReplayTests.corpus(lines: 3_000, clients: clients, seed: 71)
+        let deck = try String(contentsOfFile: first.path("rates-default.csv"), encoding: .utf8)
+        // Kept to the end: a harness's directory, and the corpus in it, goes with it.
+        let (third, file3, expected3) = try HostileReplayTests.corpus(lines: 3_000, clients: clients, seed: 72)
+        defer { withExtendedLifetime((first, third)) {} }
+        let corpora = [file1, file1, file3]
+        var oracle: [String: Int64] = [:]
+        for (u, c) in expected1 { oracle[u, default: 0] += 2 * c }
+        for (u, c) in expected3 { oracle[u, default: 0] += c }
+
+        let hosts = try ["pbx1", "pbx2", "pbx3"].map { try Self.host(db, node: $0, receiver: receiver, deck: deck) }
+        // The clients of the corpus, created once for all hosts, each with credit for its calls and 5 % more:
+        // recovered (from exhausted, created with nothing), then low, then critical, each alert exactly once.
+        for row in try String(contentsOfFile: file1 + ".clients.tsv", encoding: .utf8).split(separator: "\n") {
+            let parts = row.split(separator: "\t").map(String.init)
+            let r = try hosts[0].createClient(parts[0], accounts: parts[1].split(separator: " ").map(String.init))
+            #expect(r.status == 0, "\(r.stderr)")
+            let used = try #require(oracle[parts[0]])
+            try hosts[0].ok(["clients", "recharge", parts[0], Oracle.format((used * 100 + 94) / 95)])
+        }
+
+        var daemons = try hosts.map { try DaemonProcess($0) }
+        defer { for d in daemons { _ = d.terminate() } }
+        for (i, d) in daemons.enumerated() {
+            #expect(d.waitForLog("source opened", timeout: 30), "pbx\(i + 1) did not start: \(d.log)")
+        }
+
+        // Each file in chunks of 1–120 lines, a chunk sometimes ending inside a line; 30 kills at random
+        // moments over the run, each agent started again at once; the server restarted halfway.
+        let texts = try corpora.map { [UInt8](try Data(contentsOf: URL(fileURLWithPath: $0))) }
+        var written = [0, 0, 0]
+        var rng = SplitMix64(seed: 2026)
+        var kills = 0, steps = 0, restarted = false
+        let totalBytes = texts.reduce(0) { $0 + $1.count }
+        while written.enumerated().contains(where: { $0.element < texts[$0.offset].count }) {
+            let i = Int(rng.next() % 3)
+            guard written[i] < texts[i].count else { continue }
+            var end = written[i]
+            let lines = 1 + Int(rng.next() % 120)
+            for _ in 0..<lines {
+                guard let nl = texts[i][end...].firstIndex(of: UInt8(ascii: "\n")) else { end = texts[i].count; break }
+                end = nl + 1
+            }
+            if rng.next() % 4 == 0, end < texts[i].count { end += Int(rng.next() % 40) }
+            end = min(end, texts[i].count)
+            let fh = try #require(FileHandle(forWritingAtPath: hosts[i].path("Master.csv")))
+            try fh.seekToEnd()
+            try fh.write(contentsOf: Data(texts[i][written[i]..<end]))
+            try fh.close()
+            written[i] = end
+            steps += 1
+            let done = written.reduce(0, +)
+            if kills < 30, rng.next() % 3 == 0 {
+                let k = Int(rng.next() % 3)
+                // At once or a little later, so kills land before, during and after batches.
+                if rng.next() % 2 == 0 { usleep(UInt32(rng.next() % 60_000)) }
+                daemons[k].kill9()
+                daemons[k] = try DaemonProcess(hosts[k])
+                kills += 1
+            }
+            if !restarted, done * 2 >= totalBytes {
+                try server.restart()
+                restarted = true
+            }
+        }
+        // Whatever the random walk left over, the 30 kills all happen.
+        while kills < 30 {
+            let k = kills % 3
+            daemons[k].kill9()
+            daemons[k] = try DaemonProcess(hosts[k])
+            kills += 1
+        }
+        #expect(restarted && steps > 60)
+
+        var meters: [String: [String: String]] = [:]
+        do {
+            try eventually("every client's Used equal to the oracle's", timeout: 120, every: 0.25) {
+                meters = (try? hosts[2].meters()) ?? [:]
+                return oracle.allSatisfy { meters[$0.key]?["used"] == Oracle.format($0.value) }
+            }
+        } catch {
+            let off = oracle.filter { meters[$0.key]?["used"] != Oracle.format($0.value) }
+                .map { "\($0.key): \(meters[$0.key]?["used"] ?? "?") ≠ \(Oracle.format($0.value))" }
+            Issue.record("Used differs from the oracle: \(off.sorted()); logs: \(daemons.map { String($0.log.suffix(2_000)) })")
+        }
+
+        // Three alerts per client, every one of them, each once by id and in order.
+        let want = clients * 3
+        var got: [[String: Any]] = []
+        _ = holds(within: 60) {
+            got = receiver.received()
+            return Set(got.compactMap { $0["id"] as? String }).count >= want
+        }
+        let accepted = got.filter { ($0["duplicate"] as? Bool) != true }
+        #expect(Set(accepted.compactMap { $0["id"] as? String }).count == accepted.count, "no id accepted twice")
+        var byClient: [String: [(type: String, previous: String)]] = [:]
+        for e in accepted {
+            let body = (e["body"] as? [String: Any]) ?? (e["body"] as? String).flatMap {
+                try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+            } ?? [:]
+            let data = body["data"] as? [String: Any] ?? [:]
+            guard let type = e["type"] as? String, let user = data["username"] as? String else { continue }
+            byClient[user, default: []].append((type, data["previous_level"] as? String ?? "?"))
+        }
+        #expect(byClient.count == clients, "alerts for \(byClient.keys.sorted())")
+        for (user, alerts) in byClient.sorted(by: { $0.key < $1.key }) {
+            #expect(alerts.map(\.type) == ["credit.recovered", "credit.low", "credit.critical"],
+                    "\(user): \(alerts.map(\.type))")
+            // In order: each alert starts from the level the one before it reached.
+            var level = "exhausted"
+            for a in alerts {
+                #expect(a.previous == level, "\(user): \(a.type) from \(a.previous), after \(level)")
+                level = Self.level(a.type)
+            }
+        }
+    }
+}

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# 1, 2 and 4 agents (`creditmeter run`, nodes pbx1…pbx4) tailing into one PostgreSQL database on a
+# throw-away local server (scripts/pg-server: loopback, scram-sha-256; on the same cores as the agents).
+# Prints, per agent count: the lines/s each agent and all of them committed when every file got a whole
+# hostile corpus at once (random hash identities, repeats, bad lines, unknown accounts, clients with two
+# account codes; exact to the µcr against the corpora's own costs), and the append-to-committed p50/p99
+# of single lines written at RATE lines/s per agent. See bench/tail_pg.py for the method.
+# Usage: [CREDITMETER_BIN=PATH] [AGENTS="1 2 4"] [LINES=100000] [RATE=50] [SECONDS_EACH=20] bench/tail_pg.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cache=bench/cache; mkdir -p "$cache"
+scripts/setup deps >/dev/null
+scripts/pg-server install
+if [[ -n ${CREDITMETER_BIN:-} ]]; then
+    bin=$CREDITMETER_BIN
+else
+    swift build -c release --product creditmeter > "$cache/build.log" 2>&1 || { cat "$cache/build.log"; exit 1; }
+    bin="$(swift build -c release --show-bin-path 2>/dev/null)/creditmeter"
+fi
+deck="$cache/rates-5000.csv"
+[[ -s $deck ]] || bench/make_deck.py "$deck"
+pg=$(mktemp -d /tmp/creditmeter-bench-pg.XXXXXX)
+trap 'scripts/pg-server stop "$pg" >/dev/null 2>&1 || true; rm -rf "$pg"' EXIT
+url=$(scripts/pg-server start "$pg")
+pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -t/ -k5,5n | tail -n1)
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'); $("$pgbin/postgres" --version)"
+python3 bench/tail_pg.py --bin "$bin" --url "$url" --password-file "$pg/password" --pgbin "$pgbin" \
+    --corpus-dir "$cache" --deck "$deck" --agents "${AGENTS:-1 2 4}" --lines "${LINES:-100000}" \
+    --rate "${RATE:-50}" --seconds "${SECONDS_EACH:-20}"
