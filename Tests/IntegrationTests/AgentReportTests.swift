@@ -128,7 +128,8 @@ struct AgentReportTests {
         #expect(family("creditmeter_ready", "gauge").first.flatMap { Double($0.2) } == 1)
     }
 
-    @Test func readinessFailsWhileTheStoreCannotCommit() throws {
+    @Test(.disabled(if: Harness.onPostgres, "holds SQLite's write lock; MultiHostTests stops PostgreSQL under the agents"))
+    func readinessFailsWhileTheStoreCannotCommit() throws {
         let api = try APIDaemon(tailing: true)
         guard api.waitUntilUp() else { return }
         let up = try Self.poll(api, "/readyz", seconds: 15) { $0.status == 200 }

@@ -72,7 +72,7 @@ extension Harness {
     /// `port` is the API's (a free one unless given); `api` are extra lines for the `[api]` table.
     static func tailing(format: String = "asterisk-csv", startAt: String = "beginning", port: Int? = nil,
                         api: String = "", extra: String = "",
-                        plans: [String: String] = ["default": Harness.defaultDeck]) throws -> Harness {
+                        plans: [String: String] = ["default": Harness.defaultDeck], store: String? = nil) throws -> Harness {
         // Each daemon gets its own API port, so tests never fight over 127.0.0.1:8787.
         try Harness(config: """
             [api]
@@ -87,7 +87,7 @@ extension Harness {
             start_at = "\(startAt)"
 
             \(extra)
-            """, plans: plans)
+            """, plans: plans, store: store)
     }
 
     /// A tailing harness with client c0001 and a daemon that has opened its source; the caller
@@ -146,7 +146,7 @@ extension Harness {
         return used
     }
 
-    static func expectedUsed(_ lines: [String]) -> [String: Int64] {
-        Oracle.expectAsterisk(lines.joined(separator: "\n"), deck: Oracle.deck(defaultDeck)).usedByAccount
+    static func expectedUsed(_ lines: [String], deck: String = defaultDeck) -> [String: Int64] {
+        Oracle.expectAsterisk(lines.joined(separator: "\n"), deck: Oracle.deck(deck)).usedByAccount
     }
 }

@@ -30,6 +30,14 @@ final class Harness: @unchecked Sendable {
     init(config extra: String = "", plans: [String: String] = ["default": Harness.defaultDeck], store: String? = nil) throws {
         dir = FileManager.default.temporaryDirectory.appendingPathComponent("cm-it-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        var store = store
+        if store == nil, Harness.onPostgres {
+            // The suites that run on both stores: the same cases against a database of their own.
+            let db = try TestDatabase()
+            database = db
+            try write("pg.password", (db.password ?? "") + "\n")
+            store = "[store]\nurl = \"\(db.url)\"\npassword_file = \"pg.password\"\n\n[node]\nname = \"pbx1\""
+        }
         var toml = (store ?? "[store]\npath = \"store.db\"") + "\n\n"
         for (name, deck) in plans.sorted(by: { $0.key < $1.key }) {
             try write("rates-\(name).csv", deck)
@@ -41,7 +49,16 @@ final class Harness: @unchecked Sendable {
                 "build the creditmeter product first (swift build --build-tests): \(Harness.binary)")
     }
 
-    deinit { try? FileManager.default.removeItem(at: dir) }
+    /// The database of a harness made with `CREDITMETER_TEST_STORE=postgres`, dropped with it.
+    private(set) var database: TestDatabase?
+
+    /// `CREDITMETER_TEST_STORE=postgres`: a harness given no store gets a PostgreSQL database, not a SQLite file.
+    static let onPostgres = ProcessInfo.processInfo.environment["CREDITMETER_TEST_STORE"] == "postgres"
+
+    deinit {
+        database?.drop()
+        try? FileManager.default.removeItem(at: dir)
+    }
 
     static let defaultDeck = SampleDeck.harness
 

@@ -177,4 +177,53 @@ struct MultiHostTests {
             }
         }
     }
+
+    /// `GET path` on 127.0.0.1:port: the status code and the body.
+    static func get(_ port: Int, _ path: String) -> (status: Int, body: String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+        p.arguments = ["-s", "--max-time", "10", "-w", "\n%{http_code}", "http://127.0.0.1:\(port)\(path)"]
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = FileHandle.nullDevice
+        guard (try? p.run()) != nil else { return (0, "") }
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        guard let nl = text.lastIndex(of: "\n") else { return (0, text) }
+        return (Int(text[text.index(after: nl)...]) ?? 0, String(text[..<nl]))
+    }
+
+    @Test("the server stopped under a running agent: /readyz 503, authorize denies, the CLI exits 74, nothing lost")
+    func storeDownAndBack() throws {
+        let server = try OwnServer()
+        defer { server.stop() }
+        let db = try TestDatabase(serverDir: server.dir)
+        let port = try freePort()
+        let h = try Harness.tailing(port: port, plans: ["default": WebhookTests.deck], store: PostgresCLITests.store(db, node: "pbx1"))
+        try h.write("pg.password", (db.password ?? "") + "\n")
+        try h.createClients(2, credits: "100")
+        let lines = (0..<40).map { WebhookTests.cdr($0 % 2 == 0 ? "c0001" : "c0002", billsec: 60, id: $0) }
+        try h.append(lines[0..<10])
+        let d = try DaemonProcess(h)
+        defer { _ = d.terminate() }
+        _ = try h.waitForUsed(Harness.expectedUsed(Array(lines[0..<10]), deck: WebhookTests.deck), clients: 2)
+        #expect(Self.get(port, "/readyz").status == 200)
+
+        try server.halt()
+        try h.append(lines[10..<25])
+        var ready = (status: 0, body: "")
+        _ = holds(within: 30) { ready = Self.get(port, "/readyz"); return ready.status == 503 }
+        #expect(ready.status == 503 && ready.body.contains("cannot reach the PostgreSQL server"), "\(ready)")
+        let denied = Self.get(port, "/v1/authorize?account=c0001&dst=5550123&call=down-1")
+        #expect(denied.body.contains("\"reason\":\"store_unavailable\""), "\(denied)")
+        let cli = try h.run(["clients", "list"])
+        #expect(cli.status == 74 && cli.stderr.split(separator: "\n").count == 1, "\(cli.status): \(cli.stderr)")
+        try h.append(lines[25...])
+
+        try server.resume()
+        _ = holds(within: 60) { Self.get(port, "/readyz").status == 200 }
+        #expect(Self.get(port, "/readyz").status == 200, "\(d.log)")
+        _ = try h.waitForUsed(Harness.expectedUsed(lines, deck: WebhookTests.deck), clients: 2, timeout: 60)
+        #expect(d.process.isRunning, "\(d.log)")
+    }
 }

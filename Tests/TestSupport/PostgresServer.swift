@@ -92,6 +92,12 @@ public final class OwnServer: @unchecked Sendable {
     /// A fast restart: the server cuts every connection and comes back on the same port.
     public func restart() throws { try Self.run(["restart", dir]) }
 
+    /// Stops the server and keeps it, for `resume`: the store is unreachable meanwhile.
+    public func halt() throws { try Self.run(["stop", dir]) }
+
+    /// Starts the server `halt` stopped, on the same port.
+    public func resume() throws { try Self.run(["resume", dir]) }
+
     public func stop() {
         try? Self.run(["stop", dir])
         try? FileManager.default.removeItem(atPath: dir)
