@@ -54,7 +54,7 @@ let package = Package(
         ], path: "Sources/MeterConfig"),
         .target(name: "Ledger", dependencies: ["MeterCore", "CSQLite", "CCrypt"], path: "Sources/Ledger"),
         // The same MeteringStore on PostgreSQL (SPEC 12), for several PBX hosts sharing one balance per client.
-        .target(name: "LedgerPostgres", dependencies: ["MeterCore", "Ledger", "CLibPQ"], path: "Sources/LedgerPostgres"),
+        .target(name: "LedgerPostgres", dependencies: ["MeterCore", "Ledger", "Outbox", "CLibPQ"], path: "Sources/LedgerPostgres"),
         .target(name: "Ingest", dependencies: [
             "MeterCore", "CDRSource", "CDRParser", "Rater", "MeterConfig", "Ledger",
             .product(name: "Crypto", package: "swift-crypto"),

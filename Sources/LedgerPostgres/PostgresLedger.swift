@@ -35,6 +35,8 @@ public final class PostgresLedger: MeteringStore, @unchecked Sendable {
     private var depth = 0
     /// Transactions run again after a deadlock or serialization failure, for tests; under the lock.
     package private(set) var retriedTransactions = 0
+    /// Calls of `outboxSequence` that found events to fan out, so each returns a new value; under the lock.
+    var sequenceReads: Int64 = 0
 
     /// Connects and migrates. A connection that cannot be made is `.unreachable`.
     public init(settings: PostgresSettings, thresholds: Thresholds = .default) throws(LedgerError) {
