@@ -112,7 +112,7 @@ let package = Package(
         .testTarget(name: "CDRSourceTests", dependencies: ["CDRSource", "MeterCore", "TestSupport"]),
         // Helpers shared by test targets (the sample webhook receiver as a child process).
         .target(name: "TestSupport", dependencies: ["Ledger", "LedgerPostgres", "MeterCore"], path: "Tests/TestSupport"),
-        .testTarget(name: "DeliveryTests", dependencies: ["Delivery", "Outbox", "Ledger", "MeterCore", "MeterConfig", "TestSupport"]),
+        .testTarget(name: "DeliveryTests", dependencies: ["Delivery", "Outbox", "Ledger", "LedgerPostgres", "MeterCore", "MeterConfig", "TestSupport"]),
         .testTarget(name: "APITests", dependencies: [
             "API", "Ledger", "MeterCore", "MeterConfig", "Rater", "TestSupport",
             .product(name: "Hummingbird", package: "hummingbird"),
