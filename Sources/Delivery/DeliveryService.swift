@@ -67,7 +67,7 @@ public final class DeliveryService: Service, Sendable {
     }
 
     public let endpoints: [ResolvedEndpoint]
-    private let ledger: any DeliveryStore
+    private let store: any DeliveryStore
     /// This agent's name in the lease rows: the node and a token of this process, so two agents started
     /// with the same node name (a misconfiguration, or a restart before the old lease expired) differ.
     public let leaseHolder: String
@@ -115,7 +115,7 @@ public final class DeliveryService: Service, Sendable {
     /// Delivers through `store`; `node` names this agent in the store's lease rows.
     public init(store: any DeliveryStore, endpoints: [ResolvedEndpoint], delivery: DeliveryConfig, node: String,
                 version: String, logger: Logger, options: Options = Options()) {
-        self.ledger = store
+        self.store = store
         self.leaseHolder = "\(node)/\(UUID().uuidString.prefix(8).lowercased())"
         self.endpoints = endpoints
         self.delivery = delivery
@@ -196,7 +196,7 @@ public final class DeliveryService: Service, Sendable {
             do {
                 for name in names {
                     let asked = LeaseBook.monotonicMs()
-                    if try ledger.takeLease(name, holder: leaseHolder, ttlMs: ttl) {
+                    if try store.takeLease(name, holder: leaseHolder, ttlMs: ttl) {
                         if leases.hold(name, untilMs: asked + ttl - ttl / 5) {
                             logger.notice("took the delivery lease", metadata: ["lease": "\(name)", "holder": "\(leaseHolder)"])
                             wake[name]?.poke()
@@ -217,7 +217,7 @@ public final class DeliveryService: Service, Sendable {
         for name in names {
             // Given up in the store even when it ran out here: the store may still count it ours.
             leases.drop(name)
-            do { try ledger.releaseLease(name, holder: leaseHolder) } catch {
+            do { try store.releaseLease(name, holder: leaseHolder) } catch {
                 logger.warning("could not give up a delivery lease; it expires on its own: \(error)", metadata: ["lease": "\(name)"])
             }
         }
@@ -243,7 +243,7 @@ public final class DeliveryService: Service, Sendable {
             let now = options.clock()
             guard leases.holds(Self.coordinatorLease) else {
                 // Another agent coordinates; the metrics are this agent's own to report.
-                if tick(&lastCount, now, every: 1_000) { options.onPending((try? ledger.pendingDeliveries(endpoints: names)) ?? [:]) }
+                if tick(&lastCount, now, every: 1_000) { options.onPending((try? store.pendingDeliveries(endpoints: names)) ?? [:]) }
                 lastSequence = -1
                 coordinatorSignal.wait(milliseconds: options.leaseRenewMilliseconds)
                 continue
@@ -252,25 +252,25 @@ public final class DeliveryService: Service, Sendable {
                 // With no endpoint for them, balances stay marked dirty and are announced with the then newest
                 // figures once one is configured.
                 if wantsBalances, tick(&lastBalance, now, every: options.balanceTickMilliseconds) {
-                    try ledger.materializeBalances(now: now / 1_000, intervalSeconds: delivery.balanceIntervalSeconds)
+                    try store.materializeBalances(now: now / 1_000, intervalSeconds: delivery.balanceIntervalSeconds)
                 }
-                let sequence = try ledger.outboxSequence()
+                let sequence = try store.outboxSequence()
                 if sequence != lastSequence, !outbox.isEmpty {
                     var more = true
                     while more, !stop.isSet {
-                        let r = try ledger.fanOut(endpoints: outbox, nowMs: options.clock(), limit: 1_000)
+                        let r = try store.fanOut(endpoints: outbox, nowMs: options.clock(), limit: 1_000)
                         more = r.more
                         for name in r.queued.keys { senders[name]?.poke() }
                     }
                 }
                 lastSequence = sequence
-                if tick(&lastCount, now, every: 1_000) { options.onPending(try ledger.pendingDeliveries(endpoints: names)) }
+                if tick(&lastCount, now, every: 1_000) { options.onPending(try store.pendingDeliveries(endpoints: names)) }
                 if tick(&lastExpire, now, every: options.expireTickMilliseconds) {
-                    let n = try ledger.expireDeliveries(nowMs: now, maxAgeMs: maxAgeMs)
+                    let n = try store.expireDeliveries(nowMs: now, maxAgeMs: maxAgeMs)
                     if n > 0 { logger.warning("deliveries older than max_age_hours moved to the dead letters", metadata: ["count": "\(n)"]) }
                 }
                 if tick(&lastPrune, now, every: options.pruneTickMilliseconds) {
-                    while try ledger.pruneOutbox(endpoints: names, now: now / 1_000, maxAgeSeconds: delivery.maxAgeHours * 3_600,
+                    while try store.pruneOutbox(endpoints: names, now: now / 1_000, maxAgeSeconds: delivery.maxAgeHours * 3_600,
                                                  limit: 5_000) > 0,
                           !stop.isSet {}
                 }
@@ -299,7 +299,7 @@ public final class DeliveryService: Service, Sendable {
             let now = options.clock()
             let batch: DueDeliveries
             do {
-                batch = try ledger.dueDeliveries(endpoint: s.endpoint.name, nowMs: now, limit: 100)
+                batch = try store.dueDeliveries(endpoint: s.endpoint.name, nowMs: now, limit: 100)
                 errors.clear()
             } catch {
                 errors.report("reading the delivery queue failed, will retry: \(error)")
@@ -344,7 +344,7 @@ public final class DeliveryService: Service, Sendable {
         let start = options.clock()
         let maxAgeMs = delivery.maxAgeHours * 3_600_000
         if d.ageFromMs <= start - maxAgeMs {
-            try ledger.recordDelivery(d, .expired, nowMs: start)
+            try store.recordDelivery(d, .expired, nowMs: start)
             options.onResult(s.endpoint.name, "dead")
             s.logger.warning("event older than max_age_hours: moved to the dead letters",
                              metadata: ["event": "\(d.eventID)", "type": "\(d.type)", "attempts": "\(d.attempts)"])
@@ -359,7 +359,7 @@ public final class DeliveryService: Service, Sendable {
         let meta: Logger.Metadata = ["event": "\(d.eventID)", "type": "\(d.type)", "attempt": "\(d.attempts + 1)"]
         switch Verdict.classify(status: outcome.status, curlError: outcome.curlCode) {
         case .delivered:
-            try ledger.recordDelivery(d, .delivered, nowMs: done)
+            try store.recordDelivery(d, .delivered, nowMs: done)
             options.onResult(s.endpoint.name, "delivered")
             if s.failing {
                 s.failing = false
@@ -371,7 +371,7 @@ public final class DeliveryService: Service, Sendable {
             let asked = outcome.retryAfter.flatMap { RetryAfter.seconds($0, now: done / 1_000) }
             let delay = Backoff.delay(attempt: d.attempts + 1, retryAfter: asked, jitter: options.jitter(), policy: options.retry)
             let error = Self.describe(outcome)
-            try ledger.recordDelivery(d, .retry(atMs: done + delay, error: error), nowMs: done)
+            try store.recordDelivery(d, .retry(atMs: done + delay, error: error), nowMs: done)
             options.onResult(s.endpoint.name, "retry")
             if !s.failing {
                 s.failing = true
@@ -382,7 +382,7 @@ public final class DeliveryService: Service, Sendable {
             return true
         case .pause:
             let error = Self.describe(outcome)
-            try ledger.recordDelivery(d, .paused(error: error), nowMs: done)
+            try store.recordDelivery(d, .paused(error: error), nowMs: done)
             options.onResult(s.endpoint.name, "paused")
             s.pausedLogged = true
             s.logger.error("endpoint answered 410 Gone: paused; nothing more is sent to it until `creditmeter outbox retry`",
@@ -390,7 +390,7 @@ public final class DeliveryService: Service, Sendable {
             return false
         case .dead:
             let error = Self.describe(outcome)
-            try ledger.recordDelivery(d, .dead(error: error), nowMs: done)
+            try store.recordDelivery(d, .dead(error: error), nowMs: done)
             options.onResult(s.endpoint.name, "dead")
             s.logger.warning("permanent failure, event moved to the dead letters: \(error)", metadata: meta)
             return true
