@@ -10,110 +10,120 @@ import Outbox
 import TestSupport
 
 /// What only a store several agents share has: events committing out of id order, and leases.
-@Suite(.enabled(if: PGEnv.enabled, "needs CREDITMETER_TEST_PG_DIR")) struct PostgresFanOutTests {
-    /// A writer took a lower id, and commits only after a fan-out has queued a higher one: a cursor on ids
-    /// would have passed it by; the queue still has it.
-    @Test func anEventCommittedAfterAHigherIdIsStillDelivered() throws {
-        let db = try TestDatabase()
-        defer { db.drop() }
-        let store = try db.ledger()
-        let ann = try addClient(store, "ann")
-        try addClient(store, "bob")
-        try fanOutAll(store, [everything("a")], nowMs: 0)
-        _ = try drainAll(store, "a", nowMs: 0)
+extension DeliveryStoreSuites {
+    @Suite(.enabled(if: PGEnv.enabled, "needs CREDITMETER_TEST_PG_DIR")) struct PostgresFanOutTests {
+        /// A writer took a lower id, and commits only after a fan-out has queued a higher one: a cursor on ids
+        /// would have passed it by; the queue still has it.
+        @Test func anEventCommittedAfterAHigherIdIsStillDelivered() throws {
+            let db = try TestDatabase()
+            defer { db.drop() }
+            let store = try db.ledger()
+            let ann = try addClient(store, "ann")
+            try addClient(store, "bob")
+            try fanOutAll(store, [everything("a")], nowMs: 0)
+            _ = try drainAll(store, "a", nowMs: 0)
 
-        // Another agent's transaction: it locks ann's row and writes her event, as a batch commit does, and
-        // stays open.
-        let slow = try db.connection()
-        try slow.execute("BEGIN", "begin")
-        try slow.execute("SELECT id FROM clients WHERE id = \(ann.id) FOR NO KEY UPDATE", "lock ann")
-        try slow.execute("""
-            INSERT INTO outbox (event_id, type, client_id, username, body, created_at, next_attempt_at)
-            VALUES ('evt_slow', 'client.updated', \(ann.id), 'ann', '{"type":"client.updated"}', 1000, 1000)
-            """, "insert ann's event")
-        let low = try #require(try slow.queryInt("SELECT currval('outbox_id_seq')", "its id"))
+            // Another agent's transaction: it locks ann's row and writes her event, as a batch commit does, and
+            // stays open.
+            let slow = try db.connection()
+            try slow.execute("BEGIN", "begin")
+            try slow.execute("SELECT id FROM clients WHERE id = \(ann.id) FOR NO KEY UPDATE", "lock ann")
+            try slow.execute("""
+                INSERT INTO outbox (event_id, type, client_id, username, body, created_at, next_attempt_at)
+                VALUES ('evt_slow', 'client.updated', \(ann.id), 'ann', '{"type":"client.updated"}', 1000, 1000)
+                """, "insert ann's event")
+            let low = try #require(try slow.queryInt("SELECT currval('outbox_id_seq')", "its id"))
 
-        // Meanwhile bob's recharge commits with higher ids (client.recharged, credit.recovered: he started
-        // exhausted) and is fanned out and delivered.
-        _ = try store.recharge(username: "bob", amount: credit, key: nil, now: 1_001)
-        #expect(try fanOutAll(store, [everything("a")], nowMs: 0) == ["a": 2])
-        let passed = try #require(try db.int("SELECT max(id) FROM outbox"))
-        #expect(passed > low, "the fan-out went past the open transaction's id (a cursor would now stand at \(passed))")
-        #expect(try drainAll(store, "a", nowMs: 0).map(\.1) == ["client.recharged", "credit.recovered"])
+            // Meanwhile bob's recharge commits with higher ids (client.recharged, credit.recovered: he started
+            // exhausted) and is fanned out and delivered.
+            _ = try store.recharge(username: "bob", amount: credit, key: nil, now: 1_001)
+            #expect(try fanOutAll(store, [everything("a")], nowMs: 0) == ["a": 2])
+            let passed = try #require(try db.int("SELECT max(id) FROM outbox"))
+            #expect(passed > low, "the fan-out went past the open transaction's id (a cursor would now stand at \(passed))")
+            #expect(try drainAll(store, "a", nowMs: 0).map(\.1) == ["client.recharged", "credit.recovered"])
 
-        try slow.execute("COMMIT", "commit")
-        #expect(try store.outboxSequence() != 0)
-        #expect(try fanOutAll(store, [everything("a")], nowMs: 0) == ["a": 1])
-        let late = try #require(try due(store, "a", 0).due.first)
-        #expect(late.eventID == "evt_slow" && late.event == low)
-        #expect(try store.outboxSequence() == 0)
-    }
-
-    /// Endpoints copied from SQLite keep what SQLite had fanned out: nothing is queued twice.
-    @Test func aCopiedEndpointCatchesUpFromItsCursor() throws {
-        let t = try TempLedger()
-        defer { t.cleanup() }
-        let ann = try addClient(t.ledger, "ann")
-        _ = try t.ledger.recharge(username: "ann", amount: credit, key: nil, now: 1_000)
-        try fanOutAll(t.ledger, [everything("a")], nowMs: 0)
-        _ = try drainAll(t.ledger, "a", nowMs: 0)
-        _ = ann
-        _ = try t.ledger.recharge(username: "ann", amount: credit, key: nil, now: 1_001)  // after a's cursor
-        let db = try TestDatabase()
-        defer { db.drop() }
-        let store = try db.ledger()
-        _ = try store.copy(from: t.ledger)
-        let r = try fanOutAll(store, [everything("a"), everything("new")], nowMs: 0)
-        let total = try t.ledger.outboxEvents(limit: 100).count
-        #expect(total == 4 && r == ["a": 1, "new": 4])
-    }
-
-    @Test func aLeaseIsOneHoldersUntilReleasedOrExpired() throws {
-        let db = try TestDatabase()
-        defer { db.drop() }
-        let one = try db.ledger(node: "pbx1"), two = try db.ledger(node: "pbx2")
-        #expect(try one.takeLease("endpoint:a", holder: "pbx1/x", ttlMs: 10_000))
-        #expect(try !two.takeLease("endpoint:a", holder: "pbx2/y", ttlMs: 10_000))
-        #expect(try one.takeLease("endpoint:a", holder: "pbx1/x", ttlMs: 10_000))
-        // Leases are independent.
-        #expect(try two.takeLease("endpoint:b", holder: "pbx2/y", ttlMs: 10_000))
-        // Only the holder can give it up.
-        try two.releaseLease("endpoint:a", holder: "pbx2/y")
-        #expect(try !two.takeLease("endpoint:a", holder: "pbx2/y", ttlMs: 10_000))
-        try one.releaseLease("endpoint:a", holder: "pbx1/x")
-        #expect(try two.takeLease("endpoint:a", holder: "pbx2/y", ttlMs: 300))
-        #expect(try !one.takeLease("endpoint:a", holder: "pbx1/x", ttlMs: 10_000))
-        // Not renewed: it expires by the server's clock and the other takes it.
-        try eventually("pbx1 taking the expired lease", timeout: 5) {
-            try one.takeLease("endpoint:a", holder: "pbx1/x", ttlMs: 10_000)
+            try slow.execute("COMMIT", "commit")
+            #expect(try store.outboxSequence() != 0)
+            #expect(try fanOutAll(store, [everything("a")], nowMs: 0) == ["a": 1])
+            let late = try #require(try due(store, "a", 0).due.first)
+            #expect(late.eventID == "evt_slow" && late.event == low)
+            #expect(try store.outboxSequence() == 0)
         }
-        #expect(try !two.takeLease("endpoint:a", holder: "pbx2/y", ttlMs: 10_000))
-        let rows = try one.deliveryLeases()
-        #expect(rows.map(\.name) == ["endpoint:a", "endpoint:b"] && rows[0].holder == "pbx1/x")
-    }
 
-    @Test func storeErrorsAreThrownAndTheNextCallReconnects() throws {
-        let db = try TestDatabase()
-        defer { db.drop() }
-        let store = try db.ledger()
-        try addClient(store, "ann")
-        // The server cuts this agent's connection (as a restart or failover would).
-        let admin = try db.connection()
-        try admin.execute("""
-            SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-            WHERE datname = current_database() AND pid <> pg_backend_pid()
-            """, "cutting the store's connection")
-        // The first call may find the connection gone (a LedgerError, nothing else); the next reconnects.
-        do { try fanOutAll(store, [everything("a")], nowMs: 0) } catch let e as LedgerError { _ = e }
-        try fanOutAll(store, [everything("a")], nowMs: 0)
-        #expect(try store.pendingDeliveries(endpoints: ["a"]) == ["a": 1])
+        /// Endpoints copied from SQLite keep what SQLite had fanned out: nothing is queued twice.
+        @Test func aCopiedEndpointCatchesUpFromItsCursor() throws {
+            let t = try TempLedger()
+            defer { t.cleanup() }
+            let ann = try addClient(t.ledger, "ann")
+            _ = try t.ledger.recharge(username: "ann", amount: credit, key: nil, now: 1_000)
+            try fanOutAll(t.ledger, [everything("a")], nowMs: 0)
+            _ = try drainAll(t.ledger, "a", nowMs: 0)
+            _ = ann
+            _ = try t.ledger.recharge(username: "ann", amount: credit, key: nil, now: 1_001)  // after a's cursor
+            let db = try TestDatabase()
+            defer { db.drop() }
+            let store = try db.ledger()
+            _ = try store.copy(from: t.ledger)
+            let r = try fanOutAll(store, [everything("a"), everything("new")], nowMs: 0)
+            let total = try t.ledger.outboxEvents(limit: 100).count
+            #expect(total == 4 && r == ["a": 1, "new": 4])
+        }
+
+        @Test func aLeaseIsOneHoldersUntilReleasedOrExpired() throws {
+            let db = try TestDatabase()
+            defer { db.drop() }
+            let one = try db.ledger(node: "pbx1"), two = try db.ledger(node: "pbx2")
+            #expect(try one.takeLease("endpoint:a", holder: "pbx1/x", ttlMs: 10_000))
+            #expect(try !two.takeLease("endpoint:a", holder: "pbx2/y", ttlMs: 10_000))
+            #expect(try one.takeLease("endpoint:a", holder: "pbx1/x", ttlMs: 10_000))
+            // Leases are independent.
+            #expect(try two.takeLease("endpoint:b", holder: "pbx2/y", ttlMs: 10_000))
+            // Only the holder can give it up.
+            try two.releaseLease("endpoint:a", holder: "pbx2/y")
+            #expect(try !two.takeLease("endpoint:a", holder: "pbx2/y", ttlMs: 10_000))
+            try one.releaseLease("endpoint:a", holder: "pbx1/x")
+            #expect(try two.takeLease("endpoint:a", holder: "pbx2/y", ttlMs: 300))
+            #expect(try !one.takeLease("endpoint:a", holder: "pbx1/x", ttlMs: 10_000))
+            // Not renewed: it expires by the server's clock and the other takes it.
+            try eventually("pbx1 taking the expired lease", timeout: 5) {
+                try one.takeLease("endpoint:a", holder: "pbx1/x", ttlMs: 10_000)
+            }
+            #expect(try !two.takeLease("endpoint:a", holder: "pbx2/y", ttlMs: 10_000))
+            let rows = try one.deliveryLeases()
+            #expect(rows.map(\.name) == ["endpoint:a", "endpoint:b"] && rows[0].holder == "pbx1/x")
+        }
+
+        @Test func storeErrorsAreThrownAndTheNextCallReconnects() throws {
+            let db = try TestDatabase()
+            defer { db.drop() }
+            let store = try db.ledger()
+            try addClient(store, "ann")
+            // The server cuts this agent's connection (as a restart or failover would).
+            let admin = try db.connection()
+            try admin.execute("""
+                SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                WHERE datname = current_database() AND pid <> pg_backend_pid()
+                """, "cutting the store's connection")
+            // The first call may find the connection gone (a LedgerError, nothing else); the next reconnects.
+            do { try fanOutAll(store, [everything("a")], nowMs: 0) } catch let e as LedgerError { _ = e }
+            try fanOutAll(store, [everything("a")], nowMs: 0)
+            #expect(try store.pendingDeliveries(endpoints: ["a"]) == ["a": 1])
+        }
     }
 }
 
 /// Two agents, one store, one receiver: each event arrives once, in order per client, and when the agent
 /// sending to the endpoint dies the other takes over.
 @Suite(.serialized, .enabled(if: PGEnv.enabled, "needs CREDITMETER_TEST_PG_DIR")) struct PostgresLeaseDeliveryTests {
-    func service(_ db: TestDatabase, node: String, url: String) throws -> DeliveryService {
+    /// Set once a service's coordinator thread reports (every second, holder or not): it is running.
+    final class Running: @unchecked Sendable {
+        private let lock = NSLock()
+        private var yes = false
+        func set() { lock.lock(); yes = true; lock.unlock() }
+        var isSet: Bool { lock.lock(); defer { lock.unlock() }; return yes }
+    }
+
+    func service(_ db: TestDatabase, node: String, url: String, running: Running) throws -> DeliveryService {
         var config = Config()
         config.node = NodeConfig(name: node)
         config.delivery = DeliveryConfig(balanceIntervalSeconds: 0, maxAgeHours: 72)
@@ -124,6 +134,7 @@ import TestSupport
                                               balanceTickMilliseconds: 20, pruneTickMilliseconds: 50, idleMilliseconds: 50)
         // The daemon's lease timings; a stop leaves the lease in place, as a kill -9 would.
         options.releaseLeasesOnStop = false
+        options.onPending = { _ in running.set() }
         return try DeliveryService(config: config, store: try db.ledger(node: node), version: "test", logger: logger, options: options)
     }
 
@@ -157,13 +168,17 @@ import TestSupport
         // Taken now: the coordinator prunes delivered events from the outbox.
         var written = try writer.outboxEvents(limit: 10_000)
 
-        let first = try service(db, node: "pbx1", url: r.url)
+        let first = try service(db, node: "pbx1", url: r.url, running: Running())
         let firstTask = Task { try await first.run() }
-        try await eventuallyAsync("pbx1 holding the endpoint's lease", timeout: 10) {
+        // Generous: the service starts on the concurrency pool, which the synchronous tests running alongside
+        // may keep busy for a while on a small machine.
+        try await eventuallyAsync("pbx1 holding the endpoint's lease", timeout: 60) {
             first.holdsLease(DeliveryService.endpointLease("e0")) && first.holdsLease(DeliveryService.coordinatorLease)
         }
-        let second = try service(db, node: "pbx2", url: r.url)
+        let secondRunning = Running()
+        let second = try service(db, node: "pbx2", url: r.url, running: secondRunning)
         let secondTask = Task { try await second.run() }
+        try await eventuallyAsync("pbx2 running", timeout: 60) { secondRunning.isSet }
 
         // Every event so far, once each; balance.updated events are made by the coordinator only.
         let firstIDs = Set(written.map(\.eventID))
@@ -173,10 +188,11 @@ import TestSupport
         }
         #expect(!second.holdsLease(DeliveryService.endpointLease("e0")))
 
-        // The holder dies: it stops renewing and sending, and leaves its lease to run out.
-        let killedAt = Date()
+        // The holder dies: it stops renewing and sending, and leaves its lease to run out. Counted from
+        // when it has stopped (its last renewal was at most leaseRenewMilliseconds before).
         firstTask.cancel()
         try await firstTask.value
+        let killedAt = Date()
         try story(writer, tag: "b")
         let known = Set(written.map(\.eventID))
         written += try writer.outboxEvents(limit: 10_000).filter { !known.contains($0.eventID) }
