@@ -17,7 +17,9 @@ import ServiceLifecycle
 /// and one for the coordinator's work, and only the holder of a lease does that work, so each endpoint is
 /// sent to by one agent at a time and balances, fan-out, expiry and pruning run once. An agent that dies
 /// stops renewing; another takes over once the lease has expired (`leaseMilliseconds`, noticed within
-/// `leaseRenewMilliseconds`). SQLite grants every lease: nothing changes there.
+/// `leaseRenewMilliseconds`). SQLite grants every lease: nothing changes there. Delivery stays at least
+/// once across a takeover: an attempt under way when the lease runs out (or whose result could not be
+/// recorded) is sent again by the next holder, with the same `webhook-id`.
 public final class DeliveryService: Service, Sendable {
     /// Timings and sources of time and randomness; tests shorten them.
     public struct Options: Sendable {
@@ -243,9 +245,13 @@ public final class DeliveryService: Service, Sendable {
             let now = options.clock()
             guard leases.holds(Self.coordinatorLease) else {
                 // Another agent coordinates; the metrics are this agent's own to report.
-                if tick(&lastCount, now, every: 1_000) { options.onPending((try? store.pendingDeliveries(endpoints: names)) ?? [:]) }
+                // (A store error skips a report: the next one comes a second later.)
+                if tick(&lastCount, now, every: 1_000), let pending = try? store.pendingDeliveries(endpoints: names) {
+                    options.onPending(pending)
+                }
+                // Fan out at once when the lease comes (the lease thread pokes this wait short).
                 lastSequence = -1
-                coordinatorSignal.wait(milliseconds: options.leaseRenewMilliseconds)
+                coordinatorSignal.wait(milliseconds: min(1_000, options.leaseRenewMilliseconds))
                 continue
             }
             do {
