@@ -115,12 +115,16 @@ extension DeliveryStoreSuites {
 /// Two agents, one store, one receiver: each event arrives once, in order per client, and when the agent
 /// sending to the endpoint dies the other takes over.
 @Suite(.serialized, .enabled(if: PGEnv.enabled, "needs CREDITMETER_TEST_PG_DIR")) struct PostgresLeaseDeliveryTests {
-    /// Set once a service's coordinator thread reports (every second, holder or not): it is running.
+    /// What a service told its callbacks: that its coordinator thread runs (it reports every second,
+    /// holder or not), and how many attempts it made.
     final class Running: @unchecked Sendable {
         private let lock = NSLock()
         private var yes = false
+        private var sent = 0
         func set() { lock.lock(); yes = true; lock.unlock() }
         var isSet: Bool { lock.lock(); defer { lock.unlock() }; return yes }
+        func attempted() { lock.lock(); sent += 1; lock.unlock() }
+        var attempts: Int { lock.lock(); defer { lock.unlock() }; return sent }
     }
 
     func service(_ db: TestDatabase, node: String, url: String, running: Running) throws -> DeliveryService {
@@ -135,6 +139,7 @@ extension DeliveryStoreSuites {
         // The daemon's lease timings; a stop leaves the lease in place, as a kill -9 would.
         options.releaseLeasesOnStop = false
         options.onPending = { _ in running.set() }
+        options.onResult = { _, _ in running.attempted() }
         return try DeliveryService(config: config, store: try db.ledger(node: node), version: "test", logger: logger, options: options)
     }
 
@@ -168,7 +173,8 @@ extension DeliveryStoreSuites {
         // Taken now: the coordinator prunes delivered events from the outbox.
         var written = try writer.outboxEvents(limit: 10_000)
 
-        let first = try service(db, node: "pbx1", url: r.url, running: Running())
+        let firstRunning = Running()
+        let first = try service(db, node: "pbx1", url: r.url, running: firstRunning)
         let firstTask = Task { try await first.run() }
         // Generous: the service starts on the concurrency pool, which the synchronous tests running alongside
         // may keep busy for a while on a small machine.
@@ -187,12 +193,15 @@ extension DeliveryStoreSuites {
             return firstIDs.isSubset(of: Set(ids(r.received()))) && pending == 0
         }
         #expect(!second.holdsLease(DeliveryService.endpointLease("e0")))
+        // The agent without the lease sent nothing.
+        #expect(secondRunning.attempts == 0 && firstRunning.attempts > 0)
 
         // The holder dies: it stops renewing and sending, and leaves its lease to run out. Counted from
         // when it has stopped (its last renewal was at most leaseRenewMilliseconds before).
         firstTask.cancel()
         try await firstTask.value
         let killedAt = Date()
+        let firstAttempts = firstRunning.attempts
         try story(writer, tag: "b")
         let known = Set(written.map(\.eventID))
         written += try writer.outboxEvents(limit: 10_000).filter { !known.contains($0.eventID) }
@@ -207,6 +216,7 @@ extension DeliveryStoreSuites {
         }
         secondTask.cancel()
         try await secondTask.value
+        #expect(firstRunning.attempts == firstAttempts && secondRunning.attempts > 0)
         print("lease takeover after the holder stopped: \(String(format: "%.1f", takeover)) s")
         #expect(takeover < 15)
 
