@@ -128,6 +128,10 @@ extension DeliveryStoreSuites {
     }
 
     func service(_ db: TestDatabase, node: String, url: String, running: Running) throws -> DeliveryService {
+        try Self.service(store: try db.ledger(node: node), node: node, url: url, running: running)
+    }
+
+    static func service(store: PostgresLedger, node: String, url: String, running: Running) throws -> DeliveryService {
         var config = Config()
         config.node = NodeConfig(name: node)
         config.delivery = DeliveryConfig(balanceIntervalSeconds: 0, maxAgeHours: 72)
@@ -140,7 +144,7 @@ extension DeliveryStoreSuites {
         options.releaseLeasesOnStop = false
         options.onPending = { _ in running.set() }
         options.onResult = { _, _ in running.attempted() }
-        return try DeliveryService(config: config, store: try db.ledger(node: node), version: "test", logger: logger, options: options)
+        return try DeliveryService(config: config, store: store, version: "test", logger: logger, options: options)
     }
 
     /// Events for ann and bob, written by a third agent.
@@ -227,5 +231,91 @@ extension DeliveryStoreSuites {
         #expect(Set(written.map(\.eventID)).isSubset(of: Set(ids(got))))
         checkOrder(got, written)
         #expect(got.contains { $0["type"] as? String == "balance.updated" })
+    }
+}
+
+/// The agent `PostgresKillTests` kills: this test binary run again with only this test and the database,
+/// node and receiver in its environment, delivering until it is killed.
+@Suite(.enabled(if: ProcessInfo.processInfo.environment["CREDITMETER_DELIVERY_AGENT_URL"] != nil))
+struct DeliveryAgentProcess {
+    @Test func deliverUntilKilled() async throws {
+        let env = ProcessInfo.processInfo.environment
+        let settings = PostgresSettings(url: env["CREDITMETER_DELIVERY_AGENT_URL"] ?? "",
+                                        password: env["CREDITMETER_DELIVERY_AGENT_PASSWORD"],
+                                        node: env["CREDITMETER_DELIVERY_AGENT_NODE"] ?? "agent")
+        let service = try PostgresLeaseDeliveryTests.service(store: try PostgresLedger(settings: settings), node: settings.node,
+                                                             url: env["CREDITMETER_DELIVERY_AGENT_RECEIVER"] ?? "",
+                                                             running: PostgresLeaseDeliveryTests.Running())
+        try await service.run()
+    }
+}
+
+/// A real kill -9 of the agent holding the endpoint: another agent takes over within 15 s.
+@Suite(.serialized, .enabled(if: PGEnv.enabled, "needs CREDITMETER_TEST_PG_DIR")) struct PostgresKillTests {
+    @Test func aKilledHoldersEndpointIsTakenOverWithin15Seconds() async throws {
+        let db = try TestDatabase()
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("kill-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let r = try PythonReceiver(dir: dir, name: "r", secret: testSecret)
+        let agent = Process()
+        defer {
+            if agent.isRunning { kill(agent.processIdentifier, SIGKILL) }
+            r.stop()
+            db.drop()
+            try? FileManager.default.removeItem(at: dir)
+        }
+        let writer = try db.ledger(node: "pbx0")
+        let lease = PostgresLeaseDeliveryTests()
+        try lease.story(writer, tag: "a")
+        var written = try writer.outboxEvents(limit: 10_000)
+
+        agent.executableURL = URL(fileURLWithPath: CommandLine.arguments[0])
+        agent.arguments = ["--testing-library", "swift-testing", "--filter", "DeliveryAgentProcess"]
+        var env = ProcessInfo.processInfo.environment
+        env["CREDITMETER_DELIVERY_AGENT_URL"] = db.url
+        env["CREDITMETER_DELIVERY_AGENT_PASSWORD"] = db.password
+        env["CREDITMETER_DELIVERY_AGENT_NODE"] = "pbx1"
+        env["CREDITMETER_DELIVERY_AGENT_RECEIVER"] = r.url
+        agent.environment = env
+        agent.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
+        agent.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        try agent.run()
+        let firstIDs = Set(written.map(\.eventID))
+        try await eventuallyAsync("the agent process delivering the first events", timeout: 60) {
+            let pending = try writer.pendingDeliveries(endpoints: ["e0"])["e0"] ?? 1
+            return firstIDs.isSubset(of: Set(ids(r.received()))) && pending == 0
+        }
+        let held = try writer.deliveryLeases().first { $0.name == DeliveryService.endpointLease("e0") }
+        #expect(held?.holder.hasPrefix("pbx1/") == true)
+
+        let running = PostgresLeaseDeliveryTests.Running()
+        let second = try PostgresLeaseDeliveryTests.service(store: try db.ledger(node: "pbx2"), node: "pbx2", url: r.url,
+                                                            running: running)
+        let task = Task { try await second.run() }
+        try await eventuallyAsync("pbx2 running", timeout: 60) { running.isSet }
+        #expect(!second.holdsLease(DeliveryService.endpointLease("e0")) && running.attempts == 0)
+
+        kill(agent.processIdentifier, SIGKILL)
+        agent.waitUntilExit()
+        let killedAt = Date()
+        try lease.story(writer, tag: "b")
+        let known = Set(written.map(\.eventID))
+        written += try writer.outboxEvents(limit: 10_000).filter { !known.contains($0.eventID) }
+        try await eventuallyAsync("pbx2 taking the endpoint over", timeout: 15) {
+            second.holdsLease(DeliveryService.endpointLease("e0"))
+        }
+        let takeover = Date().timeIntervalSince(killedAt)
+        let allIDs = Set(written.map(\.eventID))
+        try await eventuallyAsync("the later events delivered", timeout: 30) {
+            let pending = try writer.pendingDeliveries(endpoints: ["e0"])["e0"] ?? 1
+            return allIDs.isSubset(of: Set(ids(r.received()))) && pending == 0
+        }
+        task.cancel()
+        try await task.value
+        print("lease takeover after kill -9 of the holder: \(String(format: "%.1f", takeover)) s")
+        #expect(takeover < 15)
+        let got = r.received()
+        #expect(got.allSatisfy { ($0["duplicate"] as? Bool) == false }, "an event arrived twice")
+        lease.checkOrder(got, written)
     }
 }
