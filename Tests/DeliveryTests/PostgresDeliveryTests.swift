@@ -121,7 +121,10 @@ extension DeliveryStoreSuites {
         private let lock = NSLock()
         private var yes = false
         private var sent = 0
-        func set() { lock.lock(); yes = true; lock.unlock() }
+        private var reported = 0
+        func set() { lock.lock(); yes = true; reported += 1; lock.unlock() }
+        /// Reports so far: a second of the coordinator's loop each.
+        var reports: Int { lock.lock(); defer { lock.unlock() }; return reported }
         var isSet: Bool { lock.lock(); defer { lock.unlock() }; return yes }
         func attempted() { lock.lock(); sent += 1; lock.unlock() }
         var attempts: Int { lock.lock(); defer { lock.unlock() }; return sent }
@@ -231,6 +234,39 @@ extension DeliveryStoreSuites {
         #expect(Set(written.map(\.eventID)).isSubset(of: Set(ids(got))))
         checkOrder(got, written)
         #expect(got.contains { $0["type"] as? String == "balance.updated" })
+    }
+
+    /// While another agent holds the coordinator's and the endpoint's leases, an agent makes no balance
+    /// events, queues nothing and sends nothing; once they are given up it does all of it.
+    @Test func withoutTheLeasesAnAgentLeavesTheWorkToTheHolder() async throws {
+        let db = try TestDatabase()
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("idle-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let r = try PythonReceiver(dir: dir, name: "r", secret: testSecret)
+        defer { r.stop(); db.drop(); try? FileManager.default.removeItem(at: dir) }
+        let writer = try db.ledger(node: "pbx0")
+        let names = [DeliveryService.coordinatorLease, DeliveryService.endpointLease("e0")]
+        for n in names { #expect(try writer.takeLease(n, holder: "other/1", ttlMs: 600_000)) }
+        try story(writer, tag: "a")
+
+        let running = Running()
+        let service = try service(db, node: "pbx1", url: r.url, running: running)
+        let task = Task { try await service.run() }
+        // Three seconds of its coordinator's loop (it reports every second, holder or not).
+        try await eventuallyAsync("three reports from pbx1", timeout: 60) { running.reports >= 3 }
+        #expect(try db.int("SELECT count(*) FROM deliveries") == 0)
+        #expect(try db.int("SELECT count(*) FROM outbox WHERE type = 'balance.updated'") == 0)
+        #expect(try db.int("SELECT count(*) FROM balance_dirty") == 2)
+        #expect(running.attempts == 0 && r.received().isEmpty)
+
+        for n in names { try writer.releaseLease(n, holder: "other/1") }
+        let written = Set(try writer.outboxEvents(limit: 10_000).map(\.eventID))
+        try await eventuallyAsync("pbx1 delivering once the leases are free", timeout: 30) {
+            let got = r.received()
+            return written.isSubset(of: Set(ids(got))) && got.contains { $0["type"] as? String == "balance.updated" }
+        }
+        task.cancel()
+        try await task.value
     }
 }
 
