@@ -54,7 +54,7 @@ let package = Package(
         ], path: "Sources/MeterConfig"),
         .target(name: "Ledger", dependencies: ["MeterCore", "CSQLite", "CCrypt"], path: "Sources/Ledger"),
         // The same MeteringStore on PostgreSQL (SPEC 12), for several PBX hosts sharing one balance per client.
-        .target(name: "LedgerPostgres", dependencies: ["MeterCore", "Ledger", "CLibPQ"], path: "Sources/LedgerPostgres"),
+        .target(name: "LedgerPostgres", dependencies: ["MeterCore", "Ledger", "Outbox", "CLibPQ"], path: "Sources/LedgerPostgres"),
         .target(name: "Ingest", dependencies: [
             "MeterCore", "CDRSource", "CDRParser", "Rater", "MeterConfig", "Ledger",
             .product(name: "Crypto", package: "swift-crypto"),
@@ -113,7 +113,7 @@ let package = Package(
         .testTarget(name: "CDRSourceTests", dependencies: ["CDRSource", "MeterCore", "TestSupport"]),
         // Helpers shared by test targets (the sample webhook receiver as a child process).
         .target(name: "TestSupport", dependencies: ["Ledger", "LedgerPostgres", "MeterCore"], path: "Tests/TestSupport"),
-        .testTarget(name: "DeliveryTests", dependencies: ["Delivery", "Outbox", "Ledger", "MeterCore", "MeterConfig", "TestSupport"]),
+        .testTarget(name: "DeliveryTests", dependencies: ["Delivery", "Outbox", "Ledger", "LedgerPostgres", "MeterCore", "MeterConfig", "TestSupport"]),
         .testTarget(name: "APITests", dependencies: [
             "API", "Ledger", "MeterCore", "MeterConfig", "Rater", "TestSupport",
             .product(name: "Hummingbird", package: "hummingbird"),

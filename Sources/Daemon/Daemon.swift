@@ -6,6 +6,7 @@ import Ingest
 import Ledger
 import Logging
 import MeterConfig
+import Outbox
 import ServiceLifecycle
 
 /// Builds the daemon from a config: one service per source plus purge, reload and watchdog, in one
@@ -48,7 +49,11 @@ public struct Daemon {
             options.onResult = { MeterMetrics.delivery(endpoint: $0, result: $1) }
             options.onPending = { for (endpoint, n) in $0 { MeterMetrics.outboxDepth(endpoint: endpoint, pending: n) } }
             for e in config.endpoints { MeterMetrics.declare(endpoint: e.name) }
-            let delivery = try DeliveryService(config: config, version: version, logger: logger, options: options)
+            // Both stores keep the outbox; the cast only meets a store type that does not.
+            guard let outbox = try store.open(.delivery) as? any DeliveryStore else {
+                throw LedgerError.open(path: store.location, message: "this store cannot deliver webhooks")
+            }
+            let delivery = try DeliveryService(config: config, store: outbox, version: version, logger: logger, options: options)
             runtime.onCommit { _ in delivery.wake() }
             services.append(("delivery", delivery))
         }

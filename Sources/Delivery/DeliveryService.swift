@@ -10,8 +10,16 @@ import ServiceLifecycle
 /// It runs on its own threads, never on the Swift cooperative pool: one coordinator thread makes the
 /// coalesced `balance.updated` events, queues new events for each endpoint, expires and prunes; one sender
 /// thread per endpoint (with its own kept-alive libcurl handle) sends that endpoint's due deliveries, so a
-/// slow or dead receiver holds up nobody else. All of it goes through its own `Ledger` connection and only
+/// slow or dead receiver holds up nobody else. All of it goes through its own store connection and only
 /// touches the outbox tables, so delivery never slows CDR ingestion.
+///
+/// Several agents may share one store (PostgreSQL): a lease thread takes and renews a lease per endpoint
+/// and one for the coordinator's work, and only the holder of a lease does that work, so each endpoint is
+/// sent to by one agent at a time and balances, fan-out, expiry and pruning run once. An agent that dies
+/// stops renewing; another takes over once the lease has expired (`leaseMilliseconds`, noticed within
+/// `leaseRenewMilliseconds`). SQLite grants every lease: nothing changes there. Delivery stays at least
+/// once across a takeover: an attempt under way when the lease runs out (or whose result could not be
+/// recorded) is sent again by the next holder, with the same `webhook-id`.
 public final class DeliveryService: Service, Sendable {
     /// Timings and sources of time and randomness; tests shorten them.
     public struct Options: Sendable {
@@ -34,6 +42,15 @@ public final class DeliveryService: Service, Sendable {
         public var onResult: @Sendable (_ endpoint: String, _ result: String) -> Void = { _, _ in }
         /// Told every second how many deliveries each endpoint has pending, for the metrics.
         public var onPending: @Sendable (_ pending: [String: Int]) -> Void = { _ in }
+        /// How long a lease lasts without renewal: another agent takes an endpoint over this long (plus up
+        /// to one renewal interval) after its holder died.
+        public var leaseMilliseconds: Int64 = 10_000
+        /// How often held leases are renewed and free ones tried; keep it a third of `leaseMilliseconds` or less
+        /// (a lease is believed held for four fifths of its length after each renewal).
+        public var leaseRenewMilliseconds: Int64 = 3_000
+        /// Whether a graceful stop gives the leases up, so another agent takes over at once. Tests turn it
+        /// off to stand for an agent killed without a chance to.
+        public var releaseLeasesOnStop = true
 
         public init(retry: RetryPolicy = .standard, pollMilliseconds: Int64 = 50, balanceTickMilliseconds: Int64 = 1_000,
                     expireTickMilliseconds: Int64 = 60_000, pruneTickMilliseconds: Int64 = 10_000,
@@ -52,12 +69,21 @@ public final class DeliveryService: Service, Sendable {
     }
 
     public let endpoints: [ResolvedEndpoint]
-    private let ledger: Ledger
+    private let store: any DeliveryStore
+    /// This agent's name in the lease rows: the node and a token of this process, so two agents started
+    /// with the same node name (a misconfiguration, or a restart before the old lease expired) differ.
+    public let leaseHolder: String
     private let delivery: DeliveryConfig
     private let userAgent: String
     private let logger: Logger
     private let options: Options
     private let coordinatorSignal = Signal()
+    private let leaseSignal = Signal()
+    private let leases = LeaseBook()
+
+    /// The lease of the coordinator's work (balances, fan-out, expiry, pruning) and of each endpoint.
+    public static let coordinatorLease = "coordinator"
+    public static func endpointLease(_ endpoint: String) -> String { "endpoint:" + endpoint }
 
     /// Opens its own `Ledger` connection on `config.store.path` and reads every endpoint's secret and token
     /// file; throws `DeliveryError` (naming the config key) or `LedgerError`. `version` goes into the
@@ -66,14 +92,33 @@ public final class DeliveryService: Service, Sendable {
         var resolved: [ResolvedEndpoint] = []
         for (n, e) in config.endpoints.enumerated() { resolved.append(try ResolvedEndpoint.resolve(e, index: n)) }
         let ledger = try Ledger(path: config.store.path, thresholds: config.thresholds)
-        self.init(ledger: ledger, endpoints: resolved, delivery: config.delivery, version: version, logger: logger,
-                  options: options)
+        self.init(store: ledger, endpoints: resolved, delivery: config.delivery, node: config.node.name, version: version,
+                  logger: logger, options: options)
+    }
+
+    /// Delivers through `store` (say a `PostgresLedger` shared with other agents) with `config`'s endpoints,
+    /// delivery settings and node name; reads every endpoint's secret and token file; throws `DeliveryError`.
+    /// `store` should be a connection of its own: it serialises its callers.
+    public convenience init(config: Config, store: any DeliveryStore, version: String, logger: Logger,
+                            options: Options = Options()) throws {
+        var resolved: [ResolvedEndpoint] = []
+        for (n, e) in config.endpoints.enumerated() { resolved.append(try ResolvedEndpoint.resolve(e, index: n)) }
+        self.init(store: store, endpoints: resolved, delivery: config.delivery, node: config.node.name, version: version,
+                  logger: logger, options: options)
     }
 
     /// Delivers through `ledger`, which should be a connection of its own (the ledger serialises its callers).
-    public init(ledger: Ledger, endpoints: [ResolvedEndpoint], delivery: DeliveryConfig, version: String, logger: Logger,
-                options: Options = Options()) {
-        self.ledger = ledger
+    public convenience init(ledger: Ledger, endpoints: [ResolvedEndpoint], delivery: DeliveryConfig, version: String,
+                            logger: Logger, options: Options = Options()) {
+        self.init(store: ledger, endpoints: endpoints, delivery: delivery, node: NodeConfig.hostName(), version: version,
+                  logger: logger, options: options)
+    }
+
+    /// Delivers through `store`; `node` names this agent in the store's lease rows.
+    public init(store: any DeliveryStore, endpoints: [ResolvedEndpoint], delivery: DeliveryConfig, node: String,
+                version: String, logger: Logger, options: Options = Options()) {
+        self.store = store
+        self.leaseHolder = "\(node)/\(UUID().uuidString.prefix(8).lowercased())"
         self.endpoints = endpoints
         self.delivery = delivery
         self.userAgent = "creditmeter/\(version)"
@@ -102,10 +147,15 @@ public final class DeliveryService: Service, Sendable {
             senders.append(Sender(endpoint: e, client: try CurlClient(userAgent: userAgent, stop: stop), logger: log))
         }
         let group = DispatchGroup()
+        let workers = DispatchGroup()
         let signals = Dictionary(senders.map { ($0.endpoint.name, $0.signal) }, uniquingKeysWith: { a, _ in a })
-        spawn("cm-outbox", group) { [self] in coordinate(stop: stop, senders: signals) }
+        var wakes = Dictionary(senders.map { (Self.endpointLease($0.endpoint.name), $0.signal) }, uniquingKeysWith: { a, _ in a })
+        wakes[Self.coordinatorLease] = coordinatorSignal
+        let wakeOnGain = wakes
+        spawn("cm-lease", group) { [self] in keepLeases(stop: stop, workers: workers, wake: wakeOnGain) }
+        spawn("cm-outbox", group, workers) { [self] in coordinate(stop: stop, senders: signals) }
         for s in senders {
-            spawn("cm-send-\(s.endpoint.name)", group) { [self] in send(s, stop: stop) }
+            spawn("cm-send-\(s.endpoint.name)", group, workers) { [self] in send(s, stop: stop) }
         }
         logger.info("delivery started", metadata: ["endpoints": "\(endpoints.map(\.name).joined(separator: ","))"])
 
@@ -113,6 +163,7 @@ public final class DeliveryService: Service, Sendable {
 
         stop.set()
         coordinatorSignal.poke()
+        leaseSignal.poke()
         for s in senders { s.signal.poke() }
         await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
             group.notify(queue: .global()) { c.resume() }
@@ -120,14 +171,58 @@ public final class DeliveryService: Service, Sendable {
         logger.info("delivery stopped")
     }
 
-    private func spawn(_ name: String, _ group: DispatchGroup, _ body: @escaping @Sendable () -> Void) {
-        group.enter()
+    private func spawn(_ name: String, _ groups: DispatchGroup..., body: @escaping @Sendable () -> Void) {
+        for g in groups { g.enter() }
         let t = Thread {
             body()
-            group.leave()
+            for g in groups { g.leave() }
         }
         t.name = name
         t.start()
+    }
+
+    /// Whether this agent holds the lease `name` now, as far as its own clock can tell.
+    public func holdsLease(_ name: String) -> Bool { leases.holds(name) }
+
+    // MARK: leases
+
+    /// Takes and renews the leases until stop; then, once the workers are done (nothing is sent after it),
+    /// gives them up unless told not to. A lease is believed held until `leaseMilliseconds` minus a fifth
+    /// after the request that renewed it was sent: the store counts from when it received it, so the lease
+    /// ends here before it ends there, and an attempt under way then has that fifth to finish.
+    private func keepLeases(stop: StopFlag, workers: DispatchGroup, wake: [String: Signal]) {
+        let names = [Self.coordinatorLease] + endpoints.map { Self.endpointLease($0.name) }
+        let ttl = max(options.leaseMilliseconds, 1)
+        var errors = ErrorLatch(logger: logger)
+        while !stop.isSet {
+            do {
+                for name in names {
+                    let asked = LeaseBook.monotonicMs()
+                    if try store.takeLease(name, holder: leaseHolder, ttlMs: ttl) {
+                        if leases.hold(name, untilMs: asked + ttl - ttl / 5) {
+                            logger.notice("took the delivery lease", metadata: ["lease": "\(name)", "holder": "\(leaseHolder)"])
+                            wake[name]?.poke()
+                        }
+                    } else if leases.drop(name) {
+                        logger.warning("lost the delivery lease to another agent", metadata: ["lease": "\(name)"])
+                    }
+                }
+                errors.clear()
+            } catch {
+                // Held leases simply run out (the workers stop on their own) unless a later renewal works.
+                errors.report("renewing the delivery leases failed, will retry: \(error)")
+            }
+            leaseSignal.wait(milliseconds: max(options.leaseRenewMilliseconds, 1))
+        }
+        workers.wait()
+        guard options.releaseLeasesOnStop else { return }
+        for name in names {
+            // Given up in the store even when it ran out here: the store may still count it ours.
+            leases.drop(name)
+            do { try store.releaseLease(name, holder: leaseHolder) } catch {
+                logger.warning("could not give up a delivery lease; it expires on its own: \(error)", metadata: ["lease": "\(name)"])
+            }
+        }
     }
 
     // MARK: coordinator
@@ -148,29 +243,41 @@ public final class DeliveryService: Service, Sendable {
         var errors = ErrorLatch(logger: logger)
         while !stop.isSet {
             let now = options.clock()
+            guard leases.holds(Self.coordinatorLease) else {
+                // Another agent coordinates; the metrics are this agent's own to report.
+                // (A store error skips a report: the next one comes a second later.)
+                if tick(&lastCount, now, every: 1_000), let pending = try? store.pendingDeliveries(endpoints: names) {
+                    options.onPending(pending)
+                }
+                // Fan out at once when the lease comes (the lease thread pokes this wait short).
+                lastSequence = -1
+                coordinatorSignal.wait(milliseconds: min(1_000, options.leaseRenewMilliseconds))
+                continue
+            }
             do {
                 // With no endpoint for them, balances stay marked dirty and are announced with the then newest
                 // figures once one is configured.
                 if wantsBalances, tick(&lastBalance, now, every: options.balanceTickMilliseconds) {
-                    try ledger.materializeBalances(now: now / 1_000, intervalSeconds: delivery.balanceIntervalSeconds)
+                    try store.materializeBalances(now: now / 1_000, intervalSeconds: delivery.balanceIntervalSeconds)
                 }
-                let sequence = try ledger.outboxSequence()
+                let sequence = try store.outboxSequence()
                 if sequence != lastSequence, !outbox.isEmpty {
                     var more = true
                     while more, !stop.isSet {
-                        let r = try ledger.fanOut(endpoints: outbox, nowMs: options.clock())
+                        let r = try store.fanOut(endpoints: outbox, nowMs: options.clock(), limit: 1_000)
                         more = r.more
                         for name in r.queued.keys { senders[name]?.poke() }
                     }
                 }
                 lastSequence = sequence
-                if tick(&lastCount, now, every: 1_000) { options.onPending(try ledger.pendingDeliveries(endpoints: names)) }
+                if tick(&lastCount, now, every: 1_000) { options.onPending(try store.pendingDeliveries(endpoints: names)) }
                 if tick(&lastExpire, now, every: options.expireTickMilliseconds) {
-                    let n = try ledger.expireDeliveries(nowMs: now, maxAgeMs: maxAgeMs)
+                    let n = try store.expireDeliveries(nowMs: now, maxAgeMs: maxAgeMs)
                     if n > 0 { logger.warning("deliveries older than max_age_hours moved to the dead letters", metadata: ["count": "\(n)"]) }
                 }
                 if tick(&lastPrune, now, every: options.pruneTickMilliseconds) {
-                    while try ledger.pruneOutbox(endpoints: names, now: now / 1_000, maxAgeSeconds: delivery.maxAgeHours * 3_600) > 0,
+                    while try store.pruneOutbox(endpoints: names, now: now / 1_000, maxAgeSeconds: delivery.maxAgeHours * 3_600,
+                                                 limit: 5_000) > 0,
                           !stop.isSet {}
                 }
                 errors.clear()
@@ -188,11 +295,17 @@ public final class DeliveryService: Service, Sendable {
 
     private func send(_ s: Sender, stop: StopFlag) {
         var errors = ErrorLatch(logger: s.logger)
+        let lease = Self.endpointLease(s.endpoint.name)
         while !stop.isSet {
+            // Another agent sends to this endpoint; the lease thread wakes this one when it is ours.
+            guard leases.holds(lease) else {
+                s.signal.wait(milliseconds: options.leaseRenewMilliseconds)
+                continue
+            }
             let now = options.clock()
             let batch: DueDeliveries
             do {
-                batch = try ledger.dueDeliveries(endpoint: s.endpoint.name, nowMs: now)
+                batch = try store.dueDeliveries(endpoint: s.endpoint.name, nowMs: now, limit: 100)
                 errors.clear()
             } catch {
                 errors.report("reading the delivery queue failed, will retry: \(error)")
@@ -219,6 +332,7 @@ public final class DeliveryService: Service, Sendable {
             }
             for d in batch.due {
                 if stop.isSet { return }
+                if !leases.holds(lease) { break }
                 do {
                     if try !attempt(d, sender: s) { break }
                 } catch {
@@ -236,7 +350,7 @@ public final class DeliveryService: Service, Sendable {
         let start = options.clock()
         let maxAgeMs = delivery.maxAgeHours * 3_600_000
         if d.ageFromMs <= start - maxAgeMs {
-            try ledger.recordDelivery(d, .expired, nowMs: start)
+            try store.recordDelivery(d, .expired, nowMs: start)
             options.onResult(s.endpoint.name, "dead")
             s.logger.warning("event older than max_age_hours: moved to the dead letters",
                              metadata: ["event": "\(d.eventID)", "type": "\(d.type)", "attempts": "\(d.attempts)"])
@@ -251,7 +365,7 @@ public final class DeliveryService: Service, Sendable {
         let meta: Logger.Metadata = ["event": "\(d.eventID)", "type": "\(d.type)", "attempt": "\(d.attempts + 1)"]
         switch Verdict.classify(status: outcome.status, curlError: outcome.curlCode) {
         case .delivered:
-            try ledger.recordDelivery(d, .delivered, nowMs: done)
+            try store.recordDelivery(d, .delivered, nowMs: done)
             options.onResult(s.endpoint.name, "delivered")
             if s.failing {
                 s.failing = false
@@ -263,7 +377,7 @@ public final class DeliveryService: Service, Sendable {
             let asked = outcome.retryAfter.flatMap { RetryAfter.seconds($0, now: done / 1_000) }
             let delay = Backoff.delay(attempt: d.attempts + 1, retryAfter: asked, jitter: options.jitter(), policy: options.retry)
             let error = Self.describe(outcome)
-            try ledger.recordDelivery(d, .retry(atMs: done + delay, error: error), nowMs: done)
+            try store.recordDelivery(d, .retry(atMs: done + delay, error: error), nowMs: done)
             options.onResult(s.endpoint.name, "retry")
             if !s.failing {
                 s.failing = true
@@ -274,7 +388,7 @@ public final class DeliveryService: Service, Sendable {
             return true
         case .pause:
             let error = Self.describe(outcome)
-            try ledger.recordDelivery(d, .paused(error: error), nowMs: done)
+            try store.recordDelivery(d, .paused(error: error), nowMs: done)
             options.onResult(s.endpoint.name, "paused")
             s.pausedLogged = true
             s.logger.error("endpoint answered 410 Gone: paused; nothing more is sent to it until `creditmeter outbox retry`",
@@ -282,7 +396,7 @@ public final class DeliveryService: Service, Sendable {
             return false
         case .dead:
             let error = Self.describe(outcome)
-            try ledger.recordDelivery(d, .dead(error: error), nowMs: done)
+            try store.recordDelivery(d, .dead(error: error), nowMs: done)
             options.onResult(s.endpoint.name, "dead")
             s.logger.warning("permanent failure, event moved to the dead letters: \(error)", metadata: meta)
             return true
@@ -298,6 +412,41 @@ public final class DeliveryService: Service, Sendable {
         let snippet = o.bodyPrefix.prefix(200).map { $0.isNewline ? " " : $0 }
         if !snippet.isEmpty { text += ": " + String(snippet) }
         return text
+    }
+}
+
+/// The leases this agent believes it holds, each until a time on the monotonic clock (wall-clock steps
+/// must not stretch a lease); shared by the lease thread and the workers.
+final class LeaseBook: @unchecked Sendable {
+    private let lock = NSLock()
+    private var until: [String: Int64] = [:]
+
+    static func monotonicMs() -> Int64 { Int64(DispatchTime.now().uptimeNanoseconds / 1_000_000) }
+
+    func holds(_ name: String) -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        guard let u = until[name] else { return false }
+        return Self.monotonicMs() < u
+    }
+
+    /// Records a renewal; true when the lease was not held a moment ago (newly taken).
+    func hold(_ name: String, untilMs: Int64) -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        let was = until[name].map { Self.monotonicMs() < $0 } ?? false
+        until[name] = untilMs
+        return !was
+    }
+
+    /// Forgets a lease; true when it was held.
+    @discardableResult
+    func drop(_ name: String) -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        let was = until[name].map { Self.monotonicMs() < $0 } ?? false
+        until[name] = nil
+        return was
     }
 }
 

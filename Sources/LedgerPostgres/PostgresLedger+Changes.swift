@@ -1,7 +1,7 @@
 import Ledger
 
 extension PostgresLedger {
-    /// The channel the store's triggers notify on every change to clients or accounts (migration 4).
+    /// The channel the store's triggers notify on every change to clients or accounts (migration 5).
     static let changesChannel = "creditmeter_changes"
 
     /// Moves on each time the store says clients or accounts changed, by anyone: the first call starts

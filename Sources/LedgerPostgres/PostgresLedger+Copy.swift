@@ -177,6 +177,7 @@ extension PostgresLedger {
                             EXECUTE FUNCTION quarantine_legacy_duplicate()
                             """, "refusing charges that pre-start-key rows already hold")
                     }
+                    try adoptCopiedFanOut()
                     try hooks.beforeVerify?(db)
                     // The texts of charges from before SQLite's version 7 are pricings rows here.
                     var want = expected

@@ -42,6 +42,8 @@ public final class PostgresLedger: MeteringStore, @unchecked Sendable {
     /// (`PGConnection.resets`) whose LISTEN they came through; -1 before the first LISTEN.
     var changeCount: Int64 = 0
     var listenedSession = -1
+    /// Calls of `outboxSequence` that found events to fan out, so each returns a new value; under the lock.
+    var sequenceReads: Int64 = 0
 
     /// Connects and migrates. A connection that cannot be made is `.unreachable`.
     public init(settings: PostgresSettings, thresholds: Thresholds = .default) throws(LedgerError) {

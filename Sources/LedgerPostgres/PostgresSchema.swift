@@ -280,10 +280,40 @@ enum PostgresSchema {
             CREATE TRIGGER holds_totals AFTER INSERT OR UPDATE OR DELETE ON holds
                 FOR EACH ROW EXECUTE FUNCTION hold_totals_keep();
             """),
+        // Webhook delivery from a store several agents write (PostgresLedger+Delivery.swift). Ids from a
+        // sequence do not commit in order, so fan-out cannot keep a cursor on them: a trigger puts every event
+        // in `outbox_fanout` in the transaction that inserts it, so its row appears exactly when the event
+        // commits, and fan-out takes rows from there. `backfill_from` is an endpoint's catch-up on events
+        // fanned out before it was configured (NULL: caught up); endpoints a copy or an older version left
+        // with a cursor catch up from it, so what SQLite had already fanned out is not queued twice.
+        // `delivery_leases` holds which agent sends to each endpoint and which one coordinates, until when
+        // (unix ms by the server's clock, which every agent shares).
+        Migration(version: 4, sql: """
+            CREATE TABLE outbox_fanout (
+                event bigint PRIMARY KEY REFERENCES outbox (id) ON DELETE CASCADE
+            );
+            CREATE FUNCTION outbox_fanout_queue() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                INSERT INTO outbox_fanout (event) SELECT id FROM new_events;
+                RETURN NULL;
+            END
+            $$;
+            CREATE TRIGGER outbox_fanout AFTER INSERT ON outbox REFERENCING NEW TABLE AS new_events
+                FOR EACH STATEMENT EXECUTE FUNCTION outbox_fanout_queue();
+
+            ALTER TABLE endpoint_state ADD COLUMN backfill_from bigint;
+            UPDATE endpoint_state SET backfill_from = "cursor";
+
+            CREATE TABLE delivery_leases (
+                name text PRIMARY KEY,
+                holder text NOT NULL,
+                expires_ms bigint NOT NULL
+            );
+            """),
         // Every change to clients or accounts, made by any agent or by hand in psql, notifies the agents at
         // its commit (NOTIFY is transactional and folds repeats within one transaction): they reload their
         // account directory and cached balances when told, rather than polling the tables.
-        Migration(version: 4, sql: """
+        Migration(version: 5, sql: """
             CREATE FUNCTION notify_changes() RETURNS trigger LANGUAGE plpgsql AS $$
             BEGIN
                 PERFORM pg_notify('creditmeter_changes', '');

@@ -33,6 +33,19 @@ public struct PendingDelivery: Sendable, Equatable {
     public var attempts: Int
     /// Unix ms that `max_age_hours` counts from.
     public var ageFromMs: Int64
+
+    public init(event: Int64, eventID: String, endpoint: String, type: String, clientID: Int64?, username: String,
+                body: String, attempts: Int, ageFromMs: Int64) {
+        self.event = event
+        self.eventID = eventID
+        self.endpoint = endpoint
+        self.type = type
+        self.clientID = clientID
+        self.username = username
+        self.body = body
+        self.attempts = attempts
+        self.ageFromMs = ageFromMs
+    }
 }
 
 /// What became of one delivery attempt.
@@ -56,6 +69,12 @@ public struct DueDeliveries: Sendable, Equatable {
     public var due: [PendingDelivery]
     /// When `due` is empty: the unix ms the next one comes due, nil when nothing is queued.
     public var nextDueMs: Int64?
+
+    public init(paused: Bool, due: [PendingDelivery], nextDueMs: Int64?) {
+        self.paused = paused
+        self.due = due
+        self.nextDueMs = nextDueMs
+    }
 }
 
 /// A queued or dead delivery, for `outbox list`.
@@ -71,6 +90,19 @@ public struct DeliveryRecord: Sendable, Equatable {
     public var lastError: String
     /// Unix seconds the event was made.
     public var createdAt: Int64
+
+    public init(eventID: String, type: String, username: String, endpoint: String, status: DeliveryStatus, attempts: Int,
+                nextAttemptMs: Int64, lastError: String, createdAt: Int64) {
+        self.eventID = eventID
+        self.type = type
+        self.username = username
+        self.endpoint = endpoint
+        self.status = status
+        self.attempts = attempts
+        self.nextAttemptMs = nextAttemptMs
+        self.lastError = lastError
+        self.createdAt = createdAt
+    }
 }
 
 /// One endpoint's queue at a glance, for `outbox list` and metrics.
@@ -88,6 +120,19 @@ public struct EndpointStatus: Sendable, Equatable {
     /// Events delivered since the store was created.
     public var delivered: Int64
     public var lastDeliveredAt: Int64?
+
+    public init(name: String, configured: Bool, pausedAt: Int64?, pauseReason: String, pending: Int, dead: Int,
+                awaitingFanOut: Int, delivered: Int64, lastDeliveredAt: Int64?) {
+        self.name = name
+        self.configured = configured
+        self.pausedAt = pausedAt
+        self.pauseReason = pauseReason
+        self.pending = pending
+        self.dead = dead
+        self.awaitingFanOut = awaitingFanOut
+        self.delivered = delivered
+        self.lastDeliveredAt = lastDeliveredAt
+    }
 }
 
 /// The delivery side of the outbox: fan-out to endpoints, per-endpoint queues, dead letters, pauses,

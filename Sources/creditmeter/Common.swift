@@ -5,6 +5,7 @@ import Foundation
 import Ingest
 import Ledger
 import LedgerPostgres
+import Outbox
 import MeterConfig
 import MeterCore
 import Rater
@@ -83,8 +84,8 @@ struct ConfigOptions: ParsableArguments {
         let config = try load()
         if config.store.url != nil {
             throw CLIError(.config, "store.url: this command reads a SQLite store only in this version; on a PostgreSQL "
-                           + "store every other command works (clients adjust and statement, quarantine retry, outbox and "
-                           + "rerate are SQLite's only)")
+                           + "store every other command works (clients adjust and statement, quarantine retry and rerate "
+                           + "are SQLite's only)")
         }
         let ledger = try Ledger(path: config.store.path, thresholds: config.thresholds, create: creating)
         return (config, ledger)
@@ -99,6 +100,15 @@ struct ConfigOptions: ParsableArguments {
         }
         let password = try config.store.passwordFile.map { f throws(ConfigError) in try StoreConfig.readPassword(f) }
         return (config, try Stores.postgres(url: url, password: password, node: config.node.name, thresholds: config.thresholds))
+    }
+
+    /// The store's outbox and deliveries, on either store.
+    func openOutbox() throws -> (Config, any DeliveryStore) {
+        let (config, store) = try openStore()
+        guard let outbox = store as? any DeliveryStore else {
+            throw CLIError(.software, "\(type(of: store)) keeps no outbox")
+        }
+        return (config, outbox)
     }
 
     /// `openStore` under `guarded`, for commands that read (a missing SQLite store is exit 66).

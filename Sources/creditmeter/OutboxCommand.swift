@@ -41,7 +41,7 @@ struct OutboxCommand: ParsableCommand {
         func run() throws {
             try guarded {
                 if let limit, limit < 0 { throw CLIError(.usage, "--limit: must not be negative (got \(limit))") }
-                let (config, ledger) = try options.open()
+                let (config, ledger) = try options.openOutbox()
                 let status = try ledger.endpointStatus(endpoints: OutboxCommand.endpoints(config))
                 let rows = try ledger.deliveries(status: dead ? .dead : nil, limit: limit)
                 if json {
@@ -83,7 +83,8 @@ struct OutboxCommand: ParsableCommand {
         @Flag(help: "Print JSON (pretty-printed, keys sorted).") var json = false
 
         func run() throws {
-            try options.guardedOpen { config, ledger in
+            try guarded {
+                let (config, ledger) = try options.openOutbox()
                 if let endpoint {
                     let known = try ledger.endpointStatus(endpoints: OutboxCommand.endpoints(config)).map(\.name)
                     guard known.contains(endpoint) else {
