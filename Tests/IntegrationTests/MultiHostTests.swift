@@ -73,7 +73,7 @@ struct MultiHostTests {
 
         let hosts = try ["pbx1", "pbx2", "pbx3"].map { try Self.host(db, node: $0, receiver: receiver, deck: deck) }
         // The clients of the corpus, created once for all hosts, each with credit for its calls and 5 % more:
-        // recovered (from exhausted, created with nothing), then low, then critical, each alert exactly once.
+        // recovered (from exhausted, created with nothing), and critical at the end.
         for row in try String(contentsOfFile: file1 + ".clients.tsv", encoding: .utf8).split(separator: "\n") {
             let parts = row.split(separator: "\t").map(String.init)
             let r = try hosts[0].createClient(parts[0], accounts: parts[1].split(separator: " ").map(String.init))
@@ -147,12 +147,17 @@ struct MultiHostTests {
             Issue.record("Used differs from the oracle: \(off.sorted()); logs: \(daemons.map { String($0.log.suffix(2_000)) })")
         }
 
-        // Three alerts per client, every one of them, each once by id and in order.
-        let want = clients * 3
+        // Every client's alerts up to its last, critical: each once by id and in order.
         var got: [[String: Any]] = []
         _ = holds(within: 60) {
             got = receiver.received()
-            return Set(got.compactMap { $0["id"] as? String }).count >= want
+            let critical = Set(got.filter { $0["type"] as? String == "credit.critical" }.compactMap { e -> String? in
+                let body = (e["body"] as? [String: Any]) ?? (e["body"] as? String).flatMap {
+                    try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+                } ?? [:]
+                return (body["data"] as? [String: Any])?["username"] as? String
+            })
+            return critical.count >= clients
         }
         let accepted = got.filter { ($0["duplicate"] as? Bool) != true }
         #expect(Set(accepted.compactMap { $0["id"] as? String }).count == accepted.count, "no id accepted twice")
@@ -167,14 +172,16 @@ struct MultiHostTests {
         }
         #expect(byClient.count == clients, "alerts for \(byClient.keys.sorted())")
         for (user, alerts) in byClient.sorted(by: { $0.key < $1.key }) {
-            #expect(alerts.map(\.type) == ["credit.recovered", "credit.low", "credit.critical"],
-                    "\(user): \(alerts.map(\.type))")
-            // In order: each alert starts from the level the one before it reached.
+            // A batch alerts once for the level it ends on, so which levels a client passes through depends
+            // on how the lines were batched (a backlog read after a kill is one batch). Whatever they were:
+            // each alert starts from the level the one before it reached (none missing, none out of order),
+            // from the first recharge's recovery to critical, where 5 % of the credit leaves every client.
             var level = "exhausted"
             for a in alerts {
-                #expect(a.previous == level, "\(user): \(a.type) from \(a.previous), after \(level)")
+                #expect(a.previous == level, "\(user): \(a.type) from \(a.previous), after \(level): \(alerts.map(\.type))")
                 level = Self.level(a.type)
             }
+            #expect(alerts.first?.type == "credit.recovered" && level == "critical", "\(user): \(alerts.map(\.type))")
         }
     }
 
