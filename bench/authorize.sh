@@ -13,7 +13,8 @@
 # old hold, recompute, hold again), as a PBX retrying or re-authorizing a call would.
 #
 # Env: CREDITMETER_BIN (default .build/release/creditmeter, built if missing), CONNS (default 10),
-#      THREADS (default 2), KEEP=1 keeps the scratch directory.
+#      THREADS (default 2), KEEP=1 keeps the scratch directory, STORE=postgres keeps the store in a
+#      PostgreSQL database on a throw-away local server (on the same cores) instead of SQLite.
 #
 #   HOLDS=25000 bench/authorize.sh      the made-up call id attack instead (Python, no wrk):
 # one "hog" account asks with HOLDS fresh call ids (each allowed one is a live hold), then a victim

@@ -2,6 +2,8 @@
 # Needs ROOT and BIN set (NEED_WRK=0 skips installing wrk). Sets DIR (a scratch directory, removed
 # on exit unless KEEP=1), PORT and BASE, writes the deck and the head of the config (store, plan,
 # [api] listen), and defines start_agent; the exit trap stops PID (the agent, once started).
+# STORE=postgres puts the store in a PostgreSQL database on a throw-away local server (scripts/pg-server,
+# on the same cores) instead of a SQLite file.
 
 if [ "${NEED_WRK:-1}" = 1 ] && ! command -v wrk >/dev/null 2>&1; then
     echo "installing wrk (Debian package)..." >&2
@@ -15,8 +17,10 @@ fi
 
 DIR=$(mktemp -d "/tmp/cm-bench-$(basename "$0" .sh).XXXXXX")
 PID=""
+PGDIR=""
 cleanup() {
     if [ -n "$PID" ]; then kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; fi
+    if [ -n "$PGDIR" ]; then "$ROOT/scripts/pg-server" stop "$PGDIR" >/dev/null 2>&1 || true; rm -rf "$PGDIR"; fi
     if [ "${KEEP:-0}" = 1 ]; then echo "kept $DIR" >&2; else rm -rf "$DIR"; fi
 }
 trap cleanup EXIT
@@ -34,9 +38,20 @@ prefix,rate_per_minute,connect_fee,initial_increment,subsequent_increment,descri
 49,0.0205,0,60,60,Germany
 EOF
 # The config's common head; each benchmark appends its own tables.
+if [ "${STORE:-sqlite}" = postgres ]; then
+    "$ROOT/scripts/pg-server" install
+    PGDIR=$(mktemp -d /tmp/cm-bench-pg.XXXXXX)
+    PGURL=$("$ROOT/scripts/pg-server" start "$PGDIR")
+    cp "$PGDIR/password" "$DIR/pg.password"
+    chmod 600 "$DIR/pg.password"
+    STORE_TOML="url = \"$PGURL\"
+password_file = \"$DIR/pg.password\""
+else
+    STORE_TOML="path = \"$DIR/store.db\""
+fi
 cat > "$DIR/creditmeter.toml" <<EOF
 [store]
-path = "$DIR/store.db"
+$STORE_TOML
 
 [[plan]]
 name = "default"
