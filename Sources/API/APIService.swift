@@ -61,11 +61,14 @@ public struct APIService: Service {
         let ledger: any AgentStore
         let cache: BalanceCache
         let reservations: ReservationBook
+        var lanes = 1
         do {
             ledger = try store.open(.api)
             cache = try BalanceCache(ledger: ledger, wanted: { settings().authorize.whenStoreDown == .cached })
-            // Holds on a connection of their own: a check-and-reserve never waits behind an admin write.
-            let holds = try store.open(.holds)
+            // Holds on connections of their own: a check-and-reserve never waits behind an admin write.
+            let holds: any HoldStore = store.holdsConnections == 1 ? try store.open(.holds)
+                : HoldStorePool(try (0..<store.holdsConnections).map { _ throws(LedgerError) in try store.open(.holds) })
+            lanes = store.holdsConnections
             let said = Mutex<Int64>(0)
             let policy: @Sendable () -> StoreDownPolicy = { settings().authorize.whenStoreDown }
             reservations = ReservationBook(ledger: holds, storeFailed: { error in
@@ -101,7 +104,7 @@ public struct APIService: Service {
             receiver = CDRReceiver(sources: receiving, committer: committer)
         }
         do {
-            handler = try APIHandler(authorizer: authorizer, ledger: ledger, settings: settings, adminToken: token,
+            handler = try APIHandler(authorizer: authorizer, ledger: ledger, holdsLanes: lanes, settings: settings, adminToken: token,
                                      ready: ready, metrics: { registry.emitToBuffer() }, logger: logger, receiver: receiver)
         } catch {
             throw APIStartupError(key: "api", message: "cannot prepare password verification: \(error)")

@@ -1,5 +1,6 @@
 import Dispatch
 import Foundation
+import Synchronization
 import HTTPTypes
 import Hummingbird
 import Ledger
@@ -27,18 +28,21 @@ public final class APIHandler: Sendable {
     let ledgerQueue = DispatchQueue(label: "creditmeter.api.ledger")
     let passwordQueue = DispatchQueue(label: "creditmeter.api.password")
     /// Check-and-reserve is a store transaction that may wait for another writer: off the event loop,
-    /// on a queue of its own so it never waits behind an admin write either.
-    let holdsQueue = DispatchQueue(label: "creditmeter.api.holds")
+    /// on queues of its own so it never waits behind an admin write either; one per holds connection, so
+    /// as many answers as there are connections are in flight and no more threads than that wait.
+    let holdsQueues: [DispatchQueue]
+    private let nextLane = Atomic<UInt>(0)
     /// `POST /v1/cdr/{source}`; nil when no `[[source]]` has `receive = "http"`.
     let receiver: CDRReceiver?
 
     static let maxBody = 64 * 1024
 
-    public init(authorizer: Authorizer, ledger: any AgentStore, settings: @escaping @Sendable () -> APISettings,
+    public init(authorizer: Authorizer, ledger: any AgentStore, holdsLanes: Int = 1, settings: @escaping @Sendable () -> APISettings,
                 adminToken: String?, ready: ReadyFlag, metrics: @escaping @Sendable () -> [UInt8],
                 logger: Logger, clock: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970) },
                 receiver: CDRReceiver? = nil) throws(LedgerError) {
         self.receiver = receiver
+        holdsQueues = (0..<max(1, holdsLanes)).map { DispatchQueue(label: "creditmeter.api.holds.\($0)") }
         self.authorizer = authorizer
         self.ledger = ledger
         self.settings = settings
@@ -121,7 +125,8 @@ public final class APIHandler: Sendable {
     }
 
     func onHolds<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
-        await withCheckedContinuation { c in holdsQueue.async { c.resume(returning: body()) } }
+        let lane = Int(nextLane.wrappingAdd(1, ordering: .relaxed).oldValue % UInt(holdsQueues.count))
+        return await withCheckedContinuation { c in holdsQueues[lane].async { c.resume(returning: body()) } }
     }
 
     package func onPassword<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {

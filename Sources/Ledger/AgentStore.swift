@@ -52,6 +52,9 @@ public struct StoreOpener: Sendable {
     public let key: String
     /// True when several agents may share the store (PostgreSQL).
     public let shared: Bool
+    /// Connections authorize answers through side by side: one for SQLite, whose writers take turns
+    /// anyway; several for PostgreSQL, where one connection's round trips would cap an agent's answers.
+    public var holdsConnections: Int { shared ? 4 : 1 }
     private let connect: @Sendable (StoreRole) throws(LedgerError) -> any AgentStore
 
     public init(location: String, key: String, shared: Bool,

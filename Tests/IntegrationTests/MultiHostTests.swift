@@ -233,4 +233,58 @@ struct MultiHostTests {
         _ = try h.waitForUsed(Harness.expectedUsed(lines, deck: WebhookTests.deck), clients: 2, timeout: 60)
         #expect(d.process.isRunning, "\(d.log)")
     }
+
+    @Test("60 authorizations at once spread over three agents on PostgreSQL never hold more than the client has")
+    func holdsAcrossAgentsNeverExceedTheCredit() throws {
+        let db = try TestDatabase()
+        defer { db.drop() }
+        let agents = try (1...3).map { n -> (h: Harness, port: Int) in
+            let port = try freePort()
+            let h = try Harness(config: """
+                [api]
+                listen = "127.0.0.1:\(port)"
+
+                [authorize]
+                max_call_seconds = 60
+                """, plans: ["default": SharedStoreHoldsTests.deck], store: PostgresCLITests.store(db, node: "pbx\(n)"))
+            try h.write("pg.password", (db.password ?? "") + "\n")
+            return (h, port)
+        }
+        #expect(try agents[0].h.createClient("tight", accounts: ["1001", "1002"]).status == 0)
+        try agents[1].h.ok(["clients", "recharge", "tight", "0.5"])
+        let daemons = try agents.map { try DaemonProcess($0.h) }
+        defer { for d in daemons { _ = d.terminate() } }
+        for (a, d) in zip(agents, daemons) {
+            let up = holds(within: 30) { Self.get(a.port, "/healthz").body.hasPrefix("ok") || !d.process.isRunning }
+            try #require(up && d.process.isRunning, "agent on port \(a.port) never answered: \(d.log)")
+        }
+        // Twenty distinct calls on each agent at the same moment, alternating the client's two codes.
+        let requests = (0..<60).map { n in
+            (agents[n % 3].port, "/v1/authorize?account=\(n % 2 == 0 ? "1001" : "1002")&dst=15550100&call=call-\(n)")
+        }
+        var allowed = 0, held: Int64 = 0
+        var reasons: [String: Int] = [:]
+        for body in try SharedStoreHoldsTests.getAll(requests) {
+            let json = (try? JSONSerialization.jsonObject(with: Data(body.utf8))) as? [String: Any] ?? [:]
+            let reason = json["reason"] as? String ?? "no answer: \(body)"
+            reasons[reason, default: 0] += 1
+            if json["allow"] as? Bool == true {
+                allowed += 1
+                held += SharedStoreHoldsTests.micro(json["hold"] as? String ?? "") ?? Int64.max / 2
+            }
+        }
+        // 0.5 credits hold exactly ten 60-second calls at 0.05; the other fifty are no_credit.
+        #expect(held <= 500_000, "holds granted \(held) µcr against 500000 available: \(reasons)")
+        #expect(allowed == 10 && reasons["no_credit"] == 50, "\(reasons)")
+        // Every agent sees all ten holds, and a recharge on one reaches the others' next answer.
+        for a in agents {
+            let body = Self.get(a.port, "/v1/authorize?account=1001&dst=15550100").body
+            #expect(body.contains("\"reason\":\"no_credit\"") && body.contains("\"reserved\":\"0.5\""), "port \(a.port): \(body)")
+        }
+        try agents[0].h.ok(["clients", "recharge", "tight", "1"])
+        for a in agents {
+            let body = Self.get(a.port, "/v1/authorize?account=1002&dst=15550100").body
+            #expect(body.contains("\"allow\":true") && body.contains("\"available\":\"1.5\""), "port \(a.port): \(body)")
+        }
+    }
 }
