@@ -14,7 +14,16 @@ import Synchronization
 public struct APIStartupError: Error, CustomStringConvertible, Sendable {
     public var key: String
     public var message: String
+    /// The store's error when the store could not be opened, so `run` can tell a server it may wait for
+    /// (down, restarting, out of connection slots) from a setting to fix.
+    public var store: LedgerError?
     public var description: String { "\(key): \(message)" }
+
+    public init(key: String, message: String, store: LedgerError? = nil) {
+        self.key = key
+        self.message = message
+        self.store = store
+    }
 }
 
 /// The local HTTP API of SPEC 9 as one `Service`: the Hummingbird server plus the loop that keeps
@@ -82,7 +91,7 @@ public struct APIService: Service {
                 logger.error("authorize: the store cannot take holds (answering as when_store_down = \(policy().rawValue)): \(error)")
             })
         } catch {
-            throw APIStartupError(key: store.key, message: "the API cannot open the store: \(error)")
+            throw APIStartupError(key: store.key, message: "the API cannot open the store: \(error)", store: error as? LedgerError)
         }
         let authorizer = Authorizer(cache: cache, book: reservations)
         self.authorizer = authorizer
@@ -91,7 +100,7 @@ public struct APIService: Service {
             // A connection of its own: a group commit never waits behind an admin write or a cache reload.
             let cdrLedger: any AgentStore
             do { cdrLedger = try store.open(.receiver) } catch {
-                throw APIStartupError(key: store.key, message: "the CDR receiver cannot open the store: \(error)")
+                throw APIStartupError(key: store.key, message: "the CDR receiver cannot open the store: \(error)", store: error)
             }
             let start = ReceiverRating(generation: 0, accountField: config.accounts.cdrField, decks: settings().decks,
                                        maxBillsec: config.rating.maxBillsec)

@@ -1,3 +1,4 @@
+import API
 import ArgumentParser
 import Daemon
 import Foundation
@@ -51,8 +52,13 @@ struct RunCommand: AsyncParsableCommand {
                 let config = try options.load()
                 let logger = Logger(label: "creditmeter") { JournalLogHandler(label: $0, level: level) }
                 do {
-                    daemon = try Daemon(configPath: path, config: config, logger: logger, version: CreditMeter.version,
-                                        batchSize: batchLines)
+                    do {
+                        daemon = try Daemon(configPath: path, config: config, logger: logger, version: CreditMeter.version,
+                                            batchSize: batchLines)
+                    } catch let e as APIStartupError {
+                        // The API's own connections, opened after the source's: the same store error.
+                        throw e.store ?? e
+                    }
                 } catch LedgerError.unreachable(let why) where config.store.url != nil && Self.mayComeBack(why) {
                     // A shared store restarting or failing over when the agent starts: wait for it rather than
                     // exit, which systemd would retry only a few times before giving up on the unit. Nothing
