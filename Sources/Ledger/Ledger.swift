@@ -97,14 +97,8 @@ public final class Ledger: @unchecked Sendable {
         let codes = try accounts.map { (a) throws(LedgerError) -> [String] in try Self.normalizedAccounts(a, username: username) }
         return try write("editing client '\(username)'") { () throws(LedgerError) -> ClientRecord in
             let old = try requireClient(username: username)
-            var new = old.merged(with: fields)
-            if let plan { new.plan = plan }
-            if let codes { new.accounts = codes }
-            var changed: [String] = []
-            let oldFields = old.fields.named, newFields = new.fields.named
-            for i in oldFields.indices where oldFields[i].value != newFields[i].value { changed.append(oldFields[i].name) }
-            if new.accounts != old.accounts { changed.append("accounts") }
-            if new.plan != old.plan { changed.append("plan") }
+            let (new, edits) = old.edited(fields: fields, accounts: codes, plan: plan)
+            var changed = edits
             if let passwordHash, try self.passwordHashLocked(id: old.id) != passwordHash { changed.append("password") }
             guard !changed.isEmpty else { return old }
 
@@ -489,6 +483,21 @@ extension ClientRecord {
         id: 0, username: "", firstName: "", lastName: "", email: "", phone: "", country: "", state: "", city: "",
         zip: "", address1: "", address2: "", company: "", role: "", status: .active, accounts: [], plan: "",
         meter: Meter(assigned: 0, used: 0), level: .ok, createdAt: 0, updatedAt: 0, disabledAt: nil)
+
+    /// The client after an edit, and what the edit changes by name: fields in their order, then
+    /// `accounts` and `plan` (the caller adds `password` when the stored hash differs). Both stores use
+    /// it, so an edit changes and reports the same things on either.
+    package func edited(fields: ClientFields, accounts: [String]?, plan: String?) -> (record: ClientRecord, changed: [String]) {
+        var new = merged(with: fields)
+        if let plan { new.plan = plan }
+        if let accounts { new.accounts = accounts }
+        var changed: [String] = []
+        let oldFields = self.fields.named, newFields = new.fields.named
+        for i in oldFields.indices where oldFields[i].value != newFields[i].value { changed.append(oldFields[i].name) }
+        if new.accounts != self.accounts { changed.append("accounts") }
+        if new.plan != self.plan { changed.append("plan") }
+        return (new, changed)
+    }
 
     /// This record with every given (non-nil) field replaced.
     package func merged(with f: ClientFields) -> ClientRecord {

@@ -17,14 +17,8 @@ extension PostgresLedger {
         // the checks see it and give SQLite's error.
         return try write("editing client '\(username)'", retryOn: Self.transientOrTaken) { () throws(LedgerError) -> ClientRecord in
             let old = try requireClient(username: username, forUpdate: true)
-            var new = old.merged(with: fields)
-            if let plan { new.plan = plan }
-            if let codes { new.accounts = codes }
-            var changed: [String] = []
-            let oldFields = old.fields.named, newFields = new.fields.named
-            for i in oldFields.indices where oldFields[i].value != newFields[i].value { changed.append(oldFields[i].name) }
-            if new.accounts != old.accounts { changed.append("accounts") }
-            if new.plan != old.plan { changed.append("plan") }
+            let (new, edits) = old.edited(fields: fields, accounts: codes, plan: plan)
+            var changed = edits
             if let passwordHash, try storedPasswordHash(id: old.id) != passwordHash { changed.append("password") }
             guard !changed.isEmpty else { return old }
 

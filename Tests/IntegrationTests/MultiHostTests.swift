@@ -259,20 +259,7 @@ struct MultiHostTests {
             try #require(up && d.process.isRunning, "agent on port \(a.port) never answered: \(d.log)")
         }
         // Twenty distinct calls on each agent at the same moment, alternating the client's two codes.
-        let requests = (0..<60).map { n in
-            (agents[n % 3].port, "/v1/authorize?account=\(n % 2 == 0 ? "1001" : "1002")&dst=15550100&call=call-\(n)")
-        }
-        var allowed = 0, held: Int64 = 0
-        var reasons: [String: Int] = [:]
-        for body in try SharedStoreHoldsTests.getAll(requests) {
-            let json = (try? JSONSerialization.jsonObject(with: Data(body.utf8))) as? [String: Any] ?? [:]
-            let reason = json["reason"] as? String ?? "no answer: \(body)"
-            reasons[reason, default: 0] += 1
-            if json["allow"] as? Bool == true {
-                allowed += 1
-                held += SharedStoreHoldsTests.micro(json["hold"] as? String ?? "") ?? Int64.max / 2
-            }
-        }
+        let (allowed, held, reasons) = try SharedStoreHoldsTests.authorizeAtOnce(ports: agents.map(\.port))
         // 0.5 credits hold exactly ten 60-second calls at 0.05; the other fifty are no_credit.
         #expect(held <= 500_000, "holds granted \(held) µcr against 500000 available: \(reasons)")
         #expect(allowed == 10 && reasons["no_credit"] == 50, "\(reasons)")

@@ -63,6 +63,27 @@ struct SharedStoreHoldsTests {
         }
     }
 
+    /// Sixty authorizations with distinct call ids at the same moment, 20 on each of the three agents,
+    /// alternating the client's account codes 1001 and 1002: how many were allowed, the µcr they hold,
+    /// and the answers by reason.
+    static func authorizeAtOnce(ports: [Int]) throws -> (allowed: Int, held: Int64, reasons: [String: Int]) {
+        let requests = (0..<60).map { n in
+            (ports[n % ports.count], "/v1/authorize?account=\(n % 2 == 0 ? "1001" : "1002")&dst=15550100&call=call-\(n)")
+        }
+        var allowed = 0, held: Int64 = 0
+        var reasons: [String: Int] = [:]
+        for body in try getAll(requests) {
+            let json = (try? JSONSerialization.jsonObject(with: Data(body.utf8))) as? [String: Any] ?? [:]
+            let reason = json["reason"] as? String ?? "no answer: \(body)"
+            reasons[reason, default: 0] += 1
+            if json["allow"] as? Bool == true {
+                allowed += 1
+                held += micro(json["hold"] as? String ?? "") ?? Int64.max / 2
+            }
+        }
+        return (allowed, held, reasons)
+    }
+
     /// "0.05" → 50000 µcr; nil for anything else than a plain decimal of credits.
     static func micro(_ text: String) -> Int64? {
         let parts = text.split(separator: ".", omittingEmptySubsequences: false)
@@ -101,24 +122,7 @@ struct SharedStoreHoldsTests {
             }
         }
 
-        // Each agent gets 20 distinct calls, alternating the client's two account codes.
-        var requests: [(port: Int, path: String)] = []
-        for n in 0 ..< 60 {
-            let a = agents[n % 3]
-            requests.append((a.port, "/v1/authorize?account=\(n % 2 == 0 ? "1001" : "1002")&dst=15550100&call=call-\(n)"))
-        }
-        let answers = try Self.getAll(requests)
-        var allowed = 0, held: Int64 = 0
-        var reasons: [String: Int] = [:]
-        for body in answers {
-            let json = (try? JSONSerialization.jsonObject(with: Data(body.utf8))) as? [String: Any] ?? [:]
-            let reason = json["reason"] as? String ?? "no answer: \(body)"
-            reasons[reason, default: 0] += 1
-            if json["allow"] as? Bool == true {
-                allowed += 1
-                held += Self.micro(json["hold"] as? String ?? "") ?? Int64.max / 2
-            }
-        }
+        let (allowed, held, reasons) = try Self.authorizeAtOnce(ports: agents.map(\.port))
         // 0.5 credits hold exactly ten 60-second calls at 0.05; the other fifty are no_credit.
         #expect(held <= 500_000, "holds granted \(held) µcr against 500000 available: \(reasons)")
         #expect(allowed == 10 && reasons["no_credit"] == 50, "\(reasons)")

@@ -6,21 +6,8 @@ import MeterCore
 import Testing
 import TestSupport
 
-/// What the admin API, the console, retention and `status` call on a store, beyond `MeteringStore`.
-protocol AdminStore: MeteringStore, HoldStore {
-    func editClient(username: String, fields: ClientFields, accounts: [String]?, plan: String?,
-                    passwordHash: String?, now: Int64) throws(LedgerError) -> ClientRecord
-    func setDisabled(username: String, _ disabled: Bool, now: Int64) throws(LedgerError) -> ClientRecord
-    func passwordHash(username: String) throws(LedgerError) -> String?
-    func clientPage(search: String, limit: Int, offset: Int) throws(LedgerError) -> (total: Int, clients: [ClientRecord])
-    func recentCalls(username: String, limit: Int) throws(LedgerError) -> [CallRecord]
-    func recentRecharges(username: String, limit: Int) throws(LedgerError) -> [RechargeRecord]
-    func purgeCandidates(disabledBefore: Int64) throws(LedgerError) -> [ClientRecord]
-    func purge(username: String, now: Int64) throws(LedgerError)
-    func recordGivenUp(source: String, files: Int, bytes: Int64, now: Int64) throws(LedgerError)
-    func givenUp(source: String) throws(LedgerError) -> (files: Int64, bytes: Int64)
-    func chargedSince(_ t: Int64) throws(LedgerError) -> (count: Int, cost: Int64)
-    func lastChargedStart(source: String) throws(LedgerError) -> Int64?
+/// The daemon's store calls (`AgentStore`), and a hook to shorten `lastChargedStart`'s walk for the tests.
+protocol AdminStore: AgentStore {
     /// `Ledger.lastStartWalk` / `PostgresLedger.lastStartWalk`.
     func setLastStartWalk(_ n: Int)
 }
