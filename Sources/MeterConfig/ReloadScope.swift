@@ -11,6 +11,9 @@ extension Config {
     public func keysNeedingRestart(comparedTo running: Config) -> [String] {
         var keys: [String] = []
         if store.path != running.store.path { keys.append("store.path") }
+        if store.url != running.store.url { keys.append("store.url") }
+        if store.passwordFile != running.store.passwordFile { keys.append("store.password_file") }
+        if node.name != running.node.name { keys.append("node.name") }
 
         keys += Self.sectionChanges("source", sources, running.sources, name: \.name) { s, old in
             [("path", s.path != old.path), ("start_at", s.startAt != old.startAt)]

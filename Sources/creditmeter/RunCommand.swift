@@ -13,9 +13,9 @@ struct RunCommand: AsyncParsableCommand {
         discussion: """
         Meant to run under systemd (systemd/creditmeter.service): it sends READY=1 once the sources are open, STATUS= with lines read and lag, and WATCHDOG=1 while its loops make progress. Logs go to stderr, with journald priority prefixes under systemd.
 
-        SIGTERM or SIGINT: finish the batch in hand, commit, exit 0. SIGHUP: re-read the config and rate decks; a bad new config is refused and the running one kept. A reload applies plans and rate decks, [thresholds], [authorize], [rating], [accounts], [retention] and each source's format, timezone, columns, extra, delimiter and filter. A new [store] path, [api] section, [delivery] section, [[endpoint]], or a [[source]] added, removed, or given a new path or start_at needs a restart: the reload logs one line naming each such key.
+        SIGTERM or SIGINT: finish the batch in hand, commit, exit 0. SIGHUP: re-read the config and rate decks; a bad new config is refused and the running one kept. A reload applies plans and rate decks, [thresholds], [authorize], [rating], [accounts], [retention] and each source's format, timezone, columns, extra, delimiter and filter. A new [store] path, url or password_file, [node] name, [api] section, [delivery] section, [[endpoint]], or a [[source]] added, removed, or given a new path or start_at needs a restart: the reload logs one line naming each such key.
 
-        Every batch commits its charges, level changes and the source's read position in one SQLite transaction: kill -9 at any moment and restart, and every CDR is charged exactly once.
+        Every batch commits its charges, level changes and the source's read position in one store transaction (SQLite, or PostgreSQL with [store] url): kill -9 at any moment and restart, and every CDR is charged exactly once. A PostgreSQL store that cannot be reached is waited for, at start and while running, from the last committed position.
 
         Examples:
           creditmeter run --config /etc/creditmeter/creditmeter.toml

@@ -39,6 +39,20 @@ struct ReceiverConfigTests {
         #expect(keys("path = \"/var/log/x.json\"\nformat = \"freeswitch-json\"") == ["source[0].format"])
     }
 
+    @Test("a new store url, password file or node name needs a restart")
+    func storeNeedsRestart() throws {
+        let running = try ConfigTests.parse("[store]\nurl = \"postgresql://cm@db/cm\"\n[node]\nname = \"pbx1\"\n")
+        let moved = try ConfigTests.parse("""
+            [store]
+            url = "postgresql://cm@db2/cm"
+            password_file = "/etc/creditmeter/pg.password"
+            [node]
+            name = "pbx2"
+            """)
+        #expect(moved.keysNeedingRestart(comparedTo: running) == ["store.url", "store.password_file", "node.name"])
+        #expect(running.keysNeedingRestart(comparedTo: running).isEmpty)
+    }
+
     @Test("a changed, added or removed receiving source needs a restart")
     func restart() throws {
         let base = "[[source]]\nname = \"fs\"\nreceive = \"http\"\nformat = \"freeswitch-json\"\ntoken_file = \"/t\"\n"
