@@ -274,4 +274,37 @@ struct MultiHostTests {
             #expect(body.contains("\"allow\":true") && body.contains("\"available\":\"1.5\""), "port \(a.port): \(body)")
         }
     }
+
+    @Test("an agent refused a connection slot at start waits for one, then runs")
+    func waitsForAConnectionSlot() throws {
+        let server = try OwnServer()
+        defer { server.stop() }
+        let db = try TestDatabase(serverDir: server.dir)
+        // Five connections in all (the agent needs seven): reserved slots and WAL senders must stay below it.
+        _ = try db.int("ALTER SYSTEM SET max_wal_senders = 0")
+        _ = try db.int("ALTER SYSTEM SET max_connections = 5")
+        try server.restart()
+        let port = try freePort()
+        let h = try Harness.tailing(port: port, plans: ["default": WebhookTests.deck], store: PostgresCLITests.store(db, node: "pbx1"))
+        try h.write("pg.password", (db.password ?? "") + "\n")
+        try h.createClients(1, credits: "10")
+        let lines = [WebhookTests.cdr("c0001", billsec: 60, id: 1)]
+        try h.append(lines[...])
+        let d = try DaemonProcess(h)
+        defer { _ = d.terminate() }
+        #expect(d.waitForLog("too many clients", timeout: 30), "\(d.log)")
+        #expect(d.waitForLog("retrying in", timeout: 10) && d.process.isRunning, "the agent should wait, not exit: \(d.log)")
+
+        // Room for it: the setting needs a free slot (the agent lets go of its own between attempts), then a restart.
+        var raised = false
+        _ = holds(within: 30, every: 0.2) {
+            // A statement without rows: done when it does not throw.
+            do { _ = try db.int("ALTER SYSTEM SET max_connections = 50"); raised = true } catch { raised = false }
+            return raised
+        }
+        try #require(raised, "could not raise max_connections")
+        try server.restart()
+        _ = try h.waitForUsed(Harness.expectedUsed(lines, deck: WebhookTests.deck), clients: 1, timeout: 60)
+        #expect(holds(within: 30) { Self.get(port, "/readyz").status == 200 }, "\(d.log)")
+    }
 }
