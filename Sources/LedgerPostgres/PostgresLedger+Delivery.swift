@@ -448,10 +448,6 @@ extension PostgresLedger: DeliveryStore {
         }
     }
 
-    private struct KnownEndpoint {
-        var pausedAt: Int64?, reason: String, delivered: Int64, last: Int64?, backfillFrom: Int64?
-    }
-
     /// As SQLite's; an endpoint's events "not yet queued" are those in the queue it wants, plus, while it
     /// catches up (or was never registered), the fanned-out ones after where it stands.
     public func endpointStatus(endpoints: [OutboxEndpoint]) throws(LedgerError) -> [EndpointStatus] {
@@ -459,10 +455,12 @@ extension PostgresLedger: DeliveryStore {
             let st = try db.query("""
                 SELECT endpoint, paused_at, pause_reason, delivered, last_delivered_at, backfill_from FROM endpoint_state
                 """, "reading endpoint state")
-            var known: [String: KnownEndpoint] = [:]
+            var known: [String: EndpointState] = [:]
+            var backfills: [String: Int64?] = [:]
             for i in 0..<st.rows {
-                known[st.text(i, 0)] = KnownEndpoint(pausedAt: st.optionalInt64(i, 1), reason: st.text(i, 2), delivered: st.int64(i, 3),
-                                                     last: st.optionalInt64(i, 4), backfillFrom: st.optionalInt64(i, 5))
+                known[st.text(i, 0)] = EndpointState(pausedAt: st.optionalInt64(i, 1), reason: st.text(i, 2),
+                                                     delivered: st.int64(i, 3), last: st.optionalInt64(i, 4))
+                backfills[st.text(i, 0)] = st.optionalInt64(i, 5)
             }
             var counts: [String: (pending: Int, dead: Int)] = [:]
             let c = try db.query("SELECT endpoint, status, count(*) FROM deliveries GROUP BY endpoint, status", "counting deliveries")
@@ -475,11 +473,10 @@ extension PostgresLedger: DeliveryStore {
                 SELECT o.type, count(*) FROM outbox_fanout f JOIN outbox o ON o.id = f.event GROUP BY o.type
                 """, PGParams())
             var behindTypes: [Int64: [String: Int]] = [:]
-            var out: [EndpointStatus] = []
-            for e in endpoints {
-                let k = known[e.name]
+            return try EndpointStatus.list(endpoints: endpoints, known: known, counts: counts) { (e) throws(LedgerError) -> Int in
                 var types = queuedTypes
-                if let from = k == nil ? 0 : k?.backfillFrom {
+                // Never registered: it would catch up from the start. Registered: from its backfill, if any.
+                if let from = backfills[e.name] ?? 0 {
                     if behindTypes[from] == nil {
                         var p = PGParams()
                         p.int8(from)
@@ -490,19 +487,8 @@ extension PostgresLedger: DeliveryStore {
                     }
                     types.merge(behindTypes[from] ?? [:], uniquingKeysWith: +)
                 }
-                let awaiting = types.reduce(0) { $0 + (e.wants($1.key) ? $1.value : 0) }
-                out.append(EndpointStatus(name: e.name, configured: true, pausedAt: k?.pausedAt, pauseReason: k?.reason ?? "",
-                                          pending: counts[e.name]?.pending ?? 0, dead: counts[e.name]?.dead ?? 0,
-                                          awaitingFanOut: awaiting, delivered: k?.delivered ?? 0, lastDeliveredAt: k?.last))
+                return types.reduce(0) { $0 + (e.wants($1.key) ? $1.value : 0) }
             }
-            let configured = Set(endpoints.map(\.name))
-            for name in Set(known.keys).union(counts.keys).subtracting(configured).sorted() {
-                let k = known[name]
-                out.append(EndpointStatus(name: name, configured: false, pausedAt: k?.pausedAt, pauseReason: k?.reason ?? "",
-                                          pending: counts[name]?.pending ?? 0, dead: counts[name]?.dead ?? 0,
-                                          awaitingFanOut: 0, delivered: k?.delivered ?? 0, lastDeliveredAt: k?.last))
-            }
-            return out
         }
     }
 

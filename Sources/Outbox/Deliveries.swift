@@ -135,6 +135,44 @@ public struct EndpointStatus: Sendable, Equatable {
     }
 }
 
+/// What a store keeps of one endpoint's delivery: its pause, and what it has delivered.
+public struct EndpointState: Sendable {
+    public var pausedAt: Int64?
+    public var reason: String
+    public var delivered: Int64
+    public var last: Int64?
+
+    public init(pausedAt: Int64?, reason: String, delivered: Int64, last: Int64?) {
+        self.pausedAt = pausedAt
+        self.reason = reason
+        self.delivered = delivered
+        self.last = last
+    }
+}
+
+extension EndpointStatus {
+    /// `outbox list`'s endpoints, whichever store keeps them: every configured endpoint in config order,
+    /// with `awaiting` of its events not yet queued for it; then, by name, every other endpoint the store
+    /// still has state or deliveries for.
+    public static func list(endpoints: [OutboxEndpoint], known: [String: EndpointState],
+                            counts: [String: (pending: Int, dead: Int)],
+                            awaiting: (OutboxEndpoint) throws(LedgerError) -> Int) throws(LedgerError) -> [EndpointStatus] {
+        func status(_ name: String, configured: Bool, awaiting: Int) -> EndpointStatus {
+            let k = known[name]
+            return EndpointStatus(name: name, configured: configured, pausedAt: k?.pausedAt, pauseReason: k?.reason ?? "",
+                                  pending: counts[name]?.pending ?? 0, dead: counts[name]?.dead ?? 0,
+                                  awaitingFanOut: awaiting, delivered: k?.delivered ?? 0, lastDeliveredAt: k?.last)
+        }
+        var out: [EndpointStatus] = []
+        for e in endpoints { out.append(status(e.name, configured: true, awaiting: try awaiting(e))) }
+        let configured = Set(endpoints.map(\.name))
+        for name in Set(known.keys).union(counts.keys).subtracting(configured).sorted() {
+            out.append(status(name, configured: false, awaiting: 0))
+        }
+        return out
+    }
+}
+
 /// The delivery side of the outbox: fan-out to endpoints, per-endpoint queues, dead letters, pauses,
 /// balance coalescing and pruning. Events themselves are written by the ledger changes that cause them.
 ///
@@ -531,14 +569,17 @@ extension Ledger {
     /// Every configured endpoint, then every other endpoint the store still has state for, by name.
     public func endpointStatus(endpoints: [OutboxEndpoint]) throws(LedgerError) -> [EndpointStatus] {
         try locked { () throws(LedgerError) -> [EndpointStatus] in
-            var known: [String: (cursor: Int64, pausedAt: Int64?, reason: String, delivered: Int64, last: Int64?)] = [:]
+            var known: [String: EndpointState] = [:]
+            var cursors: [String: Int64] = [:]
             let st = try store.statement("""
                 SELECT endpoint, cursor, paused_at, pause_reason, delivered, last_delivered_at FROM endpoint_state
                 """, "reading endpoint state")
             do {
                 defer { st.reset() }
                 while try st.step() {
-                    known[st.text(0)] = (st.int64(1), st.optionalInt64(2), st.text(3), st.int64(4), st.optionalInt64(5))
+                    known[st.text(0)] = EndpointState(pausedAt: st.optionalInt64(2), reason: st.text(3), delivered: st.int64(4),
+                                                      last: st.optionalInt64(5))
+                    cursors[st.text(0)] = st.int64(1)
                 }
             }
             var counts: [String: (pending: Int, dead: Int)] = [:]
@@ -554,29 +595,15 @@ extension Ledger {
             }
             let types = try store.statement("SELECT type, count(*) FROM outbox WHERE id > ?1 GROUP BY type",
                                             "counting events not yet queued")
-            var out: [EndpointStatus] = []
-            for e in endpoints {
-                let k = known[e.name]
+            return try EndpointStatus.list(endpoints: endpoints, known: known, counts: counts) { (e) throws(LedgerError) -> Int in
                 var awaiting = 0
-                do {
-                    defer { types.reset() }
-                    try types.bind(1, k?.cursor ?? 0)
-                    while try types.step() {
-                        if e.wants(types.text(0)) { awaiting += Int(types.int64(1)) }
-                    }
+                defer { types.reset() }
+                try types.bind(1, cursors[e.name] ?? 0)
+                while try types.step() {
+                    if e.wants(types.text(0)) { awaiting += Int(types.int64(1)) }
                 }
-                out.append(EndpointStatus(name: e.name, configured: true, pausedAt: k?.pausedAt, pauseReason: k?.reason ?? "",
-                                          pending: counts[e.name]?.pending ?? 0, dead: counts[e.name]?.dead ?? 0,
-                                          awaitingFanOut: awaiting, delivered: k?.delivered ?? 0, lastDeliveredAt: k?.last))
+                return awaiting
             }
-            let configured = Set(endpoints.map(\.name))
-            for name in Set(known.keys).union(counts.keys).subtracting(configured).sorted() {
-                let k = known[name]
-                out.append(EndpointStatus(name: name, configured: false, pausedAt: k?.pausedAt, pauseReason: k?.reason ?? "",
-                                          pending: counts[name]?.pending ?? 0, dead: counts[name]?.dead ?? 0,
-                                          awaitingFanOut: 0, delivered: k?.delivered ?? 0, lastDeliveredAt: k?.last))
-            }
-            return out
         }
     }
 
