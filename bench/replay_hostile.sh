@@ -9,17 +9,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 sizes=("$@"); ((${#sizes[@]})) || sizes=(100000 1000000)
-cache=bench/cache; mkdir -p "$cache"
+source bench/common.sh
 scripts/setup deps >/dev/null
-# CREDITMETER_BIN measures another build (e.g. an older commit's) on the same corpus.
-if [[ -n ${CREDITMETER_BIN:-} ]]; then
-    bin=$CREDITMETER_BIN
-else
-    swift build -c release --product creditmeter > "$cache/build.log" 2>&1 || { cat "$cache/build.log"; exit 1; }
-    bin="$(swift build -c release --show-bin-path 2>/dev/null)/creditmeter"
-fi
-deck="$cache/rates-5000.csv"
-[[ -s $deck ]] || bench/make_deck.py "$deck"
+bench_binary
+bench_deck
 
 cat > "$cache/hostile.toml" <<EOF2
 [store]

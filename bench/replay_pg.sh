@@ -10,21 +10,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 sizes=("$@"); ((${#sizes[@]})) || sizes=(1000000)
-cache=bench/cache; mkdir -p "$cache"
+source bench/common.sh
 scripts/setup deps >/dev/null
-scripts/pg-server install
-if [[ -n ${CREDITMETER_BIN:-} ]]; then
-    bin=$CREDITMETER_BIN
-else
-    swift build -c release --product creditmeter > "$cache/build.log" 2>&1 || { cat "$cache/build.log"; exit 1; }
-    bin="$(swift build -c release --show-bin-path 2>/dev/null)/creditmeter"
-fi
-deck="$cache/rates-5000.csv"
-[[ -s $deck ]] || bench/make_deck.py "$deck"
-pg=$(mktemp -d /tmp/creditmeter-bench-pg.XXXXXX)
-trap 'scripts/pg-server stop "$pg" >/dev/null 2>&1 || true; rm -rf "$pg"' EXIT
-url=$(scripts/pg-server start "$pg")
-pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -t/ -k5,5n | tail -n1)
+bench_binary
+bench_deck
+bench_pg_server
 psql() { PGPASSWORD=$(cat "$pg/password") "$pgbin/psql" -q -X -v ON_ERROR_STOP=1 "$@"; }
 cp "$pg/password" "$cache/pg.password"
 chmod 600 "$cache/pg.password"

@@ -10,17 +10,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-1600000}
-cache=bench/cache; mkdir -p "$cache"
+source bench/common.sh
 scripts/setup deps >/dev/null
 scripts/pg-server install
-if [[ -n ${CREDITMETER_BIN:-} ]]; then
-    bin=$CREDITMETER_BIN
-else
-    nice -n 10 swift build -c release --product creditmeter > "$cache/build.log" 2>&1 || { cat "$cache/build.log"; exit 1; }
-    bin="$(swift build -c release --show-bin-path 2>/dev/null)/creditmeter"
-fi
-deck="$cache/rates-5000.csv"
-[[ -s $deck ]] || bench/make_deck.py "$deck"
+bench_binary
+bench_deck
 cdrs="$cache/hostile-$n.csv"
 [[ -s $cdrs ]] || python3 bench/hostile_corpus.py "$n" "$cdrs" "$deck"
 

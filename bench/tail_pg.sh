@@ -8,21 +8,11 @@
 # Usage: [CREDITMETER_BIN=PATH] [AGENTS="1 2 4"] [LINES=100000] [RATE=50] [SECONDS_EACH=20] bench/tail_pg.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cache=bench/cache; mkdir -p "$cache"
+source bench/common.sh
 scripts/setup deps >/dev/null
-scripts/pg-server install
-if [[ -n ${CREDITMETER_BIN:-} ]]; then
-    bin=$CREDITMETER_BIN
-else
-    swift build -c release --product creditmeter > "$cache/build.log" 2>&1 || { cat "$cache/build.log"; exit 1; }
-    bin="$(swift build -c release --show-bin-path 2>/dev/null)/creditmeter"
-fi
-deck="$cache/rates-5000.csv"
-[[ -s $deck ]] || bench/make_deck.py "$deck"
-pg=$(mktemp -d /tmp/creditmeter-bench-pg.XXXXXX)
-trap 'scripts/pg-server stop "$pg" >/dev/null 2>&1 || true; rm -rf "$pg"' EXIT
-url=$(scripts/pg-server start "$pg")
-pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -t/ -k5,5n | tail -n1)
+bench_binary
+bench_deck
+bench_pg_server
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'); $("$pgbin/postgres" --version)"
 python3 bench/tail_pg.py --bin "$bin" --url "$url" --password-file "$pg/password" --pgbin "$pgbin" \
     --corpus-dir "$cache" --deck "$deck" --agents "${AGENTS:-1 2 4}" --lines "${LINES:-100000}" \
