@@ -48,11 +48,14 @@ public struct ReplaySummary: Sendable, Equatable {
 /// batches side by side, and the store's uniqueness of identity makes a CDR repeated in two batches
 /// committed at once a duplicate all the same.
 public struct Replayer {
-    public var batchSize: Int
+    /// Lines per batch; nil takes the store's size: 5,000 lines, each batch one transaction, or 2,500 on a
+    /// store that commits a dozen or so batches in one transaction anyway (SQLite: `bulkGroupRows`), where
+    /// a smaller batch costs next to nothing and the replay holds three of them in memory at a time.
+    public var batchSize: Int?
     /// How many batches may commit at once, on a store that has more than one writer (PostgreSQL); SQLite
     /// commits one at a time whatever this says, and so does a dry run (its transaction is one connection's).
     public var writers: Int
-    public init(batchSize: Int = 5_000, writers: Int = 1) {
+    public init(batchSize: Int? = nil, writers: Int = 1) {
         self.batchSize = batchSize
         self.writers = max(1, writers)
     }
@@ -68,6 +71,7 @@ public struct Replayer {
         summary.dryRun = dryRun
         summary.files = files
 
+        let lines = batchSize ?? (ledger.bulkGroupRows > 0 ? 2_500 : 5_000)
         let stores = [ledger] + (dryRun ? [] : try ledger.moreWriters(writers - 1))
         let pipe = CommitPipe(committers: stores.count)
         for store in stores {
@@ -91,7 +95,7 @@ public struct Replayer {
         var readFailure: (any Error)?
         do {
             for file in files {
-                try replayOne(file: file, source: source, metering: metering, pipe: pipe,
+                try replayOne(file: file, source: source, metering: metering, pipe: pipe, batchSize: lines,
                               summary: &summary, progress: progress)
             }
         } catch {
@@ -108,7 +112,7 @@ public struct Replayer {
     }
 
     private func replayOne(
-        file: String, source: SourceSettings, metering: Metering, pipe: CommitPipe,
+        file: String, source: SourceSettings, metering: Metering, pipe: CommitPipe, batchSize: Int,
         summary: inout ReplaySummary, progress: Progress?
     ) throws {
         // A smaller chunk than the tailer's: read-ahead is cheap here, and the replay has a memory budget.
@@ -145,8 +149,8 @@ public struct Replayer {
 ///
 /// One batch waits while each committer commits one, so a replay holds one batch more than it has
 /// committers (two with SQLite's single writer). A committer's failure stops the others after the batch
-/// they hold and the reader at its next batch; the batches committed before stay committed, as a kill would
-/// leave them, and a replay run again charges only what they did not.
+/// they hold and the reader at its next batch; what was committed before (whole batches, or on SQLite whole
+/// groups of batches) stays committed, as a kill would leave it, and a replay run again charges only the rest.
 /// `@unchecked Sendable`: every field is read and written under `condition`.
 private final class CommitPipe: @unchecked Sendable {
     struct Totals {
@@ -189,8 +193,31 @@ private final class CommitPipe: @unchecked Sendable {
 
     /// A committer's loop: commits batches as they arrive until the reader closes the pipe or another
     /// committer fails.
+    ///
+    /// On a store that groups a bulk ingest's batches (`bulkGroupRows`), batches are committed in
+    /// transactions of about that many rows; the totals count a group once it has committed.
     func drain(into ledger: any MeteringStore, now: Int64) throws {
-        while let batch = take() { record(try ledger.commit(batch, now: now)) }
+        let group = ledger.bulkGroupRows
+        guard group > 0 else {
+            while let batch = take() { record(try ledger.commit(batch, now: now)) }
+            return
+        }
+        var more = true
+        while more {
+            var outcomes: [BatchOutcome] = []
+            try ledger.inOneTransaction {
+                var rows = 0
+                while rows < group {
+                    guard let batch = take() else {
+                        more = false
+                        return
+                    }
+                    rows += batch.charges.count + batch.quarantined.count
+                    outcomes.append(try ledger.commit(batch, now: now))
+                }
+            }
+            for outcome in outcomes { record(outcome) }
+        }
     }
 
     func finish(_ failure: (any Error)?) {

@@ -28,6 +28,11 @@ public protocol MeteringStore: AnyObject, Sendable {
     func withBulkIngest<T>(_ body: () throws -> T) throws -> T
     /// Everything `body` commits through this store is rolled back at the end.
     func dryRun<T>(_ body: () throws -> T) throws -> T
+    /// How many charges and quarantine entries a bulk ingest commits in one transaction, several batches
+    /// together (see `inOneTransaction`); 0 when each batch is its own transaction.
+    var bulkGroupRows: Int { get }
+    /// Runs `body` in one transaction, each commit inside it a part of that transaction.
+    func inOneTransaction<T>(_ body: () throws -> T) throws -> T
     /// Up to `count` more connections to the same store, each committing batches of its own at the same
     /// time as this one (a replay's batches then commit side by side). A store with one writer at a time,
     /// such as SQLite's, returns none.
@@ -42,6 +47,12 @@ public protocol MeteringStore: AnyObject, Sendable {
     func totals() throws(LedgerError) -> (usageRows: Int, usageCost: Int64, quarantined: Int)
     /// The oldest `limit` events of the outbox, in the order they were queued.
     func outboxEvents(limit: Int) throws(LedgerError) -> [(eventID: String, type: String, username: String, body: String)]
+}
+
+extension MeteringStore {
+    /// A store with several writers (PostgreSQL) commits batches side by side instead of grouping them.
+    public var bulkGroupRows: Int { 0 }
+    public func inOneTransaction<T>(_ body: () throws -> T) throws -> T { try body() }
 }
 
 extension Ledger: MeteringStore {

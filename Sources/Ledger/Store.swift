@@ -219,6 +219,36 @@ package final class Store {
         return value
     }
 
+    /// One level of transaction (a savepoint inside another) whose inner levels are not savepoints of their
+    /// own: everything `body` does commits together when it returns, or none of it when it throws. A bulk
+    /// ingest groups its batches so; a savepoint per batch would keep, with temp_store=MEMORY, a copy in
+    /// memory of every page the group had already touched, and a group fails whole anyway. Should an inner
+    /// level fail and `body` still return, nothing is committed and the inner failure is reported.
+    package func flatTransaction<T>(_ purpose: String, _ body: () throws -> T) throws -> T {
+        try open(purpose)
+        let saved = (flatFrom, flatFailure)
+        flatFrom = depth
+        flatFailure = nil
+        defer { (flatFrom, flatFailure) = saved }
+        let value: T
+        do {
+            value = try body()
+            if let inner = flatFailure { throw inner }
+        } catch {
+            flatFrom = saved.0
+            rollback()
+            throw error
+        }
+        flatFrom = saved.0
+        try close(purpose)
+        return value
+    }
+
+    /// Set inside `flatTransaction`: levels opened at this depth or deeper are part of it.
+    private var flatFrom: Int?
+    /// The first failure of a level inside the flat transaction, which then can no longer commit.
+    private var flatFailure: LedgerError?
+
     /// Runs `body` inside a transaction level that is always rolled back, whatever `body` does.
     package func rolledBack<T>(_ purpose: String, _ body: () throws -> T) throws -> T {
         try open(purpose)
@@ -227,6 +257,10 @@ package final class Store {
     }
 
     private func open(_ purpose: String) throws(LedgerError) {
+        if let flat = flatFrom, depth >= flat {
+            depth += 1
+            return
+        }
         if depth == 0 {
             try execute("BEGIN IMMEDIATE", purpose: "starting a transaction for \(purpose)")
         } else {
@@ -237,6 +271,7 @@ package final class Store {
 
     private func close(_ purpose: String) throws(LedgerError) {
         depth -= 1
+        if let flat = flatFrom, depth >= flat { return }
         do {
             if depth == 0 {
                 try execute("COMMIT", purpose: "committing the transaction for \(purpose)")
@@ -254,6 +289,11 @@ package final class Store {
     private func rollback() {
         depth -= 1
         rollbacks &+= 1
+        if let flat = flatFrom, depth >= flat {
+            // Undone with the whole flat transaction, which its outermost level now refuses to commit.
+            flatFailure = flatFailure ?? .sqlite(code: 0, message: "a part of the transaction failed", context: "a group of batches")
+            return
+        }
         // After some errors (disk full, I/O) SQLite has already rolled the whole transaction back itself.
         guard sqlite3_get_autocommit(db) == 0 else { return }
         if depth == 0 {

@@ -163,6 +163,47 @@ import MeterCore
         #expect(left.count == 601 && left.contains("raw:bad") && left.contains("cdr-1") && !left.contains("cdr-0") && !left.contains("raw:dup"))
     }
 
+    // A bulk ingest's group of batches: one transaction, visible to other connections only once it
+    // commits; a body that throws, or a part that failed even if the body went on, keeps nothing of it.
+    @Test func batchesCommittedInOneTransactionLandTogetherOrNotAtAll() throws {
+        let t = try TempLedger()
+        defer { t.cleanup() }
+        let ann = try makeClient(t.ledger, "ann")
+        let other = try t.reopen()
+        try t.ledger.inOneTransaction {
+            _ = try t.ledger.commit(batch([charge("g1", client: ann.id, cost: 10)]), now: 2)
+            _ = try t.ledger.commit(batch([charge("g2", client: ann.id, cost: 20)], quarantined: [entry("q1")]), now: 3)
+            #expect(try other.totals().usageRows == 0, "another connection sees nothing of an open group")
+            #expect(try t.ledger.totals().usageRows == 2, "the group's own connection sees its parts")
+        }
+        #expect(try other.totals().usageRows == 2 && other.quarantineCount() == 1)
+
+        #expect(throws: TestFailure.self) {
+            try t.ledger.inOneTransaction {
+                _ = try t.ledger.commit(batch([charge("g3", client: ann.id, cost: 40)]), now: 4)
+                throw TestFailure("the reader stopped")
+            }
+        }
+        // No client 999999: the foreign key fails that part; the body swallows the error and goes on.
+        #expect(throws: LedgerError.self) {
+            try t.ledger.inOneTransaction {
+                _ = try t.ledger.commit(batch([charge("g4", client: ann.id, cost: 80)]), now: 5)
+                _ = try? t.ledger.commit(batch([charge("g5", client: 999_999, cost: 1)]), now: 5)
+                _ = try t.ledger.commit(batch([charge("g6", client: ann.id, cost: 160)]), now: 5)
+            }
+        }
+        #expect(try other.totals().usageRows == 2)
+        #expect(try other.client(username: "ann")?.meter.used == 30)
+        // The connection is back to a transaction per commit.
+        _ = try t.ledger.commit(batch([charge("g7", client: ann.id, cost: 320)]), now: 6)
+        #expect(try other.client(username: "ann")?.meter.used == 350)
+        // Inside a dry run the group is a part of the dry run's transaction, rolled back with it.
+        _ = try t.ledger.dryRun {
+            try t.ledger.inOneTransaction { _ = try t.ledger.commit(batch([charge("g8", client: ann.id, cost: 1)]), now: 7) }
+        }
+        #expect(try t.ledger.totals().usageRows == 3)
+    }
+
     @Test func dryRunReportsButKeepsNothing() throws {
         let t = try TempLedger()
         defer { t.cleanup() }
