@@ -49,7 +49,7 @@ public struct ReplaySummary: Sendable, Equatable {
 /// committed at once a duplicate all the same.
 public struct Replayer {
     /// Lines per batch; nil takes the store's size: 5,000 lines, each batch one transaction, or 2,500 on a
-    /// store that commits a dozen or so batches in one transaction anyway (SQLite: `bulkGroupRows`), where
+    /// store that commits a dozen or so batches in one transaction anyway (SQLite: `bulkGrouping`), where
     /// a smaller batch costs next to nothing and the replay holds three of them in memory at a time.
     public var batchSize: Int?
     /// How many batches may commit at once, on a store that has more than one writer (PostgreSQL); SQLite
@@ -71,7 +71,7 @@ public struct Replayer {
         summary.dryRun = dryRun
         summary.files = files
 
-        let lines = batchSize ?? (ledger.bulkGroupRows > 0 ? 2_500 : 5_000)
+        let lines = batchSize ?? (ledger.bulkGrouping != nil ? 2_500 : 5_000)
         let stores = [ledger] + (dryRun ? [] : try ledger.moreWriters(writers - 1))
         let pipe = CommitPipe(committers: stores.count)
         for store in stores {
@@ -194,26 +194,29 @@ private final class CommitPipe: @unchecked Sendable {
     /// A committer's loop: commits batches as they arrive until the reader closes the pipe or another
     /// committer fails.
     ///
-    /// On a store that groups a bulk ingest's batches (`bulkGroupRows`), batches are committed in
-    /// transactions of about that many rows; the totals count a group once it has committed.
+    /// On a store that groups a bulk ingest's batches (`bulkGrouping`), batches are committed a group
+    /// to a transaction; the totals count a group once it has committed.
     func drain(into ledger: any MeteringStore, now: Int64) throws {
-        let group = ledger.bulkGroupRows
-        guard group > 0 else {
+        guard let grouping = ledger.bulkGrouping else {
             while let batch = take() { record(try ledger.commit(batch, now: now)) }
             return
         }
         var more = true
+        var clients = Set<Int64>()
         while more {
             var outcomes: [BatchOutcome] = []
+            clients.removeAll(keepingCapacity: true)
             try ledger.inOneTransaction {
                 var rows = 0
-                while rows < group {
+                while rows < grouping.rows, rows < grouping.minimumRows || clients.count <= grouping.clients {
                     guard let batch = take() else {
                         more = false
                         return
                     }
                     rows += batch.charges.count + batch.quarantined.count
-                    outcomes.append(try ledger.commit(batch, now: now))
+                    let outcome = try ledger.commit(batch, now: now)
+                    clients.formUnion(outcome.countByClient.keys)
+                    outcomes.append(outcome)
                 }
             }
             for outcome in outcomes { record(outcome) }

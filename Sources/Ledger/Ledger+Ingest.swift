@@ -230,7 +230,7 @@ extension Ledger {
         return try body()
     }
 
-    /// In SQLite's form, negative for KiB: 500 pages of 4 KiB. A group of batches (`bulkGroupRows`)
+    /// In SQLite's form, negative for KiB: 500 pages of 4 KiB. A group of batches (`bulkGrouping`)
     /// dirties more than that, but its table and dedupe-index pages fill in order and are not touched
     /// again once full, so spilling them to the WAL before the commit costs nothing; what must stay cached
     /// are the interior pages and a leaf of the index by client per client charged. Smaller than the

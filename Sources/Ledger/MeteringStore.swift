@@ -28,9 +28,9 @@ public protocol MeteringStore: AnyObject, Sendable {
     func withBulkIngest<T>(_ body: () throws -> T) throws -> T
     /// Everything `body` commits through this store is rolled back at the end.
     func dryRun<T>(_ body: () throws -> T) throws -> T
-    /// How many charges and quarantine entries a bulk ingest commits in one transaction, several batches
-    /// together (see `inOneTransaction`); 0 when each batch is its own transaction.
-    var bulkGroupRows: Int { get }
+    /// How a bulk ingest commits several batches in one transaction (see `inOneTransaction`); nil when
+    /// each batch is its own transaction.
+    var bulkGrouping: BulkGrouping? { get }
     /// Runs `body` in one transaction, each commit inside it a part of that transaction.
     func inOneTransaction<T>(_ body: () throws -> T) throws -> T
     /// Up to `count` more connections to the same store, each committing batches of its own at the same
@@ -49,9 +49,25 @@ public protocol MeteringStore: AnyObject, Sendable {
     func outboxEvents(limit: Int) throws(LedgerError) -> [(eventID: String, type: String, username: String, body: String)]
 }
 
+/// How a bulk ingest (a replay) groups its batches into transactions.
+public struct BulkGrouping: Sendable, Equatable {
+    /// Charges and quarantine entries one group holds at most.
+    public var rows: Int
+    /// A group holding at least this many rows ends early once it has charged more than `clients`
+    /// distinct clients.
+    public var minimumRows: Int
+    public var clients: Int
+
+    public init(rows: Int, minimumRows: Int, clients: Int) {
+        self.rows = max(1, rows)
+        self.minimumRows = max(1, minimumRows)
+        self.clients = max(0, clients)
+    }
+}
+
 extension MeteringStore {
     /// A store with several writers (PostgreSQL) commits batches side by side instead of grouping them.
-    public var bulkGroupRows: Int { 0 }
+    public var bulkGrouping: BulkGrouping? { nil }
     public func inOneTransaction<T>(_ body: () throws -> T) throws -> T { try body() }
 }
 

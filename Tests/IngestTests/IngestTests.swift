@@ -177,7 +177,7 @@ private struct Bench {
         let b = try Bench()
         defer { b.t.cleanup() }
         try b.client("ann", accounts: ["1001"])
-        b.t.ledger.bulkGroupRows = 250
+        b.t.ledger.bulkGrouping = BulkGrouping(rows: 250, minimumRows: 250, clients: .max)
         var lines: [String] = []
         for i in 0..<1_000 {
             lines.append(line(i == 750 ? "9999" : "1001", "4420", start: String(format: "2026-03-01 %02d:%02d:%02d", i / 3600, i / 60 % 60, i % 60),
@@ -194,6 +194,32 @@ private struct Bench {
         let rest = try b.replay(path, batchSize: 100)
         #expect(rest.charged == 399 && rest.duplicates == 600 && rest.quarantined == 1)
         #expect(try b.used("ann") == cost(0..<1_000))
+    }
+
+    // A group that has charged many clients ends at its minimum size: each client charged keeps a leaf
+    // of the index by client dirty until the commit. Batches of 100 lines charge one client each, in
+    // turn; with a limit of one client a group holds two batches, so the failure in the fourth batch
+    // keeps the first two. Without the limit the whole file would be one group and nothing kept.
+    @Test func aGroupThatChargedManyClientsEndsAtItsMinimumSize() throws {
+        let b = try Bench()
+        defer { b.t.cleanup() }
+        for (k, code) in ["1001", "1002", "1003"].enumerated() { try b.client("c\(k)", accounts: [code]) }
+        var lines: [String] = []
+        for i in 0..<1_000 {
+            let code = i == 350 ? "9999" : ["1001", "1002", "1003"][i / 100 % 3]
+            lines.append(line(code, "4420", start: String(format: "2026-03-01 %02d:%02d:%02d", i / 3600, i / 60 % 60, i % 60),
+                              billsec: 1, channel: "SIP/\(i)"))
+        }
+        let path = try b.file(lines)
+        let ghost = ["9999": AccountOwner(clientID: 999_999, username: "ghost", plan: "default", status: .active)]
+        b.t.ledger.bulkGrouping = BulkGrouping(rows: 10_000, minimumRows: 100, clients: 1)
+        #expect(throws: LedgerError.self) { _ = try b.replay(path, batchSize: 100, extra: ghost) }
+        #expect(try b.t.ledger.totals().usageRows == 200)
+        b.t.ledger.bulkGrouping = BulkGrouping(rows: 10_000, minimumRows: 100, clients: .max)
+        #expect(throws: LedgerError.self) { _ = try b.replay(path, batchSize: 100, extra: ghost) }
+        #expect(try b.t.ledger.totals().usageRows == 200, "one group of the whole file: nothing more kept")
+        let rest = try b.replay(path, batchSize: 100)
+        #expect(rest.charged == 799 && rest.duplicates == 200 && rest.quarantined == 1)
     }
 
     // The dedupe key's start is read from the record's bytes, not through the source's zone: the same
