@@ -203,7 +203,7 @@ private struct Bench {
     @Test func aGroupThatChargedManyClientsEndsAtItsMinimumSize() throws {
         let b = try Bench()
         defer { b.t.cleanup() }
-        for (k, code) in ["1001", "1002", "1003"].enumerated() { try b.client("c\(k)", accounts: [code]) }
+        for (k, code) in ["1001", "1002", "1003"].enumerated() { try b.client("client\(k)", accounts: [code]) }
         var lines: [String] = []
         for i in 0..<1_000 {
             let code = i == 350 ? "9999" : ["1001", "1002", "1003"][i / 100 % 3]
