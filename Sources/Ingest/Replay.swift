@@ -48,9 +48,8 @@ public struct ReplaySummary: Sendable, Equatable {
 /// batches side by side, and the store's uniqueness of identity makes a CDR repeated in two batches
 /// committed at once a duplicate all the same.
 public struct Replayer {
-    /// Lines per batch; nil takes the store's size: 5,000 lines, each batch one transaction, or 2,500 on a
-    /// store that commits a dozen or so batches in one transaction anyway (SQLite: `bulkGrouping`), where
-    /// a smaller batch costs next to nothing and the replay holds three of them in memory at a time.
+    /// Lines per batch; nil takes the store's size: its `bulkGrouping`'s batch lines on a store that
+    /// groups batches into transactions (SQLite), else 5,000, each batch one transaction.
     public var batchSize: Int?
     /// How many batches may commit at once, on a store that has more than one writer (PostgreSQL); SQLite
     /// commits one at a time whatever this says, and so does a dry run (its transaction is one connection's).
@@ -71,7 +70,7 @@ public struct Replayer {
         summary.dryRun = dryRun
         summary.files = files
 
-        let lines = batchSize ?? (ledger.bulkGrouping != nil ? 2_500 : 5_000)
+        let lines = batchSize ?? ledger.bulkGrouping?.batchLines ?? 5_000
         let stores = [ledger] + (dryRun ? [] : try ledger.moreWriters(writers - 1))
         let pipe = CommitPipe(committers: stores.count)
         for store in stores {

@@ -57,11 +57,15 @@ public struct BulkGrouping: Sendable, Equatable {
     /// distinct clients.
     public var minimumRows: Int
     public var clients: Int
+    /// Lines a replay reads into one batch. Smaller than a transaction-per-batch store's 5,000: the group
+    /// makes the transaction whatever the batch, and a replay holds three batches in memory at a time.
+    public var batchLines: Int
 
-    public init(rows: Int, minimumRows: Int, clients: Int) {
+    public init(rows: Int, minimumRows: Int, clients: Int, batchLines: Int = 2_500) {
         self.rows = max(1, rows)
         self.minimumRows = max(1, minimumRows)
         self.clients = max(0, clients)
+        self.batchLines = max(1, batchLines)
     }
 }
 

@@ -46,11 +46,7 @@ import Testing
         var rng = SystemRandomNumberGenerator()
         var killed = 0
         for _ in 0..<runs {
-            let p = Process()
-            Harness.command(p, ["replay", "--config", h.configPath, "--format", "asterisk-csv", "--timezone", "UTC", file], umask: nil)
-            p.standardOutput = FileHandle.nullDevice
-            p.standardError = FileHandle.nullDevice
-            try p.run()
+            let p = try startReplay(h, file)
             // A random moment to die at, not a wait for anything: the run is meant to be cut short.
             usleep(UInt32.random(in: dyingAfter, using: &rng))
             if p.isRunning {
@@ -60,6 +56,16 @@ import Testing
             p.waitUntilExit()
         }
         return killed
+    }
+
+    /// A replay of `file` started in the background, its output discarded.
+    static func startReplay(_ h: Harness, _ file: String) throws -> Process {
+        let p = Process()
+        Harness.command(p, ["replay", "--config", h.configPath, "--format", "asterisk-csv", "--timezone", "UTC", file], umask: nil)
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        return p
     }
 
     static func expectUsed(_ h: Harness, _ expected: [String: Int64], _ comment: Comment) throws {
@@ -90,11 +96,7 @@ import Testing
     @Test func replayKilledAtRandomMomentsChargesEachCallOnce() throws {
         let (h, file, expected) = try Self.corpus(lines: 150_000, clients: 6, seed: 22)
         var killed = try Self.killReplays(h, file, runs: 4, dyingAfter: 20_000...700_000)
-        let p = Process()
-        Harness.command(p, ["replay", "--config", h.configPath, "--format", "asterisk-csv", "--timezone", "UTC", file], umask: nil)
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
-        try p.run()
+        let p = try Self.startReplay(h, file)
         let deadline = Date().addingTimeInterval(120)
         while p.isRunning, Date() < deadline, try h.meters().values.allSatisfy({ $0["used"] == Oracle.format(0) }) {
             usleep(20_000)
